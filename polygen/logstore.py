@@ -1,0 +1,408 @@
+"""The SQLite database of the log files phones upload.
+
+One file, WAL journal, schema versioned with ``PRAGMA user_version`` (migrations keyed by version).
+
+**Not thread-safe, one writer.** A ``LogStore`` owns one ``sqlite3`` connection, opened with the
+default ``check_same_thread=True``: it must be opened, used and closed on one thread. The sidecar
+runs it on its single writer thread (``polygen.sidecar.store``); other processes (``polygen logs``)
+may read concurrently thanks to WAL, and ``busy_timeout`` covers short write overlaps such as a
+``polygen logs prune`` while the sidecar runs.
+
+**Append mode.** Phones upload their log files piece by piece, and we cannot tell whether a PUT
+carries only the new lines or the whole growing file. ``upload_state`` remembers, per MAC and file
+kind, the length and SHA-256 of the previous body. When a new body starts with exactly that body,
+only the part after it is stored and line numbers continue; otherwise the whole body is stored and
+numbered from 1. Either way nothing is duplicated or lost; a body identical to the previous one
+stores no lines. ``line_no`` is therefore the line's number in the file as the phone sent it. (If
+the previous body ended in the middle of a line, the rest of that line arrives as a line of its
+own: split, but neither lost nor duplicated.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import sqlite3
+import time as _time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from polygen.errors import LogStoreError, PolygenError
+from polygen.logparse import iter_lines, parse_log_line
+
+__all__ = [
+    "KINDS",
+    "SCHEMA_VERSION",
+    "LogStore",
+    "Row",
+    "StoredUpload",
+    "parse_duration",
+    "parse_since",
+]
+
+log = logging.getLogger("polygen.logstore")
+
+KINDS = ("boot", "app")
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 5000
+PRUNE_BATCH = 5000
+
+# version -> statements that bring the schema from version-1 to version. Never edit a released
+# entry: add the next version instead.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE uploads (
+            id INTEGER PRIMARY KEY,
+            mac TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('boot', 'app')),
+            fw_version TEXT,
+            user_agent TEXT,
+            received_at REAL NOT NULL,
+            bytes INTEGER NOT NULL,
+            lines INTEGER NOT NULL,
+            skipped_prefix_bytes INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX uploads_mac_received ON uploads (mac, received_at)",
+        "CREATE INDEX uploads_received ON uploads (received_at)",
+        """CREATE TABLE log_lines (
+            id INTEGER PRIMARY KEY,
+            upload_id INTEGER NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
+            mac TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            line_no INTEGER NOT NULL,
+            received_at REAL NOT NULL,
+            time TEXT,
+            module TEXT,
+            level INTEGER,
+            missed INTEGER,
+            text TEXT NOT NULL,
+            parsed INTEGER NOT NULL
+        )""",
+        "CREATE INDEX log_lines_mac_received ON log_lines (mac, received_at)",
+        "CREATE INDEX log_lines_received ON log_lines (received_at)",
+        "CREATE INDEX log_lines_upload ON log_lines (upload_id)",
+        """CREATE TABLE upload_state (
+            mac TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            last_len INTEGER NOT NULL,
+            last_sha256 TEXT NOT NULL,
+            last_lines INTEGER NOT NULL,
+            PRIMARY KEY (mac, kind)
+        )""",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUpload:
+    upload_id: int
+    lines: int  # lines stored by this upload
+    skipped_bytes: int  # leading bytes already stored by the previous upload (append mode)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    id: int
+    upload_id: int
+    mac: str
+    kind: str
+    line_no: int
+    received_at: float
+    time: str | None
+    module: str | None
+    level: int | None
+    missed: int | None
+    text: str
+    parsed: bool
+    fw_version: str | None
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class LogStore:
+    """An open log database. Use ``LogStore.open(path)``; close it, or use it as a context manager."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self._conn = conn
+        self.path = path
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def open(cls, path: str | Path) -> LogStore:
+        """Open (creating on first use) the database at ``path`` and bring its schema up to date."""
+        path = Path(path)
+        try:
+            # isolation_level=None: no implicit transactions, we issue BEGIN/COMMIT ourselves.
+            conn = sqlite3.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise LogStoreError(f"cannot open log database {path}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # journal_mode must change outside any transaction (sqlite-utils refuses otherwise).
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                log.warning("%s: journal_mode is %s, not WAL", path, mode)
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            store = cls(conn, path)
+            store._migrate()
+        except sqlite3.Error as exc:
+            conn.close()
+            raise LogStoreError(f"{path}: not a usable log database: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise LogStoreError(
+                f"{self.path}: schema version {version} is newer than this polygen supports "
+                f"({SCHEMA_VERSION}); upgrade polygen"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._transaction():
+                for statement in MIGRATIONS[target]:
+                    self._conn.execute(statement)
+                self._conn.execute(f"PRAGMA user_version = {int(target)}")
+            log.info("%s: log database schema at version %d", self.path, target)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> LogStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _transaction(self):
+        return _Transaction(self._conn)
+
+    # ------------------------------------------------------------------ introspection
+    @property
+    def schema_version(self) -> int:
+        return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    @property
+    def journal_mode(self) -> str:
+        return self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query (health checks)."""
+        try:
+            self._conn.execute("SELECT count(*) FROM uploads WHERE 0").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
+
+    def counts(self) -> tuple[int, int]:
+        """(uploads, log lines) stored."""
+        uploads = self._conn.execute("SELECT count(*) FROM uploads").fetchone()[0]
+        lines = self._conn.execute("SELECT count(*) FROM log_lines").fetchone()[0]
+        return uploads, lines
+
+    # ------------------------------------------------------------------ writing
+    def store_upload(
+        self,
+        mac: str,
+        kind: str,
+        body: bytes,
+        fw_version: str | None,
+        user_agent: str | None,
+        received_at: float | None = None,
+    ) -> StoredUpload:
+        """Store one uploaded log file in one transaction (see the module docstring for append mode)."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        if received_at is None:
+            received_at = _time.time()
+        body = bytes(body)
+        conn = self._conn
+        with self._transaction():
+            prev = conn.execute(
+                "SELECT last_len, last_sha256, last_lines FROM upload_state WHERE mac = ? AND kind = ?",
+                (mac, kind),
+            ).fetchone()
+            skipped, first_line_no = 0, 1
+            if prev is not None:
+                last_len, last_sha, last_lines = prev
+                if len(body) >= last_len and hashlib.sha256(body[:last_len]).hexdigest() == last_sha:
+                    skipped, first_line_no = last_len, last_lines + 1
+            new_part = body[skipped:]
+            cur = conn.execute(
+                "INSERT INTO uploads (mac, kind, fw_version, user_agent, received_at, bytes, lines,"
+                " skipped_prefix_bytes) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+                (mac, kind, fw_version, user_agent, received_at, len(body), skipped),
+            )
+            upload_id = cur.lastrowid
+            count = 0
+
+            def rows():
+                nonlocal count
+                for count, line in enumerate(iter_lines(new_part), start=1):
+                    p = parse_log_line(line)
+                    yield (upload_id, mac, kind, first_line_no + count - 1, received_at,
+                           p.time, p.module, p.level, p.missed, p.text, int(p.parsed))
+
+            conn.executemany(
+                "INSERT INTO log_lines (upload_id, mac, kind, line_no, received_at, time, module,"
+                " level, missed, text, parsed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows(),
+            )
+            conn.execute("UPDATE uploads SET lines = ? WHERE id = ?", (count, upload_id))
+            conn.execute(
+                "INSERT INTO upload_state (mac, kind, last_len, last_sha256, last_lines)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (mac, kind) DO UPDATE SET"
+                " last_len = excluded.last_len, last_sha256 = excluded.last_sha256,"
+                " last_lines = excluded.last_lines",
+                (mac, kind, len(body), hashlib.sha256(body).hexdigest(), first_line_no - 1 + count),
+            )
+        return StoredUpload(upload_id=upload_id, lines=count, skipped_bytes=skipped)
+
+    def prune(self, older_than_seconds: float, now: float | None = None) -> int:
+        """Delete uploads and lines received more than ``older_than_seconds`` ago; return rows deleted.
+
+        Deletes in batches (one short transaction each) so a running sidecar is never blocked for long.
+        """
+        if older_than_seconds < 0:
+            raise ValueError("older_than_seconds must be >= 0")
+        cutoff = (_time.time() if now is None else now) - older_than_seconds
+        deleted = 0
+        for table in ("log_lines", "uploads"):
+            while True:
+                with self._transaction():
+                    n = self._conn.execute(
+                        f"DELETE FROM {table} WHERE id IN "  # table: a constant from the tuple above
+                        f"(SELECT id FROM {table} WHERE received_at < ? LIMIT ?)",
+                        (cutoff, PRUNE_BATCH),
+                    ).rowcount
+                deleted += n
+                if n < PRUNE_BATCH:
+                    break
+        self._conn.execute("PRAGMA optimize")
+        return deleted
+
+    # ------------------------------------------------------------------ reading
+    def query(
+        self,
+        mac: str | Sequence[str] | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        level: int | None = None,
+        grep: str | None = None,
+        limit: int | None = 100,
+    ) -> list[Row]:
+        """The newest ``limit`` matching lines, returned oldest first.
+
+        ``mac`` is one MAC or a list (an empty list matches nothing); ``level`` keeps lines whose
+        level is at least that (unparsed lines have no level and are left out); ``grep`` is a
+        case-insensitive substring (ASCII case folding, as SQLite's LIKE).
+        """
+        where: list[str] = []
+        params: list = []
+        if mac is not None:
+            macs = [mac] if isinstance(mac, str) else list(mac)
+            if not macs:
+                return []
+            where.append(f"l.mac IN ({', '.join('?' * len(macs))})")
+            params.extend(m.lower() for m in macs)
+        if kind is not None:
+            where.append("l.kind = ?")
+            params.append(kind)
+        if since is not None:
+            where.append("l.received_at >= ?")
+            params.append(since)
+        if level is not None:
+            where.append("l.level >= ?")
+            params.append(level)
+        if grep:
+            where.append("l.text LIKE ? ESCAPE '\\'")
+            params.append("%" + _like_escape(grep) + "%")
+        sql = (
+            "SELECT l.id, l.upload_id, l.mac, l.kind, l.line_no, l.received_at, l.time, l.module,"
+            " l.level, l.missed, l.text, l.parsed, u.fw_version"
+            " FROM log_lines AS l JOIN uploads AS u ON u.id = l.upload_id"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY l.received_at DESC, l.id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        rows = [
+            Row(*r[:11], bool(r[11]), r[12]) for r in self._conn.execute(sql, params).fetchall()
+        ]
+        rows.reverse()
+        return rows
+
+    def uploads(self, mac: str | None = None) -> list[tuple]:
+        """(id, mac, kind, fw_version, received_at, bytes, lines, skipped_prefix_bytes), oldest first."""
+        sql = ("SELECT id, mac, kind, fw_version, received_at, bytes, lines, skipped_prefix_bytes"
+               " FROM uploads")
+        params: Iterable = ()
+        if mac is not None:
+            sql += " WHERE mac = ?"
+            params = (mac,)
+        return self._conn.execute(sql + " ORDER BY received_at, id", params).fetchall()
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``; rollback on any exception (like sqlite-utils ``atomic()``)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+
+    def __enter__(self):
+        self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self._conn.execute("COMMIT")
+        else:
+            self._conn.execute("ROLLBACK")
+        return False
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# ---------------------------------------------------------------------- durations and times
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw])", re.ASCII)
+_DURATION_FULL_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?[smhdw])+", re.ASCII)
+
+
+def parse_duration(text: str) -> float:
+    """``"90s"``, ``"15m"``, ``"1h"``, ``"30d"``, ``"2w"`` (or combined, ``"1h30m"``) -> seconds."""
+    compact = str(text).strip().lower().replace(" ", "")
+    if not _DURATION_FULL_RE.fullmatch(compact):
+        raise PolygenError(
+            f"invalid duration {text!r}: use a number and a unit s, m, h, d or w (e.g. 90s, 15m, 1h, 30d, 2w)"
+        )
+    return float(sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_RE.findall(compact)))
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """A duration ago (``"1h"``) or a local date/time (``"2026-11-01"``, ``"2026-11-01T10:00"``) -> unix seconds.
+
+    A date or time without an offset is local time; ISO 8601 offsets (``+01:00``, ``Z``) are honoured.
+    """
+    s = str(text).strip()
+    if s and s[0].isdigit() and _DURATION_FULL_RE.fullmatch(s.lower().replace(" ", "")):
+        return (_time.time() if now is None else now) - parse_duration(s)
+    try:
+        when = datetime.fromisoformat(s)
+    except ValueError:
+        raise PolygenError(
+            f"invalid time {text!r}: use a duration ago (1h, 30m, 2d) or a date/time "
+            "(2026-11-01, 2026-11-01T10:00)"
+        ) from None
+    return when.timestamp()

@@ -1,0 +1,289 @@
+"""polygen.logstore: schema, WAL, append-mode uploads, transactions, queries, pruning."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+import pytest
+
+import polygen.logstore as logstore
+from polygen.errors import LogStoreError, PolygenError
+from polygen.logstore import SCHEMA_VERSION, LogStore, StoredUpload, parse_duration, parse_since
+
+MAC = "0004f2abcdef"
+MAC2 = "64167f000001"
+UA = "FileTransport PolycomVVX-VVX_410-UA/5.9.7.4477 Type/Application"
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_connections(monkeypatch):
+    """Fail a test that leaves a LogStore open (Python 3.11 does not warn about it by itself)."""
+    opened: list[LogStore] = []
+    real_open = LogStore.open.__func__
+
+    def tracking_open(cls, path):
+        store = real_open(cls, path)
+        opened.append(store)
+        return store
+
+    monkeypatch.setattr(LogStore, "open", classmethod(tracking_open))
+    yield
+    leaked = []
+    for store in opened:
+        try:
+            store._conn.execute("SELECT 1")
+        except sqlite3.ProgrammingError:
+            continue  # closed
+        leaked.append(store.path)
+        store.close()
+    assert not leaked, f"LogStore left open: {leaked}"
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "logs.db"
+
+
+@pytest.fixture
+def store(db_path):
+    s = LogStore.open(db_path)
+    yield s
+    s.close()
+
+
+def raw(db_path, sql, params=()):
+    """Read with an independent connection (closed before returning)."""
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def lines(n, start=1):
+    return b"".join(f"0000{i:02d}.000|app1 |2|00|line {i}\n".encode() for i in range(start, start + n))
+
+
+def texts(store, **kw):
+    return [r.text for r in store.query(limit=None, **kw)]
+
+
+# ---------------------------------------------------------------------- schema
+def test_schema_created(store, db_path):
+    assert store.schema_version == SCHEMA_VERSION == 1
+    assert store.journal_mode == "wal"
+    tables = {r[0] for r in raw(db_path, "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"uploads", "log_lines", "upload_state"} <= tables
+    indexes = {r[0]: r[1] for r in raw(db_path, "SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL")}
+    assert "(mac, received_at)" in indexes["log_lines_mac_received"]
+    assert "(received_at)" in indexes["log_lines_received"]
+    assert raw(db_path, "PRAGMA journal_mode") == [("wal",)]
+    assert raw(db_path, "PRAGMA user_version") == [(1,)]
+
+
+def test_reopen_keeps_data(db_path):
+    with LogStore.open(db_path) as s:
+        s.store_upload(MAC, "app", lines(3), "5.9.7.4477", UA, received_at=1000.0)
+    with LogStore.open(db_path) as s:
+        assert s.schema_version == 1
+        assert [r.text for r in s.query()] == ["line 1", "line 2", "line 3"]
+        assert s.query()[0].fw_version == "5.9.7.4477"
+
+
+def test_newer_schema_refused(db_path):
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(LogStoreError, match="schema version 99 is newer"):
+        LogStore.open(db_path)
+
+
+def test_not_a_database(db_path):
+    db_path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(LogStoreError, match="not a usable log database"):
+        LogStore.open(db_path)
+
+
+# ---------------------------------------------------------------------- storing
+def test_store_fields(store):
+    body = (b"011511.006|so   |2|00|soCoreAudioTermChg: chassis -> idle\r\n"
+            b"free text line\n"
+            b"1101103000|sip  |4|03|a | b\n")
+    assert store.store_upload(MAC, "boot", body, "5.9.7.47435", UA, received_at=50.0) == StoredUpload(1, 3, 0)
+    rows = store.query()
+    assert [(r.line_no, r.time, r.module, r.level, r.missed, r.text, r.parsed) for r in rows] == [
+        (1, "011511.006", "so", 2, 0, "soCoreAudioTermChg: chassis -> idle", True),
+        (2, None, None, None, None, "free text line", False),
+        (3, "1101103000", "sip", 4, 3, "a | b", True),
+    ]
+    assert {(r.mac, r.kind, r.received_at, r.upload_id) for r in rows} == {(MAC, "boot", 50.0, 1)}
+    assert store.uploads() == [(1, MAC, "boot", "5.9.7.47435", 50.0, len(body), 3, 0)]
+
+
+def test_invalid_utf8_stored_with_replacement(store):
+    store.store_upload(MAC, "app", b"bad \xff\xfe bytes\n\xc3\n", None, None)
+    assert texts(store) == ["bad \ufffd\ufffd bytes", "\ufffd"]
+
+
+def test_empty_body(store):
+    assert store.store_upload(MAC, "app", b"", None, None).lines == 0
+    assert store.counts() == (1, 0)
+
+
+def test_bad_kind(store):
+    with pytest.raises(ValueError):
+        store.store_upload(MAC, "phone", b"x\n", None, None)
+    assert store.counts() == (0, 0)
+
+
+def test_append_whole_growing_file(store):
+    """The phone re-sends the whole file each time: only the new tail is stored."""
+    body1 = lines(3)
+    body2 = body1 + lines(2, start=4)
+    assert store.store_upload(MAC, "app", body1, None, UA, received_at=1.0) == StoredUpload(1, 3, 0)
+    assert store.store_upload(MAC, "app", body2, None, UA, received_at=2.0) == StoredUpload(2, 2, len(body1))
+    rows = store.query(limit=None)
+    assert [r.text for r in rows] == [f"line {i}" for i in range(1, 6)]
+    assert [r.line_no for r in rows] == [1, 2, 3, 4, 5]
+    assert store.uploads()[1][-1] == len(body1)  # skipped_prefix_bytes
+
+
+def test_append_pieces(store):
+    """The phone sends only the new lines each time: every piece is stored whole."""
+    for i, start in enumerate((1, 4, 6)):
+        assert store.store_upload(MAC, "app", lines(2 if i else 3, start), None, UA, received_at=i).skipped_bytes == 0
+    assert texts(store) == [f"line {i}" for i in (1, 2, 3, 4, 5, 6, 7)]
+
+
+def test_identical_body_stores_nothing(store):
+    store.store_upload(MAC, "app", lines(3), None, UA, received_at=1.0)
+    assert store.store_upload(MAC, "app", lines(3), None, UA, received_at=2.0) == StoredUpload(2, 0, len(lines(3)))
+    assert len(texts(store)) == 3
+
+
+def test_append_state_is_per_mac_and_kind(store):
+    store.store_upload(MAC, "app", lines(3), None, UA, received_at=1.0)
+    # Same bytes but another kind or another phone: stored in full.
+    assert store.store_upload(MAC, "boot", lines(3), None, UA, received_at=2.0).lines == 3
+    assert store.store_upload(MAC2, "app", lines(3), None, UA, received_at=3.0).lines == 3
+
+
+def test_restarted_file_stored_whole(store):
+    store.store_upload(MAC, "app", lines(5), None, UA, received_at=1.0)
+    # After a reboot the file starts again and is shorter / different: all of it is new.
+    r = store.store_upload(MAC, "app", lines(2, start=10), None, UA, received_at=2.0)
+    assert (r.lines, r.skipped_bytes) == (2, 0)
+    assert [x.line_no for x in store.query(since=2.0)] == [1, 2]
+
+
+def test_append_survives_reopen(db_path):
+    with LogStore.open(db_path) as s:
+        s.store_upload(MAC, "app", lines(2), None, UA, received_at=1.0)
+    with LogStore.open(db_path) as s:
+        assert s.store_upload(MAC, "app", lines(3), None, UA, received_at=2.0).lines == 1
+
+
+def test_one_transaction_failure_leaves_nothing(store, monkeypatch):
+    store.store_upload(MAC, "app", lines(2), None, UA, received_at=1.0)
+    calls = 0
+    real = logstore.parse_log_line
+
+    def flaky(line):
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("disk on fire")
+        return real(line)
+
+    monkeypatch.setattr(logstore, "parse_log_line", flaky)
+    with pytest.raises(RuntimeError):
+        store.store_upload(MAC, "app", lines(5), None, UA, received_at=2.0)
+    monkeypatch.setattr(logstore, "parse_log_line", real)
+    assert store.counts() == (1, 2)
+    # The append state was rolled back too: the retry stores exactly the three new lines.
+    assert store.store_upload(MAC, "app", lines(5), None, UA, received_at=3.0).lines == 3
+    assert texts(store) == [f"line {i}" for i in range(1, 6)]
+
+
+# ---------------------------------------------------------------------- querying
+@pytest.fixture
+def filled(store):
+    store.store_upload(MAC, "boot", b"000001.000|so   |1|00|boot Begins\n", "5.9.7.47435", UA, received_at=100.0)
+    store.store_upload(MAC, "app", b"000002.000|sip  |4|00|REGISTER 50%_done\nraw line\n", "5.9.7.4477", UA, received_at=200.0)
+    store.store_upload(MAC2, "app", b"000003.000|sip  |6|00|fatal thing\n", None, None, received_at=300.0)
+    return store
+
+
+def test_query_filters(filled):
+    s = filled
+    assert texts(s) == ["boot Begins", "REGISTER 50%_done", "raw line", "fatal thing"]
+    assert texts(s, mac=MAC2) == ["fatal thing"]
+    assert texts(s, mac=[MAC, MAC2]) == texts(s)
+    assert texts(s, mac=[]) == []
+    assert texts(s, mac=MAC.upper()) == ["boot Begins", "REGISTER 50%_done", "raw line"]
+    assert texts(s, kind="boot") == ["boot Begins"]
+    assert texts(s, since=200.0) == ["REGISTER 50%_done", "raw line", "fatal thing"]
+    assert texts(s, level=4) == ["REGISTER 50%_done", "fatal thing"]
+    assert texts(s, grep="begins") == ["boot Begins"]
+    assert texts(s, grep="50%_") == ["REGISTER 50%_done"]
+    assert texts(s, grep="%") == ["REGISTER 50%_done"]
+    assert texts(s, grep="0_d") == []  # "_" is literal, not a wildcard
+    assert texts(s, mac=MAC, kind="app", level=1, grep="register") == ["REGISTER 50%_done"]
+
+
+def test_query_limit_newest_in_order(filled):
+    assert [r.text for r in filled.query(limit=2)] == ["raw line", "fatal thing"]
+
+
+def test_query_default_limit(store):
+    store.store_upload(MAC, "app", lines(150), None, None, received_at=1.0)
+    rows = store.query()
+    assert len(rows) == 100
+    assert rows[0].text == "line 51" and rows[-1].text == "line 150"
+
+
+# ---------------------------------------------------------------------- pruning
+def test_prune(filled, db_path):
+    assert filled.prune(150, now=400.0) == 3 + 2  # 3 lines and 2 uploads older than 250
+    assert texts(filled) == ["fatal thing"]
+    assert raw(db_path, "SELECT count(*) FROM uploads") == [(1,)]
+    assert filled.prune(150, now=400.0) == 0
+
+
+def test_prune_in_batches(store, monkeypatch):
+    monkeypatch.setattr(logstore, "PRUNE_BATCH", 7)
+    for i in range(5):
+        store.store_upload(f"0004f2{i:06x}", "app", lines(10), None, None, received_at=float(i))
+    store.store_upload(MAC, "app", lines(1), None, None, received_at=10.0)
+    assert store.prune(5, now=10.0) == 50 + 5
+    assert store.counts() == (1, 1)
+
+
+# ---------------------------------------------------------------------- durations
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("15m", 900), ("1h", 3600), ("30d", 30 * 86400), ("2w", 14 * 86400),
+     ("1h30m", 5400), (" 2D ", 2 * 86400), ("1.5h", 5400)],
+)
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "30", "d", "-1h", "1y", "1h x", "one hour"])
+def test_parse_duration_invalid(text):
+    with pytest.raises(PolygenError, match=r"invalid duration .*: use a number and a unit s, m, h, d or w"):
+        parse_duration(text)
+
+
+def test_parse_since():
+    assert parse_since("1h", now=10_000.0) == 10_000.0 - 3600
+    assert parse_since("2026-11-01") == datetime(2026, 11, 1).timestamp()
+    assert parse_since("2026-11-01T10:00") == datetime(2026, 11, 1, 10, 0).timestamp()
+    assert parse_since("2026-11-01T10:00+00:00") == 1793527200.0
+
+
+@pytest.mark.parametrize("text", ["yesterday", "2026-13-01", "", "1y"])
+def test_parse_since_invalid(text):
+    with pytest.raises(PolygenError, match="invalid time .*: use a duration ago"):
+        parse_since(text)
