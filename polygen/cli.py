@@ -1,0 +1,268 @@
+"""The click layer: options, help text and exit codes only; the work lives in plain modules.
+
+Heavy imports (aiohttp, watchdog, jinja2) happen inside the commands so that ``polygen --help``
+stays fast.
+
+Exit codes: 0 success, 1 an expected error (``Error: …``; ``check`` found errors), 2 usage error,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from polygen import __version__
+from polygen.errors import PolygenError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True}
+log = logging.getLogger("polygen.cli")
+
+
+# ---------------------------------------------------------------- shared options
+def _path_option(*names, envvar, default, help, **kw):
+    return click.option(
+        *names,
+        type=click.Path(path_type=Path, file_okay=False),
+        default=default,
+        envvar=envvar,
+        show_envvar=True,
+        help=help,
+        **kw,
+    )
+
+
+inventory_option = _path_option(
+    "-i", "--inventory", envvar="POLYGEN_INVENTORY", default="inventory",
+    help="Inventory directory: every *.yaml/*.yml in it is read.",
+)
+out_option = _path_option(
+    "-o", "--out", envvar="POLYGEN_OUT", default="out",
+    help="Output tree (a symlink to the current generation).",
+)
+templates_option = _path_option(
+    "-t", "--templates", envvar="POLYGEN_TEMPLATES", default="templates",
+    help="Template directory.",
+)
+firmware_option = _path_option(
+    "--firmware", envvar="POLYGEN_FIRMWARE", default="firmware",
+    help="Firmware directory: one sub-directory per release (e.g. firmware/5.9.7/sip.ld).",
+)
+secrets_option = click.option(
+    "--secrets",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    envvar="POLYGEN_SECRETS",
+    show_envvar=True,
+    help="YAML file of SIP passwords kept out of git (default: <inventory>/secrets.yaml if present).",
+)
+db_option = click.option(
+    "--db",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default="polygen-logs.db",
+    envvar="POLYGEN_DB",
+    show_envvar=True,
+    help="SQLite database of uploaded phone logs.",
+)
+
+
+def build_options(f):
+    """The options every command that builds needs."""
+    for deco in reversed((inventory_option, out_option, templates_option, firmware_option, secrets_option)):
+        f = deco(f)
+    return f
+
+
+def handle_errors(f):
+    """Turn PolygenError into ``Error: …``/exit 1 and hide tracebacks unless -v."""
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except PolygenError:
+            raise
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except OSError as exc:
+            if _verbose():
+                raise
+            raise PolygenError(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from exc
+
+    return wrapper
+
+
+def _verbose() -> bool:
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx else None
+    return bool(root and root.obj and root.obj.get("verbose"))
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="polygen")
+@click.option("-v", "--verbose", is_flag=True, envvar="POLYGEN_VERBOSE", show_envvar=True,
+              help="Debug logging, and tracebacks on errors.")
+@click.option("-q", "--quiet", is_flag=True, envvar="POLYGEN_QUIET", show_envvar=True,
+              help="Only warnings and errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
+    """Zero-touch provisioning for Polycom/Poly SIP phones.
+
+    Validate a YAML inventory, render every file the phones fetch into out/, and run the
+    sidecar that answers by User-Agent and stores the phones' log uploads.
+
+    \b
+    Example:
+      polygen check && polygen build && polygen serve
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("polygen").setLevel(level)
+
+
+def main() -> None:
+    cli(prog_name="polygen")
+
+
+# ---------------------------------------------------------------- check / build / diff
+def _build_opts(inventory, out, templates, firmware, secrets):
+    from polygen.build import BuildOptions
+
+    return BuildOptions(inventory, out, templates, firmware, secrets)
+
+
+def _echo_problems(problems, as_json: bool = False) -> None:
+    for p in problems:
+        click.echo(str(p), err=True)
+
+
+@cli.command()
+@inventory_option
+@firmware_option
+@secrets_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", envvar="POLYGEN_FORMAT",
+              show_envvar=True, help="json prints {errors: [...], warnings: [...]} on stdout, for CI.")
+@click.option("--strict", is_flag=True, envvar="POLYGEN_STRICT", show_envvar=True,
+              help="Treat warnings (e.g. unknown Polycom parameters) as errors.")
+@handle_errors
+def check(inventory, firmware, secrets, fmt, strict):
+    """Validate the inventory and report every problem at once.
+
+    Each problem is printed as FILE:LINE: PATH: MESSAGE. Exit status: 0 clean (warnings
+    allowed unless --strict), 1 errors found.
+
+    \b
+    Example:
+      polygen check -i inventory/
+      polygen check --format json > check.json
+    """
+    import json
+
+    from polygen.errors import InventoryError
+    from polygen.inventory import load
+
+    try:
+        inv = load(inventory, secrets, firmware=firmware)
+        problems = list(inv.warnings)
+        summary = (f"{inventory}: {len(inv.phones)} phones, {len(inv.extensions)} extensions: OK"
+                   + (f" ({len(problems)} warning{'s' if len(problems) != 1 else ''})" if problems else ""))
+    except InventoryError as exc:
+        if not exc.problems:
+            raise
+        problems = exc.problems
+        summary = None
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = [p for p in problems if p.severity == "warning"]
+    failed = bool(errors) or (strict and bool(warnings))
+    if fmt == "json":
+        click.echo(json.dumps({"ok": not failed, "errors": [p.as_dict() for p in errors],
+                               "warnings": [p.as_dict() for p in warnings]}, indent=2))
+    else:
+        _echo_problems(problems)
+        if failed:
+            n = len(errors) + (len(warnings) if strict else 0)
+            click.echo(f"Error: {n} problem{'s' if n != 1 else ''} in {inventory}", err=True)
+        else:
+            click.echo(summary)
+    sys.exit(1 if failed else 0)
+
+
+@cli.command()
+@build_options
+@handle_errors
+def build(inventory, out, templates, firmware, secrets):
+    """Render every file the phones fetch into OUT, atomically.
+
+    OUT becomes a symlink to a complete generation; unchanged files are hard-linked from the
+    previous one, and a build that changes nothing writes nothing. On any error OUT is left
+    exactly as it was.
+
+    \b
+    Example:
+      polygen build -i inventory -o out --firmware firmware
+      POLYGEN_OUT=/srv/polygen/out polygen build
+    """
+    from polygen.build import run
+    from polygen.errors import InventoryError
+
+    opts = _build_opts(inventory, out, templates, firmware, secrets)
+    bar = None
+    interactive = sys.stderr.isatty()
+
+    def on_plan(p):
+        nonlocal bar
+        if interactive and p.count > 2000:
+            bar = click.progressbar(length=p.count, label="Building", file=sys.stderr)
+            bar.__enter__()
+
+    try:
+        result = run(opts, progress=(lambda n: bar.update(n)) if interactive else None, on_plan=on_plan)
+    except InventoryError as exc:
+        _echo_problems(exc.problems)
+        raise
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    for w in result.warnings:
+        click.echo(f"warning: {w}" if not w.count(": warning: ") else w, err=True)
+    click.echo(result.summary())
+
+
+@cli.command()
+@build_options
+@click.option("--stat", is_flag=True, help="Only list the files, without the unified diff.")
+@handle_errors
+def diff(inventory, out, templates, firmware, secrets, stat):
+    """Show what a build would add, change or remove in OUT (passwords masked).
+
+    Exit status 0 whether or not there are changes; use it in a pull request to show the
+    effect of an inventory change.
+
+    \b
+    Example:
+      polygen diff
+      polygen diff --stat
+    """
+    from polygen.build import diff as compute
+    from polygen.errors import InventoryError
+
+    try:
+        changes = compute(_build_opts(inventory, out, templates, firmware, secrets))
+    except InventoryError as exc:
+        _echo_problems(exc.problems)
+        raise
+    marks = {"add": "A", "change": "M", "remove": "D"}
+    for c in changes:
+        if stat:
+            click.echo(f"{marks[c.kind]} {c.path}")
+        else:
+            click.echo(c.diff, nl=False)
+    counts = {k: sum(1 for c in changes if c.kind == k) for k in marks}
+    click.echo(f"{counts['add']} to add, {counts['change']} to change, {counts['remove']} to remove", err=True)

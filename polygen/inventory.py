@@ -1,0 +1,632 @@
+"""Load and validate the inventory: ``load(directory) -> Inventory``.
+
+Three passes, all collecting problems instead of stopping: parse every YAML file (keeping line
+numbers), validate each section field by field into frozen dataclasses, then cross-check
+(duplicate MACs and extensions across files, lines naming missing extensions, line counts per
+model, secrets). Every problem reads ``file:line: path: message``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from polygen.catalog import Catalog, Model, dialect_of
+from polygen.errors import InventoryError
+from polygen.tzrules import TimeRules, UnknownZone, rules_for, suggest_zone
+from polygen.yamlnodes import Loc, Map, Scalar, Seq, load_file
+
+POLYCOM_OUIS = ("0004f2", "64167f", "482567")
+SECRETS_FILENAMES = ("secrets.yaml", "secrets.yml")
+SECRET_ENV_PREFIX = "POLYGEN_SECRET_"
+
+_EXT_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+\-]{0,63}$")
+_MAC_SEP_RE = re.compile(r"[:\-. ]")
+_HEX12_RE = re.compile(r"^[0-9a-f]{12}$")
+_PARAM_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_\-]+)*$")
+_RELEASE_RE = re.compile(r"^[0-9][0-9A-Za-z._\-]{0,31}$")
+_HHMM_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*\.?$")
+# XML 1.0 forbids most control characters even when escaped
+_BAD_CHARS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+# ------------------------------------------------------------------ problems
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    path: str
+    message: str
+    severity: str = "error"  # or "warning"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        sev = "warning: " if self.severity == "warning" else ""
+        return f"{where}: {self.path}: {sev}{self.message}" if self.path else f"{where}: {sev}{self.message}"
+
+    def as_dict(self) -> dict:
+        return {"file": self.file, "line": self.line, "path": self.path, "message": self.message,
+                "severity": self.severity}
+
+
+# ------------------------------------------------------------------ the model
+@dataclass(frozen=True)
+class Polling:
+    mode: str = "abs"
+    time: str = "01:00"
+    period: int = 86400
+    time_random_end: str | None = None
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    provisioning_url: str
+    sip_server: str  # host
+    sip_port: int | None
+    timezone: str
+    ntp_server: str | None
+    polling: Polling
+    settings: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Extension:
+    ext: str
+    first_name: str
+    last_name: str
+    secret: str = field(repr=False)
+    mailbox: str
+    directory: bool
+    display_name: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Phone:
+    mac: str  # 12 lower-case hex digits
+    model: str  # catalog key
+    lines: tuple[str, ...]
+    settings: tuple[tuple[str, str], ...]
+    timezone: str | None = None
+
+
+@dataclass(frozen=True)
+class Inventory:
+    site: Site
+    extensions: dict[str, Extension]  # by ext, in ext order
+    phones: tuple[Phone, ...]  # in MAC order
+    catalog: Catalog
+    warnings: tuple[Problem, ...] = ()
+    sources: tuple[str, ...] = ()
+
+    def model(self, phone: Phone) -> Model:
+        return self.catalog.models[phone.model]
+
+    def models_in_use(self) -> list[Model]:
+        keys = sorted({p.model for p in self.phones})
+        return [self.catalog.models[k] for k in keys]
+
+    def time_rules(self, zone: str) -> TimeRules:
+        return rules_for(zone, _rules_year())
+
+    def secrets(self) -> set[str]:
+        return {e.secret for e in self.extensions.values() if e.secret}
+
+
+def _rules_year() -> int:
+    # DST rules are derived from this year's and next year's transitions (see tzrules).
+    env = os.environ.get("POLYGEN_TZ_YEAR")
+    return int(env) if env and env.isdigit() else datetime.now(timezone.utc).year
+
+
+# ------------------------------------------------------------------ helpers
+def normalise_mac(text: str) -> str | None:
+    """Any common spelling -> 12 lower-case hex digits, or None."""
+    t = _MAC_SEP_RE.sub("", text.strip()).lower()
+    return t if _HEX12_RE.match(t) else None
+
+
+def _suggest(word: str, options) -> str:
+    m = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean '{m[0]}'?)" if m else ""
+
+
+class _Ctx:
+    """Collects problems; converts nodes to typed values."""
+
+    def __init__(self):
+        self.problems: list[Problem] = []
+
+    def error(self, loc: Loc | None, path: str, message: str, file: str = "") -> None:
+        self.problems.append(Problem(loc.file if loc else file, loc.line if loc else None, path, message))
+
+    def warn(self, loc: Loc | None, path: str, message: str, file: str = "") -> None:
+        self.problems.append(Problem(loc.file if loc else file, loc.line if loc else None, path, message, "warning"))
+
+    def keys(self, m: Map, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
+        for k in m:
+            if k not in allowed:
+                self.error(m.locs[k], f"{path}.{k}" if path else k,
+                           f"unknown key '{k}'{_suggest(k, allowed)}; allowed: {', '.join(allowed)}")
+        for k in required:
+            if k not in m or (isinstance(m[k], Scalar) and m[k].is_null):
+                self.error(m.locs.get(k, m.loc), f"{path}.{k}" if path else k, f"missing required field '{k}'")
+
+    def text(self, m: Map, key: str, path: str, default=None, *, what="text") -> str | None:
+        """A scalar as written. YAML 1.1 numbers/booleans keep their spelling (0100 stays 0100)."""
+        if key not in m:
+            return default
+        v = m[key]
+        p = f"{path}.{key}"
+        if not isinstance(v, Scalar):
+            self.error(v.loc, p, f"expected {what}, found a {'list' if isinstance(v, Seq) else 'mapping'}")
+            return default
+        if v.is_null:
+            return default
+        if _BAD_CHARS_RE.search(v.text):
+            self.error(v.loc, p, "contains control characters that XML cannot carry")
+            return default
+        return v.text
+
+    def boolean(self, m: Map, key: str, path: str, default: bool) -> bool:
+        if key not in m:
+            return default
+        v = m[key]
+        if isinstance(v, Scalar) and v.is_bool:
+            return v.as_bool()
+        if isinstance(v, Scalar) and not v.quoted and v.text in ("0", "1"):
+            return v.text == "1"
+        self.error(v.loc, f"{path}.{key}", f"expected true or false, found '{getattr(v, 'text', v)}'")
+        return default
+
+    def integer(self, m: Map, key: str, path: str, default: int | None, lo: int, hi: int) -> int | None:
+        t = self.text(m, key, path)
+        if t is None:
+            return default
+        if not t.isdigit() or not lo <= int(t) <= hi:
+            self.error(m[key].loc, f"{path}.{key}", f"expected a whole number from {lo} to {hi}, found '{t}'")
+            return default
+        return int(t)
+
+    def mapping(self, v, path: str) -> Map | None:
+        if isinstance(v, Map):
+            return v
+        if isinstance(v, Scalar) and v.is_null:
+            return None
+        self.error(v.loc, path, "expected a mapping (key: value)")
+        return None
+
+    def settings(self, m: Map, key: str, path: str) -> tuple[tuple[tuple[str, str], ...], dict[str, Loc]]:
+        if key not in m:
+            return (), {}
+        sm = self.mapping(m[key], f"{path}.{key}")
+        if sm is None:
+            return (), {}
+        out, locs = [], {}
+        for name, v in sm.items():
+            p = f"{path}.{key}.{name}"
+            if not _PARAM_RE.match(name):
+                self.error(sm.locs[name], p, "not a valid Polycom parameter name (letters, digits, dots)")
+                continue
+            if not isinstance(v, Scalar) or v.is_null:
+                self.error(sm.locs[name], p, "expected a single value (quote it to be safe)")
+                continue
+            if _BAD_CHARS_RE.search(v.text):
+                self.error(v.loc, p, "contains control characters that XML cannot carry")
+                continue
+            out.append((name, v.text))
+            locs[name] = sm.locs[name]
+        return tuple(sorted(out)), locs
+
+
+# ------------------------------------------------------------------ sections
+TOP_KEYS = ("site", "extensions", "phones", "models")
+SITE_KEYS = ("name", "provisioning_url", "sip_server", "timezone", "ntp_server", "polling", "settings")
+POLL_KEYS = ("mode", "time", "period", "time_random_end")
+EXT_KEYS = ("ext", "first_name", "last_name", "secret", "mailbox", "directory", "display_name", "label")
+PHONE_KEYS = ("mac", "model", "lines", "settings", "timezone", "description")
+MODEL_KEYS = ("name", "ua_token", "lines", "firmware", "part_number")
+
+
+def _site(ctx: _Ctx, m: Map) -> Site | None:
+    ctx.keys(m, "site", SITE_KEYS, ("name", "provisioning_url", "sip_server", "timezone"))
+    name = ctx.text(m, "name", "site", "")
+    url = ctx.text(m, "provisioning_url", "site")
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https", "ftp", "ftps", "tftp") or not parts.hostname:
+            ctx.error(m[("provisioning_url")].loc, "site.provisioning_url",
+                      f"'{url}' is not a URL the phones can use; write it as http://host/path/")
+    sip = ctx.text(m, "sip_server", "site")
+    host, port = None, None
+    if sip is not None:
+        host, port = _host_port(sip)
+        if host is None:
+            ctx.error(m["sip_server"].loc, "site.sip_server",
+                      f"'{sip}' is not a host name, IP address or host:port")
+    tz = ctx.text(m, "timezone", "site")
+    if tz is not None:
+        try:
+            rules_for(tz, _rules_year())
+        except UnknownZone:
+            s = suggest_zone(tz)
+            ctx.error(m["timezone"].loc, "site.timezone",
+                      f"unknown time zone '{tz}'" + (f" (did you mean {s}?)" if s else "") +
+                      "; use an IANA name such as America/New_York")
+            tz = None
+    ntp = ctx.text(m, "ntp_server", "site")
+    if ntp is not None and _host_port(ntp)[0] is None:
+        ctx.error(m["ntp_server"].loc, "site.ntp_server", f"'{ntp}' is not a host name or IP address")
+    polling = Polling()
+    if "polling" in m and (pm := ctx.mapping(m["polling"], "site.polling")) is not None:
+        ctx.keys(pm, "site.polling", POLL_KEYS)
+        mode = ctx.text(pm, "mode", "site.polling", "abs")
+        if mode not in ("abs", "rel", "random"):
+            ctx.error(pm["mode"].loc, "site.polling.mode", f"expected abs, rel or random, found '{mode}'")
+        t = ctx.text(pm, "time", "site.polling", "01:00")
+        if not _HHMM_RE.match(t):
+            ctx.error(pm["time"].loc, "site.polling.time", f"expected a time as \"HH:MM\", found '{t}'")
+        end = ctx.text(pm, "time_random_end", "site.polling")
+        if end is not None and not _HHMM_RE.match(end):
+            ctx.error(pm["time_random_end"].loc, "site.polling.time_random_end",
+                      f"expected a time as \"HH:MM\", found '{end}'")
+        if mode == "random" and end is None:
+            ctx.error(pm.loc, "site.polling", "mode random needs time_random_end (\"HH:MM\")")
+        period = ctx.integer(pm, "period", "site.polling", 86400, 3600, 31536000)
+        polling = Polling(mode, t, period, end)
+    settings, _ = ctx.settings(m, "settings", "site")
+    if None in (url, host, tz):
+        return None
+    return Site(name, url, host, port, tz, ntp, polling, settings)
+
+
+def _host_port(text: str) -> tuple[str | None, int | None]:
+    host, port = text, None
+    if text.startswith("["):  # [v6]:port
+        end = text.find("]")
+        host, rest = text[1:end], text[end + 1:]
+        port = rest[1:] if rest.startswith(":") else None
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if port is not None:
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            return None, None
+        port = int(port)
+    try:
+        ipaddress.ip_address(host)
+        return host, port
+    except ValueError:
+        pass
+    return (host, port) if _HOST_RE.match(host) else (None, None)
+
+
+def _model_overrides(ctx: _Ctx, m: Map, catalog: Catalog, file: str) -> None:
+    for key, v in m.items():
+        p = f"models.{key}"
+        mm = ctx.mapping(v, p)
+        if mm is None:
+            continue
+        ctx.keys(mm, p, MODEL_KEYS)
+        fw = ctx.text(mm, "firmware", p)
+        if fw is not None and not _RELEASE_RE.match(fw):
+            ctx.error(mm["firmware"].loc, f"{p}.firmware",
+                      f"'{fw}' is not a release directory name such as 5.9.7 (digits, dots, letters)")
+            fw = None
+        lines = ctx.integer(mm, "lines", p, None, 1, 34)
+        ua = ctx.text(mm, "ua_token", p)
+        if ua is not None and not re.match(r"^[A-Za-z]+_?[A-Za-z0-9]+$", ua):
+            ctx.error(mm["ua_token"].loc, f"{p}.ua_token", f"'{ua}' is not a User-Agent model token such as VVX_410")
+            ua = None
+        changes = {k: v for k, v in (("firmware", fw), ("lines", lines), ("ua_token", ua),
+                                     ("name", ctx.text(mm, "name", p)),
+                                     ("part_number", ctx.text(mm, "part_number", p))) if v is not None}
+        existing = catalog.find(key)
+        if existing:
+            catalog.replace(existing.key, **changes)
+        elif {"ua_token", "lines", "firmware"} <= set(changes):
+            catalog.add(Model(key=key, name=changes.get("name", key), ua_token=changes["ua_token"],
+                              lines=changes["lines"], firmware=changes["firmware"],
+                              part_number=changes.get("part_number", "")))
+        else:
+            ctx.error(mm.loc, p, f"'{key}' is not in the built-in catalog{_suggest(key, catalog.models)}; "
+                                 "a new model needs ua_token, lines and firmware")
+
+
+@dataclass
+class _RawExt:
+    ext: str
+    loc: Loc
+    path: str
+    fields: dict
+    secret_loc: Loc | None
+
+
+@dataclass
+class _RawPhone:
+    phone: Phone
+    loc: Loc
+    path: str
+    lines_loc: Loc
+    settings_locs: dict
+
+
+# ------------------------------------------------------------------ entry point
+def inventory_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise InventoryError(f"inventory directory '{directory}' does not exist; create it or pass -i DIR")
+    files = [p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+             and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+             and not (p.parent == directory and p.name in SECRETS_FILENAMES)]
+    return sorted(files, key=lambda p: p.relative_to(directory).as_posix())
+
+
+def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None = None,
+         env: dict | None = None) -> Inventory:
+    """Read and validate every inventory file; raise InventoryError listing every problem.
+
+    Warnings (unknown Polycom parameter names, a secrets file others can read…) do not fail the
+    load; they are on ``Inventory.warnings``.
+    """
+    directory = Path(directory)
+    env = os.environ if env is None else env
+    ctx = _Ctx()
+    catalog = Catalog()
+    files = inventory_files(directory)
+    if not files:
+        raise InventoryError(f"no *.yaml files in inventory directory '{directory}'")
+
+    site_nodes: list[Map] = []
+    ext_nodes: list[tuple[Map, str]] = []
+    phone_nodes: list[tuple[Map, str]] = []
+    for f in files:
+        name = str(f)
+        doc, yproblems = load_file(f, name)
+        for yp in yproblems:
+            ctx.error(yp.loc, "", yp.message)
+        if doc is None:
+            continue
+        if not isinstance(doc, Map):
+            ctx.error(doc.loc, "", "the file must be a mapping with site:, extensions:, phones: or models:")
+            continue
+        ctx.keys(doc, "", TOP_KEYS)
+        if "site" in doc and (sm := ctx.mapping(doc["site"], "site")) is not None:
+            site_nodes.append(sm)
+        if "models" in doc and (mm := ctx.mapping(doc["models"], "models")) is not None:
+            _model_overrides(ctx, mm, catalog, name)
+        for section, bucket in (("extensions", ext_nodes), ("phones", phone_nodes)):
+            if section not in doc:
+                continue
+            seq = doc[section]
+            if isinstance(seq, Scalar) and seq.is_null:
+                continue
+            if not isinstance(seq, Seq):
+                ctx.error(seq.loc, section, f"expected a list of {section} ('- ' items)")
+                continue
+            for i, item in enumerate(seq):
+                if not isinstance(item, Map):
+                    ctx.error(item.loc, f"{section}[{i}]", "expected a mapping")
+                    continue
+                bucket.append((item, f"{section}[{i}]"))
+
+    # site: exactly once
+    site = None
+    if not site_nodes:
+        ctx.error(None, "site", "no 'site:' section in any inventory file; add one (see README)", file=str(directory))
+    for extra in site_nodes[1:]:
+        ctx.error(extra.loc, "site", f"'site:' is defined again (first at {site_nodes[0].loc}); keep one")
+    if site_nodes:
+        site = _site(ctx, site_nodes[0])
+
+    exts = _extensions(ctx, ext_nodes, directory, secrets, env)
+    phones = _phones(ctx, phone_nodes, exts, catalog)
+
+    # raw parameter names the firmware does not know: warnings with the closest known name
+    _check_params(ctx, site_nodes[0] if site_nodes else None, site, phones, catalog, firmware)
+
+    errors = [p for p in ctx.problems if p.severity == "error"]
+    warnings = tuple(p for p in ctx.problems if p.severity == "warning")
+    if errors or site is None:
+        raise InventoryError(
+            f"the inventory has {len(errors)} error{'s' if len(errors) != 1 else ''}", ctx.problems)
+    extensions = {e.ext: e for e in sorted((r.fields["obj"] for r in exts.values()), key=lambda e: e.ext)}
+    return Inventory(site, extensions, tuple(sorted((r.phone for r in phones), key=lambda p: p.mac)),
+                     catalog, warnings, tuple(str(f) for f in files))
+
+
+def _load_secrets(ctx: _Ctx, directory: Path, secrets: Path | None) -> tuple[dict[str, str], dict[str, Loc]]:
+    path = secrets
+    if path is None:
+        for n in SECRETS_FILENAMES:
+            if (directory / n).is_file():
+                path = directory / n
+                break
+    if path is None:
+        return {}, {}
+    if not Path(path).is_file():
+        ctx.error(None, "", f"secrets file '{path}' does not exist", file=str(path))
+        return {}, {}
+    if os.stat(path).st_mode & 0o004:
+        ctx.warn(None, "", f"secrets file '{path}' is readable by everyone; run: chmod 600 {path}", file=str(path))
+    doc, yproblems = load_file(Path(path), str(path))
+    for yp in yproblems:
+        ctx.error(yp.loc, "", yp.message)
+    if doc is None:
+        return {}, {}
+    if not isinstance(doc, Map) or "secrets" not in doc or not isinstance(doc["secrets"], Map):
+        ctx.error(getattr(doc, "loc", None), "secrets",
+                  "expected a mapping 'secrets:' of extension -> password", file=str(path))
+        return {}, {}
+    ctx.keys(doc, "", ("secrets",))
+    out, locs = {}, {}
+    sm = doc["secrets"]
+    for ext, v in sm.items():
+        if not isinstance(v, Scalar) or v.is_null:
+            ctx.error(sm.locs[ext], f"secrets.{ext}", "expected the password as text")
+            continue
+        out[ext] = v.text
+        locs[ext] = sm.locs[ext]
+    return out, locs
+
+
+def _env_secret_name(ext: str) -> str:
+    return SECRET_ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", ext).upper()
+
+
+def _extensions(ctx: _Ctx, nodes, directory: Path, secrets: Path | None, env) -> dict[str, _RawExt]:
+    file_secrets, secret_locs = _load_secrets(ctx, directory, secrets)
+    out: dict[str, _RawExt] = {}
+    for m, path in nodes:
+        ctx.keys(m, path, EXT_KEYS, ("ext", "first_name"))
+        ext = ctx.text(m, "ext", path)
+        if ext is None:
+            continue
+        if not _EXT_RE.match(ext):
+            ctx.error(m["ext"].loc, f"{path}.ext",
+                      f"'{ext}' is not a valid extension (letters, digits, '.', '+', '-'; at most 64)")
+            continue
+        if ext in out:
+            ctx.error(m.locs["ext"], f"{path}.ext", f"duplicate extension '{ext}' (first at {out[ext].loc})")
+            continue
+        first = ctx.text(m, "first_name", path, "")
+        last = ctx.text(m, "last_name", path, "")
+        for key, val in (("first_name", first), ("last_name", last)):
+            if len(val.encode()) > 40:
+                ctx.error(m[key].loc, f"{path}.{key}", "at most 40 bytes (UTF-8) fit in the phone directory")
+        inline = ctx.text(m, "secret", path)
+        env_name = _env_secret_name(ext)
+        secret = env.get(env_name) or file_secrets.get(ext) or inline
+        if not secret:
+            ctx.error(m.loc, f"{path}.secret",
+                      f"missing secret for extension '{ext}': set it here, in the secrets file "
+                      f"(secrets: {{\"{ext}\": …}}) or in ${env_name}")
+            secret = ""
+        mailbox = ctx.text(m, "mailbox", path, ext)
+        directory_flag = ctx.boolean(m, "directory", path, True)
+        display = ctx.text(m, "display_name", path) or " ".join(x for x in (first, last) if x) or ext
+        label = ctx.text(m, "label", path) or ext
+        obj = Extension(ext, first, last, secret, mailbox, directory_flag, display, label)
+        out[ext] = _RawExt(ext, m.locs["ext"], path, {"obj": obj}, None)
+    # a secret for an extension that does not exist is probably a typo
+    for ext, loc in secret_locs.items():
+        if ext not in out:
+            ctx.warn(loc, f"secrets.{ext}", f"no extension '{ext}' in the inventory{_suggest(ext, out)}")
+    # the directory's contact field must be unique (FACTS §4: ct "cannot be Null or duplicated")
+    seen: dict[str, _RawExt] = {}
+    for r in out.values():
+        e = r.fields["obj"]
+        if not e.directory:
+            continue
+        if e.mailbox in seen:
+            ctx.error(r.loc, f"{r.path}.mailbox",
+                      f"directory contact '{e.mailbox}' is also used by extension '{seen[e.mailbox].ext}' "
+                      f"({seen[e.mailbox].loc}); the phone directory needs unique contacts")
+        else:
+            seen[e.mailbox] = r
+    return out
+
+
+def _phones(ctx: _Ctx, nodes, exts: dict[str, _RawExt], catalog: Catalog) -> list[_RawPhone]:
+    out: list[_RawPhone] = []
+    macs: dict[str, Loc] = {}
+    for m, path in nodes:
+        ctx.keys(m, path, PHONE_KEYS, ("mac", "model", "lines"))
+        raw_mac = ctx.text(m, "mac", path)
+        mac = None
+        if raw_mac is not None:
+            mac = normalise_mac(raw_mac)
+            if mac is None:
+                ctx.error(m["mac"].loc, f"{path}.mac",
+                          f"'{raw_mac}' is not a MAC address; write 12 hex digits, e.g. 00:04:f2:12:34:56")
+            elif mac == "000000000000":
+                ctx.error(m["mac"].loc, f"{path}.mac", "000000000000 is reserved for the default files")
+                mac = None
+            elif mac in macs:
+                ctx.error(m["mac"].loc, f"{path}.mac", f"duplicate MAC {mac} (first at {macs[mac]})")
+                mac = None
+            else:
+                macs[mac] = m["mac"].loc
+                if mac[:6] not in POLYCOM_OUIS:
+                    ctx.warn(m["mac"].loc, f"{path}.mac",
+                             f"{mac[:2]}:{mac[2:4]}:{mac[4:6]} is not a Polycom/Poly OUI; check the MAC")
+        model_name = ctx.text(m, "model", path)
+        model = None
+        if model_name is not None:
+            model = catalog.find(model_name)
+            if model is None:
+                s = catalog.suggest(model_name)
+                ctx.error(m["model"].loc, f"{path}.model",
+                          f"unknown model '{model_name}'" + (f" (did you mean {s}?)" if s else "") +
+                          "; add it under models: if it is new")
+        lines: list[str] = []
+        lines_node = m.get("lines")
+        if isinstance(lines_node, Seq):
+            for j, item in enumerate(lines_node):
+                lp = f"{path}.lines[{j}]"
+                if not isinstance(item, Scalar) or item.is_null:
+                    ctx.error(item.loc, lp, "expected an extension")
+                    continue
+                if item.text not in exts:
+                    ctx.error(item.loc, lp, f"no extension '{item.text}' in the inventory"
+                                            f"{_suggest(item.text, exts)}")
+                elif item.text in lines:
+                    ctx.error(item.loc, lp, f"extension '{item.text}' is on this phone twice")
+                else:
+                    lines.append(item.text)
+            if model is not None and len(lines_node) > model.lines:
+                ctx.error(lines_node.loc, f"{path}.lines",
+                          f"{len(lines_node)} lines, but the {model.name} supports {model.lines}")
+        elif lines_node is not None and not (isinstance(lines_node, Scalar) and lines_node.is_null):
+            ctx.error(lines_node.loc, f"{path}.lines", "expected a list of extensions, e.g. [\"1001\"]")
+        tz = ctx.text(m, "timezone", path)
+        if tz is not None:
+            try:
+                rules_for(tz, _rules_year())
+            except UnknownZone:
+                s = suggest_zone(tz)
+                ctx.error(m["timezone"].loc, f"{path}.timezone",
+                          f"unknown time zone '{tz}'" + (f" (did you mean {s}?)" if s else ""))
+        settings, slocs = ctx.settings(m, "settings", path)
+        ctx.text(m, "description", path)
+        if mac and model:
+            out.append(_RawPhone(Phone(mac, model.key, tuple(lines), settings, tz), m.loc, path,
+                                 getattr(lines_node, "loc", m.loc), slocs))
+    return out
+
+
+def _check_params(ctx: _Ctx, site_node, site, phones: list[_RawPhone], catalog: Catalog, firmware) -> None:
+    try:
+        from polygen.params import catalog_for
+    except ImportError:  # pragma: no cover - the name list ships with polygen
+        return
+
+    def cat(release: str):
+        d = Path(firmware) / release if firmware else None
+        return catalog_for(dialect_of(release), d if d and d.is_dir() else None)
+
+    releases = sorted({catalog.models[r.phone.model].firmware for r in phones})
+    if site_node is not None and site is not None:
+        sm = site_node.get("settings")
+        for name, _ in site.settings:
+            cats = [cat(rel) for rel in releases] or [catalog_for("uc", None)]
+            if not any(c.known(name) for c in cats):
+                s = cats[0].suggest(name)
+                ctx.warn(sm.locs[name] if isinstance(sm, Map) else site_node.loc, f"site.settings.{name}",
+                         "unknown Polycom parameter" + (f" (did you mean {s}?)" if s else ""))
+    for r in phones:
+        if not r.phone.settings:
+            continue
+        release = catalog.models[r.phone.model].firmware
+        c = cat(release)
+        for name, _ in r.phone.settings:
+            if not c.known(name):
+                s = c.suggest(name)
+                ctx.warn(r.settings_locs[name], f"{r.path}.settings.{name}",
+                         f"unknown to {release} firmware" + (f" (did you mean {s}?)" if s else ""))

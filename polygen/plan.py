@@ -1,0 +1,226 @@
+"""``plan(inventory, renderer, firmware) -> Plan``: every file of out/, as cheap descriptions.
+
+Nothing is rendered here. Each ``OutputFile`` carries a *key*: a digest of everything its bytes
+depend on (the phone, its extensions and model, the site, the templates, polygen's version).
+The writer compares keys with the previous build's manifest, so a rebuild renders only what
+changed, and a no-op rebuild renders nothing. See DESIGN.md for the layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from polygen import __version__
+from polygen.catalog import Model
+from polygen.inventory import Inventory, Phone
+from polygen.render import Renderer
+
+LOG_DIR = "logs"
+CONTACTS_DIR = "contacts"
+CALLS_DIR = "calls"
+DIRECTORY_FILE = f"{CONTACTS_DIR}/000000000000-directory.xml"
+DEFAULT_BOOTSTRAP = "000000000000.cfg"
+UA_INDEX = "ua-index.json"
+SITE_FILE = {"uc": "site.cfg", "sip3": "site-sip3.cfg"}
+SECRET_MODE = 0o640
+PUBLIC_MODE = 0o644
+MAX_CONTACTS = 9999  # dir.local.contacts.maxNum upper bound (FACTS §3)
+_FW_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    path: str  # relative, POSIX
+    key: str  # digest of the inputs
+    mode: int
+    origin: str  # what it comes from, for messages
+    render: Callable[[], Iterable[str]] | None = None  # produces the text
+    link: Path | None = None  # or: a file to link (firmware)
+    secret: bool = False
+
+
+@dataclass
+class Plan:
+    files: Callable[[], Iterator[OutputFile]]  # a fresh iterator each call; nothing kept in memory
+    count: int
+    phones: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def _digest(*parts) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for p in parts:
+        h.update(repr(p).encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def phone_file(mac: str) -> str:
+    return f"{mac}-phone.cfg"
+
+
+def firmware_path(model: Model) -> str:
+    return f"firmware/{model.firmware}/sip.ld"
+
+
+def config_files(model: Model, firmware_dir: Path | None) -> str:
+    files = ["[PHONE_MAC_ADDRESS]-phone.cfg", SITE_FILE[model.dialect]]
+    if model.dialect == "sip3" and firmware_dir is not None:
+        # SIP 3.x has no built-in defaults: Polycom's sip.cfg/phone1.cfg of the release come last
+        rel = firmware_dir / model.firmware
+        files += [f"firmware/{model.firmware}/{n}" for n in ("phone1.cfg", "sip.cfg") if (rel / n).is_file()]
+    return ", ".join(files)
+
+
+def phone_sections(inv: Inventory, phone: Phone) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The parameters of one phone, grouped; the phone's own settings replace computed values."""
+    site = inv.site
+    own = dict(phone.settings)
+    reg = []
+    for i, ext in enumerate(phone.lines, 1):
+        e = inv.extensions[ext]
+        p = f"reg.{i}."
+        reg += [
+            (p + "address", e.ext),
+            (p + "auth.userId", e.ext),
+            (p + "auth.password", e.secret),
+            (p + "displayName", e.display_name),
+            (p + "label", e.label),
+            (p + "type", "private"),
+            (p + "server.1.address", site.sip_server),
+        ]
+        if site.sip_port:
+            reg.append((p + "server.1.port", str(site.sip_port)))
+    time = list(inv.time_rules(phone.timezone or site.timezone).params().items())
+    sections = [("reg", reg), ("tcpIpApp", time)]
+    out = [(name, [(k, v) for k, v in params if k not in own]) for name, params in sections]
+    if own:
+        out.append(("settings", list(phone.settings)))
+    return [(n, ps) for n, ps in out if ps]
+
+
+def site_sections(inv: Inventory, dialect: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    site = inv.site
+    own = dict(site.settings)
+    server = [("voIpProt.server.1.address", site.sip_server)]
+    if site.sip_port:
+        server.append(("voIpProt.server.1.port", str(site.sip_port)))
+    pol = site.polling
+    prov = [("prov.polling.enabled", "1"), ("prov.polling.mode", pol.mode),
+            ("prov.polling.period", str(pol.period)), ("prov.polling.time", pol.time)]
+    if pol.time_random_end and dialect == "uc":  # timeRandomEnd exists in UC only (FACTS §3)
+        prov.append(("prov.polling.timeRandomEnd", pol.time_random_end))
+    ntp = [("tcpIpApp.sntp.address", site.ntp_server), ("tcpIpApp.sntp.address.overrideDHCP", "1")] \
+        if site.ntp_server else []
+    # logs are uploaded daily in append mode to LOG_FILE_DIRECTORY, where the sidecar takes them
+    log = [("log.render.file", "1"), ("log.render.file.upload.period", "86400"),
+           ("log.render.file.upload.append", "1")]
+    sections = [("voIpProt", server), ("prov", prov), ("tcpIpApp", ntp), ("log", log)]
+    out = [(name, [(k, v) for k, v in params if k not in own]) for name, params in sections]
+    if own:
+        out.append(("settings", list(site.settings)))
+    return [(n, ps) for n, ps in out if ps]
+
+
+def _bootstrap_context(label: str, base: dict, models: list[dict]) -> dict:
+    dirs = {"log": LOG_DIR, "contacts": CONTACTS_DIR, "overrides": "", "calls": CALLS_DIR}
+    return {"label": label, "base": base, "models": models, "dirs": dirs}
+
+
+def _firmware_files(firmware: Path | None, release: str, dialect: str) -> list[Path]:
+    if firmware is None:
+        return []
+    d = firmware / release
+    if not d.is_dir():
+        return []
+    keep = []
+    for p in sorted(d.iterdir()):
+        if not p.is_file() or not _FW_NAME_RE.match(p.name):
+            continue
+        if p.suffix in (".ld", ".ver", ".sig") or (dialect == "sip3" and p.name in ("sip.cfg", "phone1.cfg")):
+            keep.append(p)
+    return keep
+
+
+def plan(inv: Inventory, renderer: Renderer, firmware: Path | None) -> Plan:
+    firmware = Path(firmware) if firmware is not None else None
+    models = inv.models_in_use()
+    dialects = sorted({m.dialect for m in models} | {"uc"})
+    version = __version__
+    tdig = renderer.digest
+    warnings: list[str] = []
+
+    model_ctx = []
+    for m in models:
+        model_ctx.append({"token": m.token, "ua_token": m.ua_token, "app_file_path": firmware_path(m),
+                          "config_files": config_files(m, firmware)})
+    fw_files: list[tuple[Model, Path]] = []
+    seen_releases = set()
+    for m in models:
+        files = _firmware_files(firmware, m.firmware, m.dialect)
+        if not any(p.name == "sip.ld" or p.name.endswith(".sip.ld") for p in files):
+            warnings.append(f"firmware/{m.firmware}/sip.ld not found: {m.name} phones keep the firmware they "
+                            f"run; unpack Polycom's {m.firmware} release into {firmware}/{m.firmware}/")
+        if m.dialect == "sip3" and not any(p.name == "sip.cfg" for p in files):
+            warnings.append(f"firmware/{m.firmware}/sip.cfg not found: SIP {m.firmware} phones ({m.name}) need "
+                            "Polycom's sip.cfg and phone1.cfg from the release")
+        if m.firmware not in seen_releases:
+            seen_releases.add(m.firmware)
+            fw_files += [(m, p) for p in files]
+
+    directory_entries = [e for e in inv.extensions.values() if e.directory]
+    directory_entries.sort(key=lambda e: (e.last_name.casefold(), e.first_name.casefold(), e.ext))
+    if len(directory_entries) > MAX_CONTACTS:
+        warnings.append(f"the directory lists {len(directory_entries)} contacts; phones keep at most "
+                        f"{MAX_CONTACTS} (set directory: false on some extensions)")
+    site_key = _digest(inv.site)
+
+    def files() -> Iterator[OutputFile]:
+        # shared files first
+        default_base = {"app_file_path": "sip.ld", "config_files": f"[PHONE_MAC_ADDRESS]-phone.cfg, {SITE_FILE['uc']}"}
+        yield OutputFile(DEFAULT_BOOTSTRAP, _digest(version, tdig, default_base, model_ctx), PUBLIC_MODE,
+                         "default bootstrap",
+                         lambda: [renderer.render("bootstrap.cfg.j2",
+                                                  **_bootstrap_context("default", default_base, model_ctx))])
+        for mc in model_ctx:
+            base = {"app_file_path": mc["app_file_path"], "config_files": mc["config_files"]}
+            yield OutputFile(f"bootstrap/{mc['token']}.cfg", _digest(version, tdig, mc), PUBLIC_MODE,
+                             f"bootstrap for {mc['token']}",
+                             lambda mc=mc, base=base: [renderer.render(
+                                 "bootstrap.cfg.j2", **_bootstrap_context(mc["token"], base, [mc]))])
+        index = {"version": 1, "default": DEFAULT_BOOTSTRAP,
+                 "models": {mc["ua_token"]: f"bootstrap/{mc['token']}.cfg" for mc in model_ctx}}
+        index_text = json.dumps(index, indent=2, sort_keys=True) + "\n"
+        yield OutputFile(UA_INDEX, _digest(version, index_text), PUBLIC_MODE, "User-Agent index",
+                         lambda: [index_text])
+        for d in dialects:
+            yield OutputFile(SITE_FILE[d], _digest(version, tdig, site_key, d), PUBLIC_MODE, f"site ({d})",
+                             lambda d=d: [renderer.render("site.cfg.j2", site=inv.site, dialect=d,
+                                                          sections=site_sections(inv, d))])
+        dir_key = _digest(version, tdig, [(e.first_name, e.last_name, e.mailbox) for e in directory_entries])
+        yield OutputFile(DIRECTORY_FILE, dir_key, PUBLIC_MODE, "company directory",
+                         lambda: renderer.stream("directory.xml.j2", entries=directory_entries))
+        for m, src in fw_files:
+            st = src.stat()
+            yield OutputFile(f"firmware/{m.firmware}/{src.name}", _digest("link", str(src.resolve()), st.st_size,
+                                                                          st.st_mtime_ns), 0o644,
+                             f"firmware {m.firmware}", link=src)
+        # one file per phone
+        for phone in inv.phones:
+            model = inv.catalog.models[phone.model]
+            exts = [inv.extensions[x] for x in phone.lines]
+            zone = phone.timezone or inv.site.timezone
+            key = _digest(version, tdig, site_key, phone, exts, model.dialect, inv.time_rules(zone))
+            yield OutputFile(phone_file(phone.mac), key, SECRET_MODE, f"phone {phone.mac}",
+                             lambda phone=phone, model=model: [renderer.render(
+                                 "phone.cfg.j2", phone=phone, model=model, dialect=model.dialect,
+                                 sections=phone_sections(inv, phone))],
+                             secret=True)
+
+    count = 1 + len(model_ctx) + 1 + len(dialects) + 1 + len(fw_files) + len(inv.phones)
+    return Plan(files, count, len(inv.phones), warnings)

@@ -1,0 +1,259 @@
+"""Write a plan into a new generation of out/ and swap it in atomically.
+
+``out`` is a symlink to ``.<out>.gens/g<N>``. A build renders what changed into a staging
+directory, hard-links everything else from the current generation (no copies, stable mtimes for
+polling phones), writes the manifest, renames the staging directory to its generation name and
+then renames a new symlink over ``out``. Readers see the old tree or the new one, never a mix; a
+failed or killed build leaves ``out`` as it was. When nothing changed, nothing is written at all.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from polygen.errors import BuildError
+from polygen.plan import OutputFile
+
+MANIFEST = ".polygen-manifest.json"
+_GEN_RE = re.compile(r"^g(\d{6,})$")
+_SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)*$")
+KEEP_GENERATIONS = 2  # the current one and the one before it (rollback, readers still in flight)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    generation: str
+    written: int
+    unchanged: int
+    removed: int
+    changed: bool
+    paths: tuple[str, ...] = ()  # written, for tests and the bench
+
+
+def gens_dir(out: Path) -> Path:
+    return out.parent / f".{out.name}.gens"
+
+
+def current_generation(out: Path) -> Path | None:
+    """The generation ``out`` points to, or None before the first build."""
+    if not out.is_symlink():
+        return None
+    target = out.parent / os.readlink(out)
+    return target if target.is_dir() else None
+
+
+def read_manifest(gen: Path | None) -> dict[str, list]:
+    """path -> [key, sha256, size, mode]"""
+    if gen is None:
+        return {}
+    try:
+        with open(gen / MANIFEST, encoding="utf-8") as fh:
+            return json.load(fh)["files"]
+    except FileNotFoundError:
+        return {}
+    except (ValueError, KeyError) as exc:
+        raise BuildError(f"{gen / MANIFEST} is damaged ({exc}); remove {gen} and build again") from exc
+
+
+def _check_out(out: Path) -> None:
+    if out.is_symlink():
+        target = Path(os.readlink(out))
+        if target.parent.name != gens_dir(out).name:
+            raise BuildError(f"'{out}' is a symlink polygen did not make (to {target}); remove it and build again")
+        return
+    if out.exists():
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # an empty directory (e.g. made by a deployment script) becomes our symlink
+            return
+        raise BuildError(f"'{out}' is a {'directory' if out.is_dir() else 'file'} that polygen did not "
+                         f"create; polygen keeps '{out}' as a symlink to {gens_dir(out)}/. "
+                         f"Move it away (mv {out} {out}.old) and build again")
+
+
+@contextmanager
+def build_lock(out: Path):
+    """One build at a time per out/ (a CLI build and a watching sidecar may overlap)."""
+    g = gens_dir(out)
+    g.mkdir(parents=True, exist_ok=True)
+    with open(g / "lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _next_name(g: Path) -> str:
+    n = 0
+    for p in g.iterdir():
+        m = _GEN_RE.match(p.name)
+        if m:
+            n = max(n, int(m.group(1)))
+    return f"g{n + 1:06d}"
+
+
+def _write_file(path: Path, chunks: Iterable[str], mode: int) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 16) as fh:
+            for chunk in chunks:
+                b = chunk.encode("utf-8")
+                h.update(b)
+                size += len(b)
+                fh.write(b)
+        os.chmod(path, mode)  # the umask must not widen or narrow what the plan asked for
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return h.hexdigest(), size
+
+
+def _link(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+            raise
+        os.symlink(os.path.abspath(src), dst)  # firmware on another filesystem
+
+
+def write(files: Iterable[OutputFile], out: Path, *, progress: Callable[[int], None] | None = None,
+          dry_run: bool = False) -> WriteResult:
+    out = Path(out)
+    _check_out(out)
+    with build_lock(out):
+        return _write_locked(files, out, progress, dry_run)
+
+
+def _write_locked(files, out: Path, progress, dry_run) -> WriteResult:
+    g = gens_dir(out)
+    prev = current_generation(out)
+    old = read_manifest(prev)
+    _clean_stale(g, out)
+    manifest: dict[str, list] = {}
+    keep: list[str] = []
+    written: list[str] = []
+    staging: Path | None = None
+    made_dirs: set[str] = set()
+
+    def stage() -> Path:
+        nonlocal staging
+        if staging is None:
+            staging = g / f"tmp-{os.getpid()}-{time.monotonic_ns()}"
+            staging.mkdir(mode=0o755)
+        return staging
+
+    def ensure_parent(rel: str) -> None:
+        parent = rel.rpartition("/")[0]
+        if parent and parent not in made_dirs:
+            (stage() / parent).mkdir(parents=True, exist_ok=True, mode=0o755)
+            made_dirs.add(parent)
+
+    try:
+        for n, f in enumerate(files, 1):
+            if not _SAFE_PATH_RE.match(f.path) or ".." in f.path.split("/") or f.path == MANIFEST:
+                raise BuildError(f"refusing to write '{f.path}' ({f.origin}): not a safe relative path")
+            if f.path in manifest:
+                raise BuildError(f"two files want '{f.path}' (the second from {f.origin})")
+            was = old.get(f.path)
+            if was is not None and was[0] == f.key and was[3] == f.mode:
+                manifest[f.path] = was
+                keep.append(f.path)
+            elif dry_run:
+                manifest[f.path] = [f.key, None, None, f.mode]
+                written.append(f.path)
+            else:
+                ensure_parent(f.path)
+                dst = stage() / f.path
+                if f.link is not None:
+                    _link(f.link, dst)
+                    manifest[f.path] = [f.key, None, f.link.stat().st_size, f.mode]
+                else:
+                    sha, size = _write_file(dst, f.render(), f.mode)
+                    if was is not None and was[1] == sha and was[3] == f.mode:
+                        # same bytes from new inputs (e.g. a template comment changed elsewhere):
+                        # keep the old inode so the phone sees an unchanged file
+                        dst.unlink()
+                        manifest[f.path] = [f.key, sha, size, f.mode]
+                        keep.append(f.path)
+                        continue
+                    manifest[f.path] = [f.key, sha, size, f.mode]
+                written.append(f.path)
+            if progress and n % 256 == 0:
+                progress(256)
+        removed = [p for p in old if p not in manifest]
+        changed = bool(written or removed) or (prev is None) or any(old[p] != manifest[p] for p in keep)
+        if dry_run or not changed:
+            if staging is not None:
+                shutil.rmtree(staging)
+            return WriteResult(prev.name if prev else "", len(written), len(keep), len(removed), changed and not dry_run,
+                               tuple(written))
+        st = stage()
+        for rel in keep:
+            ensure_parent(rel)
+            os.link(prev / rel, st / rel)
+        with open(st / MANIFEST, "w", encoding="utf-8") as fh:
+            json.dump({"version": 1, "files": manifest}, fh, separators=(",", ":"), sort_keys=True)
+        os.chmod(st / MANIFEST, 0o640)
+        name = _next_name(g)
+        final = g / name
+        os.rename(st, final)
+        staging = None
+        _swap(out, final)
+    except BaseException as exc:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            what = "no space left on the device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+            raise BuildError(f"writing {out} failed: {what} ({exc.filename or g}); {out} is unchanged") from exc
+        raise
+    _collect(g, keep={final.name, prev.name if prev else ""})
+    return WriteResult(name, len(written), len(keep), len(removed), True, tuple(written))
+
+
+def _swap(out: Path, final: Path) -> None:
+    tmp = out.parent / f".{out.name}.swap-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    os.symlink(os.path.relpath(final, out.parent), tmp)
+    os.rename(tmp, out)  # atomic: readers resolve either the old or the new generation
+    _fsync_dir(out.parent)
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _clean_stale(g: Path, out: Path) -> None:
+    """Staging directories of killed builds (we hold the lock, so none is in use)."""
+    for p in g.iterdir():
+        if p.name.startswith("tmp-"):
+            shutil.rmtree(p, ignore_errors=True)
+    for p in out.parent.glob(f".{out.name}.swap-*"):
+        p.unlink(missing_ok=True)
+
+
+def _collect(g: Path, keep: set[str]) -> None:
+    gens = sorted((p for p in g.iterdir() if _GEN_RE.match(p.name)), key=lambda p: p.name)
+    for p in gens[:-KEEP_GENERATIONS]:
+        if p.name not in keep:
+            shutil.rmtree(p, ignore_errors=True)
