@@ -266,3 +266,77 @@ def diff(inventory, out, templates, firmware, secrets, stat):
             click.echo(c.diff, nl=False)
     counts = {k: sum(1 for c in changes if c.kind == k) for k in marks}
     click.echo(f"{counts['add']} to add, {counts['change']} to change, {counts['remove']} to remove", err=True)
+
+
+# ================================================================ deployment: nginx / dhcp
+# (section owned by the deployment work: polygen/nginx.py, polygen/dhcp.py). Env vars carry the
+# command's name (POLYGEN_NGINX_LISTEN) so they cannot leak into `serve`'s or `simulate`'s options.
+_file_type = click.Path(path_type=Path, dir_okay=False)
+
+
+@cli.command("nginx")
+@out_option
+@click.option("--server-name", default="_", envvar="POLYGEN_NGINX_SERVER_NAME", show_envvar=True,
+              help="nginx server_name (host names separated by spaces; _ matches any).")
+@click.option("--listen", default="80", envvar="POLYGEN_NGINX_LISTEN", show_envvar=True,
+              help="nginx listen address: PORT or ADDRESS:PORT.")
+@click.option("--sidecar", default="127.0.0.1:8080", envvar="POLYGEN_SIDECAR", show_envvar=True,
+              help="HOST:PORT of `polygen serve`, which receives the phones' log uploads.")
+@click.option("--auth-file", type=_file_type, default=None, envvar="POLYGEN_NGINX_AUTH_FILE", show_envvar=True,
+              help="htpasswd file: require HTTP basic auth (the phones need device.prov.user/password).")
+@click.option("--tls-cert", type=_file_type, default=None, envvar="POLYGEN_NGINX_TLS_CERT", show_envvar=True,
+              help="TLS certificate (PEM): serve HTTPS on --listen; needs --tls-key.")
+@click.option("--tls-key", type=_file_type, default=None, envvar="POLYGEN_NGINX_TLS_KEY", show_envvar=True,
+              help="TLS private key (PEM) for --tls-cert.")
+@handle_errors
+def nginx_cmd(out, server_name, listen, sidecar, auth_file, tls_cert, tls_key):
+    """Print an nginx config that serves OUT to the phones.
+
+    Static files from OUT, 000000000000.cfg chosen by User-Agent (works while the sidecar is
+    down), log uploads proxied to the sidecar, nothing else. Save it in /etc/nginx/conf.d/.
+
+    \b
+    Example:
+      polygen build
+      polygen nginx --server-name prov.example.com > /etc/nginx/conf.d/polygen.conf
+      nginx -t && systemctl reload nginx
+    """
+    from polygen.nginx import render_nginx
+
+    click.echo(render_nginx(out, server_name=server_name, listen=listen, sidecar=sidecar,
+                            auth_file=auth_file, tls_cert=tls_cert, tls_key=tls_key), nl=False)
+
+
+@cli.command("dhcp")
+@click.option("--format", "fmt", type=click.Choice(["isc", "kea", "dnsmasq"]), required=True,
+              envvar="POLYGEN_DHCP_FORMAT", show_envvar=True, help="DHCP server to write for.")
+@inventory_option
+@click.option("--url", default=None, envvar="POLYGEN_PROVISIONING_URL", show_envvar=True,
+              help="Provisioning URL to hand out (default: site.provisioning_url from the inventory).")
+@click.option("--oui", "ouis", multiple=True, default=("00:04:f2", "64:16:7f", "48:25:67"),
+              envvar="POLYGEN_DHCP_OUI", show_envvar=True,
+              help="MAC prefix of the phones; repeat for several (env: space-separated).")
+@handle_errors
+def dhcp_cmd(fmt, inventory, url, ouis):
+    """Print the DHCP snippet giving the phones option 66 and 160 (the provisioning URL).
+
+    Only clients whose MAC starts with one of the OUIs get the options, always sent.
+
+    \b
+    Example:
+      polygen dhcp --format isc >> /etc/dhcp/dhcpd.conf
+      polygen dhcp --format dnsmasq --url http://192.0.2.10/ > /etc/dnsmasq.d/polygen.conf
+      polygen dhcp --format kea --oui 00:04:f2
+    """
+    from polygen.dhcp import render_dhcp
+
+    if url is None:
+        from polygen.errors import InventoryError
+        from polygen.inventory import load
+
+        try:
+            url = load(inventory).site.provisioning_url
+        except InventoryError as exc:
+            _echo_problems(exc.problems)
+            raise
+    click.echo(render_dhcp(fmt, url, ouis), nl=False)

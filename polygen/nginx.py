@@ -1,0 +1,246 @@
+"""An nginx config that serves out/ to phones (DESIGN.md "out/ layout").
+
+One file for ``/etc/nginx/conf.d/`` (Debian's nginx.conf includes that directory inside
+``http {}``): http-context lines first (the User-Agent ``map``, the ``limit_req_zone``, the
+sidecar ``upstream``), then one ``server {}``.
+
+What the server does, and why:
+
+* ``/000000000000.cfg`` is answered from ``bootstrap/<TOKEN>.cfg`` chosen by User-Agent through a
+  ``map`` generated from ``out/ua-index.json``, falling back to the default bootstrap. nginx needs
+  no sidecar for this, so phones boot while the sidecar is down. Regenerate the config after a
+  build adds a model (the default bootstrap carries every model's element anyway, FACTS §1).
+* ``root`` is the ``out`` symlink itself, never its target: a build swaps the symlink atomically
+  and nginx resolves it per request. ``open_file_cache`` stays off so no stale generation is
+  served.
+* Only the file names out/ can contain are served (an allow-list of regex locations); everything
+  else, dotfiles (``.polygen-manifest.json``) and directory URLs included, is 404. No autoindex.
+* ``contacts/<mac>-directory.xml`` is answered from ``contacts/000000000000-directory.xml``.
+* ``PUT`` of ``[logs/]<mac>-{boot,app}.log`` goes to the sidecar with the URI rebuilt from the
+  strict captures (never ``$request_uri``), 1 MiB at most; so does ``HEAD``, which phones send
+  before an app-log upload and the sidecar answers. Other methods are refused (403), so
+  uploaded logs are never readable over HTTP. Override uploads (``PUT <mac>-phone.cfg``) are
+  refused: DESIGN.md.
+* ``limit_req`` per client address slows MAC guessing; excess requests get 429.
+* Optional HTTP basic auth (``auth_basic``) and TLS (``listen ... ssl``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+from polygen import __version__
+from polygen.errors import PolygenError
+
+log = logging.getLogger("polygen.nginx")
+
+UA_INDEX = "ua-index.json"
+DEFAULT_BOOTSTRAP = "000000000000.cfg"
+UPSTREAM = "polygen_sidecar"
+ZONE = "polygen"
+
+_TOKEN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_BOOTSTRAP_RE = re.compile(r"^bootstrap/[A-Za-z0-9_][A-Za-z0-9_.-]*\.cfg$")
+_LISTEN_RE = re.compile(r"^(?:(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):)?[0-9]{1,5}$")
+_HOSTPORT_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
+_SERVER_NAME_RE = re.compile(r"^(?:_|[A-Za-z0-9*~^.-][A-Za-z0-9*.-]*)$")
+_RATE_RE = re.compile(r"^[1-9][0-9]*r/[sm]$")
+# A path is written inside double quotes; nginx would still expand "$name" in it and has no
+# escape for "$", so refuse the characters that cannot be written safely.
+_UNSAFE_PATH = re.compile(r'["\\$\x00-\x1f\x7f]')
+
+# Allow-list of what out/ may contain (DESIGN.md); written in double quotes because of the braces. Each segment must start with an
+# alphanumeric or "_", which also keeps "." and ".." out.
+_SEG = r"[A-Za-z0-9_][A-Za-z0-9_.+-]*"
+PHONE_CFG_RE = r"^/[0-9a-f]{12}-phone\.cfg$"
+SITE_CFG_RE = r"^/site(?:-[A-Za-z0-9_]+)?\.cfg$"
+BOOTSTRAP_RE = rf"^/bootstrap/{_SEG}\.cfg$"
+FIRMWARE_RE = rf"^/firmware(?:/{_SEG})+$"
+CONTACTS_RE = r"^/contacts/[0-9a-f]{12}-directory\.xml$"
+LOG_RE = r"^/(?:logs/)?(?<polygen_mac>[0-9a-f]{12})-(?<polygen_log>boot|app)\.log$"
+
+
+def read_ua_index(out_dir: Path) -> dict[str, str]:
+    """Return ``{ua_token: "bootstrap/<TOKEN>.cfg"}`` from ``out/ua-index.json``, validated."""
+    path = Path(out_dir) / UA_INDEX
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolygenError(
+            f"{path} not found: run `polygen build` first (nginx serves the built out/ tree)"
+        ) from None
+    except OSError as exc:
+        raise PolygenError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        index = json.loads(raw)
+    except ValueError as exc:
+        raise PolygenError(f"{path}: not valid JSON ({exc}); rebuild with `polygen build`") from exc
+    if not isinstance(index, dict) or index.get("version") != 1:
+        raise PolygenError(f"{path}: unsupported format (expected version 1); rebuild with `polygen build`")
+    if index.get("default", DEFAULT_BOOTSTRAP) != DEFAULT_BOOTSTRAP:
+        raise PolygenError(f"{path}: default must be {DEFAULT_BOOTSTRAP!r}, not {index.get('default')!r}")
+    models = index.get("models", {})
+    if not isinstance(models, dict):
+        raise PolygenError(f"{path}: 'models' must be an object of UA token -> bootstrap path")
+    for token, target in models.items():
+        if not _TOKEN_RE.match(str(token)):
+            raise PolygenError(f"{path}: invalid User-Agent model token {token!r}")
+        if not isinstance(target, str) or not _BOOTSTRAP_RE.match(target):
+            raise PolygenError(
+                f"{path}: models.{token}: expected a path like bootstrap/<TOKEN>.cfg, got {target!r}"
+            )
+    return dict(sorted(models.items()))
+
+
+def _quote(value: str, what: str) -> str:
+    if _UNSAFE_PATH.search(value):
+        raise PolygenError(f"{what} {value!r} contains a character nginx cannot quote (\", \\, $ or a control character)")
+    return f'"{value}"'
+
+
+def _abspath(path: Path | str) -> str:
+    # abspath normalises without resolving symlinks: `out` must stay the symlink (DESIGN.md).
+    return os.path.abspath(os.fspath(path))
+
+
+def render_nginx(
+    out_dir: Path,
+    *,
+    server_name: str = "_",
+    listen: str = "80",
+    sidecar: str = "127.0.0.1:8080",
+    auth_file: Path | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    rate: str = "10r/s",
+) -> str:
+    """Render the nginx config (http-context lines + one ``server {}``) for ``out_dir``.
+
+    Raises PolygenError if out/ has not been built or an argument cannot be written safely.
+    """
+    models = read_ua_index(out_dir)
+    listen = str(listen).strip()
+    if not _LISTEN_RE.match(listen):
+        raise PolygenError(f"invalid --listen {listen!r}: expected PORT or ADDRESS:PORT, e.g. 80 or 192.0.2.1:80")
+    if not _HOSTPORT_RE.match(str(sidecar)):
+        raise PolygenError(f"invalid --sidecar {sidecar!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    names = str(server_name).split()
+    if not names or not all(_SERVER_NAME_RE.match(n) for n in names):
+        raise PolygenError(f"invalid --server-name {server_name!r}: expected host names separated by spaces, or _")
+    if not _RATE_RE.match(rate):
+        raise PolygenError(f"invalid rate {rate!r}: expected e.g. 10r/s or 600r/m")
+    if (tls_cert is None) != (tls_key is None):
+        raise PolygenError("TLS needs both --tls-cert and --tls-key")
+    root = _quote(_abspath(out_dir), "out directory")
+    for label, p in (("auth file", auth_file), ("TLS certificate", tls_cert), ("TLS key", tls_key)):
+        if p is not None and not Path(p).exists():
+            log.warning("%s %s does not exist here; nginx -t will fail unless it exists on the server", label, p)
+
+    ua_lines = "".join(
+        f'    "~*[- ]{token}-UA/" /{target};\n' for token, target in models.items()
+    )
+    ssl = " ssl" if tls_cert else ""
+    tls_lines = ""
+    if tls_cert:
+        tls_lines = (
+            f"    ssl_certificate {_quote(_abspath(tls_cert), 'TLS certificate')};\n"
+            f"    ssl_certificate_key {_quote(_abspath(tls_key), 'TLS key')};\n"
+            "    # SoundPoint IP phones on SIP 3.x may only speak TLS 1.0/1.1; UC 5+ handles TLS 1.2.\n"
+        )
+    auth_lines = ""
+    if auth_file is not None:
+        auth_lines = (
+            '    # The bootstraps must carry the matching device.prov.user/device.prov.password.\n'
+            '    auth_basic "polygen";\n'
+            f"    auth_basic_user_file {_quote(_abspath(auth_file), 'auth file')};\n"
+        )
+    static = "        limit_except GET { deny all; }   # GET and HEAD only\n"
+
+    return f"""\
+# polygen {__version__}: nginx config serving {_abspath(out_dir)} to Polycom/Poly phones.
+# Generated by `polygen nginx`; regenerate it after `polygen build` adds a phone model.
+# Install: save as /etc/nginx/conf.d/polygen.conf (Debian's nginx.conf includes conf.d/*.conf
+# inside http {{}}, where the map/limit_req_zone/upstream lines below must be), then
+# `nginx -t && systemctl reload nginx`. If this server is not the only one on its port,
+# give it --server-name or its own --listen address: nginx hands requests whose Host matches
+# no server_name to the port's default server (Debian's sites-enabled/default).
+# The nginx workers (www-data) must be able to read out/, including <mac>-phone.cfg (0640).
+# One polygen site per nginx: the names polygen_bootstrap, zone polygen and upstream
+# polygen_sidecar are global to the http context.
+
+# User-Agent model token -> bootstrap, from out/{UA_INDEX}; unknown phones get the default.
+map $http_user_agent $polygen_bootstrap {{
+    default /{DEFAULT_BOOTSTRAP};
+{ua_lines}}}
+
+# Per-client request rate, against guessing MACs for <mac>-phone.cfg.
+limit_req_zone $binary_remote_addr zone={ZONE}:10m rate={rate};
+
+upstream {UPSTREAM} {{
+    server {sidecar};
+}}
+
+server {{
+    listen {listen}{ssl};
+    server_name {" ".join(names)};
+{tls_lines}{auth_lines}
+    # `out` is a symlink swapped atomically by each build: use the link, resolve per request.
+    root {root};
+    open_file_cache off;
+    autoindex off;
+    server_tokens off;
+    client_max_body_size 1m;
+
+    limit_req zone={ZONE} burst=40 nodelay;
+    limit_req_status 429;
+
+    # Anything not listed below (dotfiles, directories, <mac>.cfg, overrides) is not served.
+    location / {{
+        return 404;
+    }}
+
+    # The bootstrap chosen by User-Agent, even while the sidecar is down.
+    location = /{DEFAULT_BOOTSTRAP} {{
+{static}        try_files $polygen_bootstrap /{DEFAULT_BOOTSTRAP} =404;
+    }}
+
+    # Regex locations are tried in order: dotfiles first (.polygen-manifest.json).
+    location ~ /\\. {{
+        return 404;
+    }}
+
+    location ~ "{PHONE_CFG_RE}" {{
+{static}    }}
+
+    location ~ "{SITE_CFG_RE}" {{
+{static}    }}
+
+    location ~ "{BOOTSTRAP_RE}" {{
+{static}    }}
+
+    location ~ "{FIRMWARE_RE}" {{
+{static}    }}
+
+    # Every phone's directory is the shared one (DESIGN.md); the phone's own upload is refused.
+    location ~ "{CONTACTS_RE}" {{
+{static}        try_files /contacts/000000000000-directory.xml =404;
+    }}
+
+    # Log uploads go to the sidecar; the URI is rebuilt from the strict captures.
+    location ~ "{LOG_RE}" {{
+        # PUT uploads; HEAD (sent before an app-log upload) is the sidecar's to answer too.
+        limit_except PUT HEAD {{ deny all; }}
+        client_max_body_size 1m;
+        proxy_pass http://{UPSTREAM}/logs/$polygen_mac-$polygen_log.log;
+        proxy_http_version 1.1;
+        proxy_set_header Host $host;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+    }}
+}}
+"""

@@ -1,0 +1,435 @@
+"""polygen.nginx: the generated config passes ``nginx -t`` and behaves as designed in a real nginx.
+
+The end-to-end tests start nginx on 127.0.0.1:<free port> serving a hand-made out/ tree (a
+symlink to a generation directory, as DESIGN.md lays out) with a tiny aiohttp stub standing in
+for the sidecar, only to record what nginx forwards to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import re
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from daemons import Nginx, free_port, nginx_check, require_binary, write_nginx_main_conf
+
+from polygen.errors import PolygenError
+from polygen.nginx import render_nginx
+
+MAC = "0004f2a1b2c3"
+UA_330 = "FileTransport PolycomSoundPointIP-SPIP_330-UA/3.3.5.0247"
+UA_410 = "FileTransport PolycomVVX-VVX_410-UA/5.9.7.4477 Type/Application"
+UA_UNKNOWN = "FileTransport PolycomVVX-VVX_999-UA/6.4.6.0001 Type/Application"
+
+INDEX = {
+    "version": 1,
+    "default": "000000000000.cfg",
+    "models": {"SPIP_330": "bootstrap/SPIP330.cfg", "VVX_410": "bootstrap/VVX410.cfg"},
+}
+
+
+def make_generation(gens: Path, name: str, tag: str) -> Path:
+    gen = gens / name
+    files = {
+        "ua-index.json": json.dumps(INDEX),
+        "000000000000.cfg": f"<APPLICATION default {tag}/>\n",
+        "bootstrap/SPIP330.cfg": f"<APPLICATION SPIP330 {tag}/>\n",
+        "bootstrap/VVX410.cfg": f"<APPLICATION VVX410 {tag}/>\n",
+        f"{MAC}-phone.cfg": f"<polycomConfig reg.1.auth.password=secret {tag}/>\n",
+        "site.cfg": "<polycomConfig site/>\n",
+        "site-sip3.cfg": "<sip site3/>\n",
+        "contacts/000000000000-directory.xml": "<directory><item_list/></directory>\n",
+        "firmware/5.9.7/sip.ld": "firmware-bytes\n",
+        "firmware/5.9.7/sip.ver": "5.9.7.4477\n",
+        ".polygen-manifest.json": '{"secret": "manifest"}\n',
+    }
+    for rel, text in files.items():
+        path = gen / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    os.chmod(gen / f"{MAC}-phone.cfg", 0o640)
+    os.chmod(gen / ".polygen-manifest.json", 0o600)
+    return gen
+
+
+def swap_out(out: Path, gen: Path) -> None:
+    """The build's atomic swap: a new symlink renamed over `out`."""
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.symlink_to(os.path.relpath(gen, out.parent))
+    os.replace(tmp, out)
+
+
+@pytest.fixture
+def out_tree(tmp_path) -> Path:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "secret.txt").write_text("outside out/\n")
+    gen = make_generation(site / ".out.gens", "g000001-aaaaaaaa", "gen1")
+    out = site / "out"
+    swap_out(out, gen)
+    return out
+
+
+# ---------------------------------------------------------------- a stub sidecar
+class StubSidecar:
+    """aiohttp app in a thread, recording (method, path_qs, body) of each request."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.requests: list[tuple[str, str, bytes]] = []
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from aiohttp import web
+
+        async def handler(request: web.Request) -> web.Response:
+            body = await request.read()
+            self.requests.append((request.method, request.path_qs, body))
+            return web.Response(status=204)
+
+        async def start() -> web.AppRunner:
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", handler)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", self.port).start()
+            return runner
+
+        asyncio.set_event_loop(self._loop)
+        self._runner = self._loop.run_until_complete(start())
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._runner.cleanup())
+        self._loop.close()
+
+    def start(self) -> StubSidecar:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+@pytest.fixture
+def sidecar():
+    stub = StubSidecar().start()
+    yield stub
+    stub.stop()
+
+
+def start_nginx(tmp_path: Path, out: Path, **kw) -> Nginx:
+    require_binary("nginx")
+    port = free_port()
+    site_conf = tmp_path / "polygen.conf"
+    site_conf.write_text(render_nginx(out, listen=f"127.0.0.1:{port}", **kw))
+    conf = write_nginx_main_conf(tmp_path / "nginx", [site_conf])
+    return Nginx(conf, "127.0.0.1", port).start()
+
+
+@pytest.fixture
+def served(tmp_path, out_tree, sidecar):
+    server = start_nginx(tmp_path, out_tree, sidecar=f"127.0.0.1:{sidecar.port}")
+    yield server
+    server.stop()
+
+
+def request(server: Nginx, method: str, path: str, *, ua: str | None = UA_410, body: bytes | None = None,
+            headers: dict | None = None) -> tuple[int, bytes]:
+    """One HTTP request with the path sent exactly as given (no client-side normalisation)."""
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    try:
+        hdrs = dict(headers or {})
+        if ua is not None:
+            hdrs["User-Agent"] = ua
+        conn.request(method, path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------- nginx -t
+def check_config(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
+    site_conf = tmp_path / "polygen.conf"
+    site_conf.write_text(text)
+    return nginx_check(write_nginx_main_conf(tmp_path / "nginx", [site_conf]))
+
+
+def test_default_config_passes_nginx_t(tmp_path, out_tree):
+    result = check_config(tmp_path, render_nginx(out_tree, listen=f"127.0.0.1:{free_port()}"))
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+def test_broken_config_fails_nginx_t(tmp_path, out_tree):
+    text = render_nginx(out_tree, listen=f"127.0.0.1:{free_port()}").replace("autoindex off;", "autoindex of;")
+    assert check_config(tmp_path, text).returncode != 0
+
+
+def test_tls_and_auth_config_passes_nginx_t(tmp_path, out_tree):
+    openssl = require_binary("openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=prov.test",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("phone:{PLAIN}s3cret\n")
+    text = render_nginx(out_tree, listen=f"127.0.0.1:{free_port()}", server_name="prov.test prov",
+                        auth_file=htpasswd, tls_cert=cert, tls_key=key)
+    assert re.search(r"listen 127\.0\.0\.1:\d+ ssl;", text)
+    assert f'ssl_certificate "{cert}";' in text and f'auth_basic_user_file "{htpasswd}";' in text
+    result = check_config(tmp_path, text)
+    assert result.returncode == 0, result.stderr
+
+
+def test_config_shape(out_tree):
+    text = render_nginx(out_tree)
+    assert text.startswith("# polygen ")
+    assert "/etc/nginx/conf.d/" in text.split("\n\n", 1)[0]
+    # http-context lines come before the server block
+    assert text.index("\nmap $http_user_agent") < text.index("\nlimit_req_zone ") < text.index("\nserver {")
+    assert '    "~*[- ]SPIP_330-UA/" /bootstrap/SPIP330.cfg;\n' in text
+    assert '    "~*[- ]VVX_410-UA/" /bootstrap/VVX410.cfg;\n' in text
+    assert "    default /000000000000.cfg;\n" in text
+    # the symlink itself, not its target
+    assert f'root "{out_tree}";' in text and ".gens" not in text
+    assert "open_file_cache off;" in text and "autoindex off;" in text
+    assert "$request_uri" not in text
+    assert "listen 80;" in text and "server 127.0.0.1:8080;" in text
+
+
+def test_missing_ua_index(tmp_path):
+    with pytest.raises(PolygenError, match=re.escape("ua-index.json not found: run `polygen build` first")):
+        render_nginx(tmp_path)
+
+
+@pytest.mark.parametrize("index, message", [
+    ("{", "not valid JSON"),
+    ('{"version": 2}', "unsupported format (expected version 1)"),
+    ('{"version": 1, "models": {"SPIP 330": "bootstrap/x.cfg"}}', "invalid User-Agent model token 'SPIP 330'"),
+    ('{"version": 1, "models": {"SPIP_330": "../etc/passwd"}}', "models.SPIP_330: expected a path like bootstrap/<TOKEN>.cfg"),
+    ('{"version": 1, "models": {"SPIP_330": "bootstrap/x;y.cfg"}}', "expected a path like bootstrap/<TOKEN>.cfg"),
+])
+def test_bad_ua_index(tmp_path, index, message):
+    (tmp_path / "ua-index.json").write_text(index)
+    with pytest.raises(PolygenError, match=re.escape(message)):
+        render_nginx(tmp_path)
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"listen": "80; evil"}, "invalid --listen"),
+    ({"sidecar": "8080"}, "invalid --sidecar"),
+    ({"server_name": "a;b"}, "invalid --server-name"),
+    ({"rate": "fast"}, "invalid rate"),
+    ({"tls_cert": Path("/c.pem")}, "TLS needs both --tls-cert and --tls-key"),
+    ({"auth_file": Path("/etc/$x")}, "contains a character nginx cannot quote"),
+])
+def test_bad_arguments(out_tree, kw, message):
+    with pytest.raises(PolygenError, match=re.escape(message)):
+        render_nginx(out_tree, **kw)
+
+
+def test_out_path_with_dollar_refused(tmp_path):
+    out = tmp_path / "o$ut"
+    out.mkdir()
+    (out / "ua-index.json").write_text(json.dumps(INDEX))
+    with pytest.raises(PolygenError, match="nginx cannot quote"):
+        render_nginx(out)
+
+
+# ---------------------------------------------------------------- real nginx
+@pytest.mark.parametrize("ua, expected", [
+    (UA_330, b"<APPLICATION SPIP330 gen1/>\n"),
+    ("FileTransport PolycomSoundPointIP-SPIP_330-UA/4.2.1.0275", b"<APPLICATION SPIP330 gen1/>\n"),
+    (UA_410, b"<APPLICATION VVX410 gen1/>\n"),
+    (UA_UNKNOWN, b"<APPLICATION default gen1/>\n"),
+    ("curl/8.0", b"<APPLICATION default gen1/>\n"),
+    (None, b"<APPLICATION default gen1/>\n"),
+])
+def test_bootstrap_dispatch_by_user_agent(served, ua, expected):
+    assert request(served, "GET", "/000000000000.cfg", ua=ua) == (200, expected)
+
+
+def test_static_files(served):
+    assert request(served, "GET", f"/{MAC}-phone.cfg")[0] == 200
+    assert request(served, "GET", "/site.cfg") == (200, b"<polycomConfig site/>\n")
+    assert request(served, "GET", "/site-sip3.cfg")[0] == 200
+    assert request(served, "GET", "/bootstrap/SPIP330.cfg")[0] == 200
+    assert request(served, "GET", "/firmware/5.9.7/sip.ld") == (200, b"firmware-bytes\n")
+    assert request(served, "HEAD", "/firmware/5.9.7/sip.ver")[0] == 200
+
+
+def test_every_directory_is_the_shared_one(served):
+    shared = (200, b"<directory><item_list/></directory>\n")
+    assert request(served, "GET", f"/contacts/{MAC}-directory.xml") == shared
+    assert request(served, "GET", "/contacts/000000000000-directory.xml") == shared
+    assert request(served, "PUT", f"/contacts/{MAC}-directory.xml", body=b"<directory/>")[0] == 403
+
+
+@pytest.mark.parametrize("path", [
+    "/", "/bootstrap/", "/firmware/", "/firmware/5.9.7/", "/contacts/",
+    "/.polygen-manifest.json", "/ua-index.json", f"/{MAC}.cfg", f"/{MAC}-web.cfg",
+    "/000000000000-license.cfg", f"/{MAC.upper()}-phone.cfg", "/bootstrap/.hidden.cfg",
+])
+def test_not_served(served, path):
+    status, body = request(served, "GET", path)
+    assert status == 404
+    assert b"manifest" not in body and b"Index of" not in body
+
+
+@pytest.mark.parametrize("path", [
+    "/..%2fsecret.txt", "/%2e%2e/secret.txt", "/%2e%2e%2fsecret.txt", "/bootstrap/..%2f..%2fsecret.txt",
+    "/firmware/5.9.7/..%2f..%2f.polygen-manifest.json", "/firmware/5.9.7/%2e%2e/%2e%2e/.polygen-manifest.json",
+    "/firmware/%2e%2e/%2e%2e/secret.txt", "/../secret.txt", "/contacts/..%2f.polygen-manifest.json",
+    "/firmware/5.9.7%2f..%2f..%2f..%2fsecret.txt",
+])
+def test_traversal_refused(served, path):
+    status, body = request(served, "GET", path)
+    assert status in (400, 403, 404)
+    assert b"outside out/" not in body and b"manifest" not in body
+
+
+def test_symlink_swap_is_seen_without_reload(served, out_tree):
+    assert request(served, "GET", "/000000000000.cfg", ua=UA_330)[1] == b"<APPLICATION SPIP330 gen1/>\n"
+    gen2 = make_generation(out_tree.parent / ".out.gens", "g000002-bbbbbbbb", "gen2")
+    swap_out(out_tree, gen2)
+    assert request(served, "GET", "/000000000000.cfg", ua=UA_330)[1] == b"<APPLICATION SPIP330 gen2/>\n"
+    assert request(served, "GET", "/000000000000.cfg", ua=UA_UNKNOWN)[1] == b"<APPLICATION default gen2/>\n"
+
+
+@pytest.mark.parametrize("path", [f"/{MAC}-boot.log", f"/logs/{MAC}-boot.log", f"/{MAC}-app.log",
+                                  f"/logs/{MAC}-app.log?../../etc=1", f"/logs/..%2f{MAC}-boot.log",
+                                  f"/bootstrap/%2e%2e/logs/{MAC}-app.log"])
+def test_log_put_is_proxied_with_rebuilt_uri(served, sidecar, path):
+    """nginx normalises the path first; the sidecar only ever sees /logs/<mac>-<kind>.log."""
+    kind = "boot" if "-boot.log" in path else "app"
+    status, _ = request(served, "PUT", path, body=b"0101000000|so   |2|00|hello\n")
+    assert status == 204
+    assert sidecar.requests == [("PUT", f"/logs/{MAC}-{kind}.log", b"0101000000|so   |2|00|hello\n")]
+
+
+@pytest.mark.parametrize("method, path, expected", [
+    ("GET", f"/logs/{MAC}-app.log", 403),
+    ("DELETE", f"/logs/{MAC}-app.log", 403),
+    ("PUT", f"/logs/{MAC}-flash.log", 404),
+    ("PUT", f"/logs/{MAC.upper()}-app.log", 404),
+    ("PUT", f"/logs/%2e%2e/%2e%2e/{MAC}-app.log", 400),
+    ("PUT", f"/logs/x/{MAC}-app.log", 404),
+    ("PUT", f"/{MAC}-phone.cfg", 403),
+    ("PUT", f"/{MAC}-web.cfg", 404),
+    ("DELETE", "/000000000000.cfg", 403),
+    ("POST", "/site.cfg", 403),
+])
+def test_other_methods_and_paths_not_proxied(served, sidecar, method, path, expected):
+    body = b"x" if method in ("PUT", "POST") else None
+    assert request(served, method, path, body=body)[0] == expected
+    assert sidecar.requests == []
+
+
+def test_log_head_goes_to_the_sidecar(served, sidecar):
+    assert request(served, "HEAD", f"/{MAC}-app.log")[0] == 204
+    assert sidecar.requests == [("HEAD", f"/logs/{MAC}-app.log", b"")]
+
+
+def test_log_put_size_cap(served, sidecar):
+    assert request(served, "PUT", f"/{MAC}-app.log", body=b"x" * (1024 * 1024 + 1))[0] == 413
+    assert sidecar.requests == []
+
+
+def test_bootstraps_served_while_sidecar_down(tmp_path, out_tree):
+    server = start_nginx(tmp_path, out_tree, sidecar=f"127.0.0.1:{free_port()}")  # nothing listens
+    try:
+        assert request(server, "GET", "/000000000000.cfg", ua=UA_330) == (200, b"<APPLICATION SPIP330 gen1/>\n")
+        assert request(server, "GET", f"/{MAC}-phone.cfg")[0] == 200
+        assert request(server, "PUT", f"/{MAC}-boot.log", body=b"x")[0] == 502
+    finally:
+        server.stop()
+
+
+def test_rate_limit_answers_429(tmp_path, out_tree):
+    server = start_nginx(tmp_path, out_tree, rate="1r/m")
+    try:
+        statuses = [request(server, "GET", f"/0004f2{n:06x}-phone.cfg")[0] for n in range(60)]
+    finally:
+        server.stop()
+    assert statuses[0] == 404
+    assert statuses.count(429) >= 60 - 41  # burst 40, then every guess is refused
+
+
+def test_basic_auth(tmp_path, out_tree):
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("phone:{PLAIN}s3cret\n")
+    server = start_nginx(tmp_path, out_tree, auth_file=htpasswd)
+    try:
+        assert request(server, "GET", "/000000000000.cfg", ua=UA_330)[0] == 401
+        ok = {"Authorization": "Basic cGhvbmU6czNjcmV0"}  # phone:s3cret
+        assert request(server, "GET", "/000000000000.cfg", ua=UA_330, headers=ok) == (
+            200, b"<APPLICATION SPIP330 gen1/>\n")
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_help():
+    from click.testing import CliRunner
+
+    from polygen.cli import cli
+
+    result = CliRunner().invoke(cli, ["nginx", "--help"])
+    assert result.exit_code == 0
+    assert "Example:" in result.output and "POLYGEN_NGINX_LISTEN" in result.output
+
+
+def test_cli_prints_a_config_nginx_accepts(tmp_path, out_tree):
+    from click.testing import CliRunner
+
+    from polygen.cli import cli
+
+    listen = f"127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(
+        cli, ["nginx", "-o", str(out_tree), "--listen", listen, "--server-name", "prov.test",
+              "--sidecar", "127.0.0.1:9999"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == render_nginx(out_tree, listen=listen, server_name="prov.test", sidecar="127.0.0.1:9999")
+    assert check_config(tmp_path, result.output).returncode == 0
+
+
+def test_cli_env(out_tree):
+    from click.testing import CliRunner
+
+    from polygen.cli import cli
+
+    env = {"POLYGEN_OUT": str(out_tree), "POLYGEN_NGINX_LISTEN": "8081", "POLYGEN_SIDECAR": "127.0.0.1:8082"}
+    result = CliRunner().invoke(cli, ["nginx"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "    listen 8081;\n" in result.output and "server 127.0.0.1:8082;" in result.output
+
+
+def test_cli_errors(tmp_path, out_tree):
+    from click.testing import CliRunner
+
+    from polygen.cli import cli
+
+    result = CliRunner().invoke(cli, ["nginx", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {tmp_path / 'out' / 'ua-index.json'} not found: run `polygen build` first "
+        "(nginx serves the built out/ tree)\n"
+    )
+    result = CliRunner().invoke(cli, ["nginx", "-o", str(out_tree), "--tls-cert", "/c.pem"])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == "Error: TLS needs both --tls-cert and --tls-key"
