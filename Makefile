@@ -1,0 +1,50 @@
+# polygen: the two commands a new user needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+
+.PHONY: run test build check serve watch golden bench hardening venv system-deps clean
+
+# A fresh Debian has python3 but not always venv/pip: install them when we can (root).
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || sh scripts/python-deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+venv: $(STAMP)
+
+## make run: build the example inventory into out/ and serve it on 127.0.0.1:8080
+run: build
+	$(BIN)/polygen serve --host $(HOST) --port $(PORT)
+
+build: venv
+	$(BIN)/polygen check
+	$(BIN)/polygen build
+
+check: venv
+	$(BIN)/polygen check
+
+serve: venv
+	$(BIN)/polygen serve --host $(HOST) --port $(PORT)
+
+watch: venv
+	$(BIN)/polygen serve --watch --host $(HOST) --port $(PORT)
+
+## make test: the whole suite, with the real daemons it needs (nginx, dhcpd, kea, dnsmasq)
+test: venv system-deps
+	$(BIN)/pytest -q
+
+system-deps:
+	sh scripts/system-deps.sh
+
+## make golden: regenerate tests/golden/out from the example inventory (review the diff!)
+golden: venv
+	POLYGEN_REGEN_GOLDEN=1 $(BIN)/pytest -q tests/test_golden.py
+
+clean:
+	rm -rf $(VENV) out .out.gens .pytest_cache .hypothesis

@@ -1,0 +1,312 @@
+"""Play a phone's boot against a provisioning server, as FACTS §1–§5 describe it.
+
+``boot(transport, mac, user_agent)`` requests ``<mac>.cfg``, then ``000000000000.cfg`` with the
+User-Agent, reads the master config and its per-model element, fetches the firmware, the
+CONFIG_FILES in order (the first value of a parameter wins), the override files (which beat
+CONFIG_FILES), both directory files, follows ``device.prov.*`` redirects and PUTs a boot log.
+The result is the list of requests and the effective registration. The transport is pluggable:
+HTTP for ``polygen simulate``, a directory for tests of a build.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from polygen.errors import PolygenError
+
+MASK = "********"
+
+
+class Transport(Protocol):
+    def request(self, method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> tuple[int, bytes]:
+        ...
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    status: int
+    size: int
+    note: str = ""
+
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass
+class Line:
+    index: int
+    address: str
+    user_id: str
+    password: str = field(repr=False)
+    display_name: str
+    label: str
+    server: str
+
+
+@dataclass
+class BootReport:
+    mac: str
+    user_agent: str
+    requests: list[Request] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    master: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)  # effective values
+    sources: dict[str, str] = field(default_factory=dict)  # parameter -> file it came from
+    lines: list[Line] = field(default_factory=list)
+    directory_entries: int = 0
+    redirects: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+# ------------------------------------------------------------------ transports
+class HttpTransport:
+    """urllib over HTTP(S); ``user:password@`` in the base URL becomes Basic auth."""
+
+    def __init__(self, base_url: str, timeout: float = 10.0):
+        parts = urllib.parse.urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PolygenError(f"'{base_url}' is not an http:// or https:// URL")
+        self.auth = None
+        if parts.username is not None:
+            cred = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+            self.auth = "Basic " + base64.b64encode(cred.encode()).decode()
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        path = parts.path if parts.path.endswith("/") else parts.path + "/"
+        self.base = urllib.parse.urlunsplit((parts.scheme, netloc, path, "", ""))
+        self.timeout = timeout
+
+    def same_server(self, target: str) -> bool:
+        return self.redirect(target).base == self.base
+
+    def redirect(self, target: str) -> "HttpTransport":
+        """device.prov.serverName: a host, host/path or full URL; credentials carry over."""
+        url = target if "://" in target else "http://" + target
+        t = HttpTransport(url, self.timeout)
+        t.auth = t.auth or self.auth
+        return t
+
+    def url(self, path: str) -> str:
+        return path if re.match(r"^https?://", path) else urllib.parse.urljoin(self.base, path.lstrip("/"))
+
+    def request(self, method, path, headers, body=None):
+        req = urllib.request.Request(self.url(path), data=body, method=method, headers=dict(headers))
+        if self.auth:
+            req.add_header("Authorization", self.auth)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise PolygenError(f"cannot reach {self.url(path)}: {reason}") from exc
+
+
+class TreeTransport:
+    """A built out/ tree answered like polygen's sidecar in static mode: User-Agent dispatch for
+    000000000000.cfg, the shared directory for every <mac>-directory.xml, uploads accepted."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.uploads: dict[str, bytes] = {}
+
+    def request(self, method, path, headers, body=None):
+        import json
+
+        from polygen.useragent import parse_user_agent
+
+        path = path.lstrip("/")
+        if method == "PUT":
+            if re.fullmatch(r"(logs/)?[0-9a-f]{12}-(boot|app)\.log", path):
+                self.uploads[path] = body or b""
+                return 201, b""
+            return 403, b""
+        if path == "000000000000.cfg" or path.endswith("/000000000000.cfg"):
+            index = json.loads((self.root / "ua-index.json").read_text())
+            ua = parse_user_agent(headers.get("User-Agent", ""))
+            path = index["models"].get(ua.model, index["default"]) if ua else index["default"]
+        m = re.fullmatch(r"contacts/[0-9a-f]{12}-directory\.xml", path)
+        if m:
+            path = "contacts/000000000000-directory.xml"
+        f = self.root / path
+        if ".." in path.split("/") or not f.is_file():
+            return 404, b""
+        return 200, (b"" if method == "HEAD" else f.read_bytes())
+
+
+# ------------------------------------------------------------------ the boot
+def _join(directory: str, name: str) -> str:
+    directory = (directory or "").strip()
+    if not directory or directory in (".", "./"):
+        return name
+    return directory.rstrip("/") + "/" + name
+
+
+def _attrs(xml: bytes) -> list[tuple[str, str]]:
+    """Every attribute of every element, in document order (parameter files are flat in meaning)."""
+    root = ET.fromstring(xml)
+    return [(k, v) for el in root.iter() for k, v in el.attrib.items() if not k.startswith("{")]
+
+
+def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: bool = True,
+         max_redirects: int = 3) -> BootReport:
+    mac = mac.lower().replace(":", "").replace("-", "")
+    report = BootReport(mac, user_agent)
+    updater_ua = re.sub(r"Type/\w+", "Type/Updater", user_agent) if "Type/" in user_agent else user_agent
+
+    def get(path, method="GET", ua=user_agent, note=""):
+        status, body = transport.request(method, path, {"User-Agent": ua})
+        report.requests.append(Request(method, "/" + path.lstrip("/"), status, len(body), note))
+        return status, body
+
+    # 1. the per-phone master, then the default one (FACTS §1 lookup order)
+    status, master = get(f"{mac}.cfg", note="per-phone master (optional)")
+    if status != 200:
+        status, master = get("000000000000.cfg", note="master, chosen by User-Agent")
+    if status != 200:
+        report.failures.append(f"no master configuration: 000000000000.cfg answered {status}")
+        return report
+    try:
+        root = ET.fromstring(master)
+    except ET.ParseError as exc:
+        report.failures.append(f"master configuration is not XML: {exc}")
+        return report
+    if root.tag != "APPLICATION":
+        report.failures.append(f"master configuration root is <{root.tag}>, not <APPLICATION>")
+        return report
+    m = dict(root.attrib)
+    from polygen.useragent import parse_user_agent
+
+    ua = parse_user_agent(user_agent)
+    token = ua.token if ua else None
+    if token is not None:
+        el = root.find(f"APPLICATION_{token}")
+        if el is not None:
+            for k, v in el.attrib.items():
+                base = k[: -len(token) - 1] if k.endswith("_" + token) else k
+                if v:
+                    m[base] = v
+    report.master = m
+
+    # 2. firmware: the phone tries <part>.<APP_FILE_PATH> first (FACTS §6, inferred); we fetch as written
+    app = m.get("APP_FILE_PATH", "")
+    if app:
+        status, _ = get(app, note="firmware")
+        if status != 200:
+            msg = f"firmware {app} answered {status}: the phone keeps the firmware it runs"
+            (report.failures if firmware_required else report.warnings).append(msg)
+    # 3. CONFIG_FILES in order, first occurrence wins
+    cfg_files = [c.strip().replace("[PHONE_MAC_ADDRESS]", mac) for c in m.get("CONFIG_FILES", "").split(",")
+                 if c.strip()]
+    if not cfg_files:
+        report.failures.append("the master configuration lists no CONFIG_FILES")
+    params: dict[str, str] = {}
+    sources: dict[str, str] = {}
+
+    def absorb(name: str, body: bytes, override: bool) -> None:
+        try:
+            pairs = _attrs(body)
+        except ET.ParseError as exc:
+            report.failures.append(f"{name} is not well-formed XML: {exc}")
+            return
+        for k, v in pairs:
+            if override or k not in params:
+                params[k] = v
+                sources[k] = name
+
+    for name in cfg_files:
+        status, body = get(name, note="CONFIG_FILES")
+        if status != 200:
+            report.failures.append(f"{name} (CONFIG_FILES) answered {status}")
+            continue
+        absorb(name, body, override=False)
+    # 4. override files beat CONFIG_FILES; <mac>-web.cfg beats <mac>-phone.cfg (FACTS §1)
+    od = m.get("OVERRIDES_DIRECTORY", "")
+    for name in (f"{mac}-phone.cfg", f"{mac}-web.cfg"):
+        status, body = get(_join(od, name), note="override file")
+        if status == 200 and body.strip():
+            absorb(_join(od, name), body, override=True)
+    report.params, report.sources = params, sources
+
+    # 5. device.prov.* redirect to another provisioning server
+    if params.get("device.set") == "1" and params.get("device.prov.serverName.set", "1") == "1":
+        target = params.get("device.prov.serverName")
+        redirect = getattr(transport, "redirect", None)
+        if target and redirect is not None and not transport.same_server(target):
+            report.redirects.append(target)
+            if max_redirects <= 0:
+                report.failures.append(f"too many device.prov.serverName redirects (last: {target})")
+                return report
+            # the phone reboots against the new server: play the whole boot again there
+            nxt = boot(redirect(target), mac, user_agent, firmware_required=firmware_required,
+                       max_redirects=max_redirects - 1)
+            nxt.requests = report.requests + nxt.requests
+            nxt.redirects = report.redirects + nxt.redirects
+            return nxt
+
+    # 6. directories
+    cd = m.get("CONTACTS_DIRECTORY", "")
+    for name in (f"{mac}-directory.xml", "000000000000-directory.xml"):
+        status, body = get(_join(cd, name), note="directory")
+        if status != 200:
+            report.failures.append(f"{_join(cd, name)} answered {status}")
+            continue
+        try:
+            d = ET.fromstring(body)
+        except ET.ParseError as exc:
+            report.failures.append(f"{_join(cd, name)} is not well-formed XML: {exc}")
+            continue
+        report.directory_entries = len(d.findall("./item_list/item"))
+
+    # 7. the boot log, as the Updater uploads it
+    ld = m.get("LOG_FILE_DIRECTORY", "")
+    stamp = time.strftime("%m%d%H%M%S", time.gmtime())
+    log = (f"{stamp}|cfg  |4|00|polygen simulate: boot of {mac}\n"
+           f"{stamp}|cfg  |4|00|config files: {', '.join(cfg_files)}\n").encode()
+    status, _ = transport.request("PUT", _join(ld, f"{mac}-boot.log"), {"User-Agent": updater_ua}, log)
+    report.requests.append(Request("PUT", "/" + _join(ld, f"{mac}-boot.log"), status, len(log), "boot log"))
+    if status not in (200, 201, 204):
+        report.failures.append(f"boot log upload answered {status}")
+
+    # the effective registrations
+    i = 1
+    while f"reg.{i}.address" in params and params[f"reg.{i}.address"]:
+        p = f"reg.{i}."
+        report.lines.append(Line(i, params[p + "address"], params.get(p + "auth.userId", ""),
+                                 params.get(p + "auth.password", ""), params.get(p + "displayName", ""),
+                                 params.get(p + "label", ""),
+                                 params.get(p + "server.1.address") or params.get("voIpProt.server.1.address", "")))
+        i += 1
+    if not report.lines:
+        report.warnings.append("no registration: the phone will boot without a line")
+    return report
+
+
+def format_report(r: BootReport) -> str:
+    out = [f"Simulating {r.mac} ({r.user_agent})"]
+    for q in r.requests:
+        out.append(f"  {q.method:<4} {q.path:<48} {q.status}  {q.note}".rstrip())
+    for ln in r.lines:
+        out.append(f"  line {ln.index}: {ln.address} \"{ln.display_name}\" label {ln.label} "
+                   f"auth {ln.user_id}/{MASK if ln.password else '(none)'} via {ln.server}")
+    out.append(f"  directory: {r.directory_entries} entries")
+    out += [f"  warning: {w}" for w in r.warnings]
+    out += [f"  FAILED: {f}" for f in r.failures]
+    out.append("  result: OK" if r.ok else "  result: FAILED")
+    return "\n".join(out)

@@ -1,0 +1,204 @@
+"""polygen build: the tree, its properties (XML, escaping, modes, determinism, atomic swap)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from polygen.build import BuildOptions, run
+from polygen.errors import BuildError, InventoryError
+from polygen.write import MANIFEST, current_generation, gens_dir
+
+
+def tree(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes()
+            for p in sorted(out.rglob("*")) if p.is_file() and p.name != MANIFEST}
+
+
+def test_example_build_has_every_file(built):
+    files = set(tree(built))
+    assert {
+        "000000000000.cfg", "ua-index.json", "site.cfg", "site-sip3.cfg",
+        "contacts/000000000000-directory.xml",
+        "bootstrap/SPIP330.cfg", "bootstrap/SPIP331.cfg", "bootstrap/SSIP4000.cfg", "bootstrap/VVX410.cfg",
+        "0004f2000330-phone.cfg", "0004f2000331-phone.cfg", "0004f2004000-phone.cfg", "64167f000410-phone.cfg",
+        "firmware/3.3.5/sip.ld", "firmware/3.3.5/sip.cfg", "firmware/3.3.5/phone1.cfg", "firmware/5.9.7/sip.ver",
+    } <= files
+    assert "firmware/5.9.7/README.txt" not in files  # only firmware files are published
+    assert not any("directory.xml" in f and not f.endswith("000000000000-directory.xml") for f in files)
+
+
+def test_every_output_file_is_well_formed_xml(built):
+    for rel, data in tree(built).items():
+        if rel.endswith((".cfg", ".xml")) and not rel.startswith("firmware/"):
+            ET.fromstring(data)  # raises on any malformed file
+
+
+def test_values_are_escaped(built):
+    root = ET.fromstring((built / "64167f000410-phone.cfg").read_bytes())
+    reg = root.find("reg").attrib
+    assert reg["reg.3.auth.password"] == 'p<ss>&"word'
+    assert reg["reg.3.displayName"] == "Renée O'Brien & Søn"
+    d = ET.fromstring((built / "contacts/000000000000-directory.xml").read_bytes())
+    names = [(i.findtext("fn"), i.findtext("ln"), i.findtext("ct")) for i in d.iter("item")]
+    assert ("Renée", "O'Brien & Søn", "1004") in names
+    assert ("Front", "Desk", "1000") in names  # mailbox is the directory contact
+    assert not any(ct == "1099" for *_, ct in names)  # directory: false
+
+
+def test_secret_files_are_not_world_readable(built):
+    for p in built.glob("*-phone.cfg"):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o640
+    assert stat.S_IMODE((built / "site.cfg").stat().st_mode) == 0o644
+
+
+def test_ua_index_maps_tokens_to_bootstraps(built):
+    index = json.loads((built / "ua-index.json").read_text())
+    assert index["default"] == "000000000000.cfg"
+    assert index["models"]["SPIP_330"] == "bootstrap/SPIP330.cfg"
+    assert index["models"]["VVX_410"] == "bootstrap/VVX410.cfg"
+    for target in index["models"].values():
+        assert (built / target).is_file()
+
+
+def test_bootstrap_points_at_firmware_config_and_directories(built):
+    root = ET.fromstring((built / "bootstrap/SPIP330.cfg").read_bytes())
+    assert root.tag == "APPLICATION"
+    a = root.attrib
+    assert a["APP_FILE_PATH"] == "firmware/3.3.5/sip.ld"
+    assert a["CONFIG_FILES"].split(", ")[:2] == ["[PHONE_MAC_ADDRESS]-phone.cfg", "site-sip3.cfg"]
+    assert a["CONFIG_FILES"].split(", ")[2:] == ["firmware/3.3.5/phone1.cfg", "firmware/3.3.5/sip.cfg"]
+    assert a["LOG_FILE_DIRECTORY"] == "logs" and a["CONTACTS_DIRECTORY"] == "contacts"
+    el = root.find("APPLICATION_SPIP330")
+    assert el.attrib["APP_FILE_PATH_SPIP330"] == "firmware/3.3.5/sip.ld"
+    default = ET.fromstring((built / "000000000000.cfg").read_bytes())
+    assert {c.tag for c in default} == {"APPLICATION_SPIP330", "APPLICATION_SPIP331", "APPLICATION_SSIP4000",
+                                        "APPLICATION_VVX410"}
+
+
+def test_dialects(built):
+    assert ET.fromstring((built / "0004f2000330-phone.cfg").read_bytes()).tag == "phone1"  # SIP 3.3.5
+    assert ET.fromstring((built / "64167f000410-phone.cfg").read_bytes()).tag == "polycomConfig"  # UC
+    site = ET.fromstring((built / "site.cfg").read_bytes())
+    prov = site.find("prov").attrib
+    assert prov == {"prov.polling.enabled": "1", "prov.polling.mode": "abs", "prov.polling.period": "86400",
+                    "prov.polling.time": "01:00"}
+
+
+def test_time_settings_follow_the_zone(built):
+    tcp = ET.fromstring((built / "64167f000410-phone.cfg").read_bytes()).find("tcpIpApp").attrib
+    assert tcp["tcpIpApp.sntp.gmtOffset"] == "-18000"
+    assert tcp["tcpIpApp.sntp.daylightSavings.start.month"] == "3"
+    assert tcp["tcpIpApp.sntp.daylightSavings.start.date"] == "8"  # second Sunday
+    assert tcp["tcpIpApp.sntp.daylightSavings.stop.month"] == "11"
+
+
+def test_firmware_is_linked_not_copied(built, firmware_dir):
+    src = firmware_dir / "5.9.7" / "sip.ld"
+    dst = built / "firmware/5.9.7/sip.ld"
+    assert os.path.samefile(src, dst)
+
+
+def test_output_is_byte_identical_for_the_same_input(build_opts, tmp_path):
+    run(build_opts)
+    first = tree(build_opts.out)
+    other = BuildOptions(build_opts.inventory, tmp_path / "out2", build_opts.templates, build_opts.firmware)
+    run(other)
+    assert tree(other.out) == first
+
+
+def test_noop_rebuild_writes_nothing(build_opts):
+    r1 = run(build_opts)
+    gen = current_generation(build_opts.out)
+    r2 = run(build_opts)
+    assert r1.changed and r1.written > 0
+    assert not r2.changed and r2.written == 0 and r2.unchanged == r1.written
+    assert current_generation(build_opts.out) == gen
+    assert r2.summary() == f"4 phones: nothing changed ({r1.written} files unchanged, generation {gen.name})"
+
+
+def test_one_phone_change_writes_only_that_phone(build_opts):
+    run(build_opts)
+    before = {p.name: p.stat().st_ino for p in build_opts.out.rglob("*") if p.is_file()}
+    phones = build_opts.inventory / "phones.yaml"
+    phones.write_text(phones.read_text().replace('up.backlight.idleIntensity: "1"', 'up.backlight.idleIntensity: "2"'))
+    r = run(build_opts)
+    assert r.paths == ("64167f000410-phone.cfg",)
+    after = {p.name: p.stat().st_ino for p in build_opts.out.rglob("*") if p.is_file()}
+    changed = {n for n in after if before.get(n) != after[n]}
+    assert changed == {"64167f000410-phone.cfg", MANIFEST}
+
+
+def test_removed_phone_files_disappear(build_opts):
+    run(build_opts)
+    phones = build_opts.inventory / "phones.yaml"
+    text = phones.read_text()
+    start = text.index("  - mac: 0004.f200.4000")
+    end = text.index("  - mac: 64:16:7f")
+    phones.write_text(text[:start] + text[end:])
+    r = run(build_opts)
+    assert r.removed == 6  # the phone file, the IP 4000 bootstrap and its 3.1.8 firmware files
+    assert not (build_opts.out / "firmware/3.1.8").exists()
+    assert not (build_opts.out / "0004f2004000-phone.cfg").exists()
+    assert not (build_opts.out / "bootstrap/SSIP4000.cfg").exists()
+    assert "SSIP_4000" not in json.loads((build_opts.out / "ua-index.json").read_text())["models"]
+
+
+def test_failed_build_leaves_out_exactly_as_it_was(build_opts):
+    run(build_opts)
+    before = tree(build_opts.out)
+    gen = os.readlink(build_opts.out)
+    (build_opts.inventory / "phones.yaml").write_text("phones:\n  - mac: nonsense\n    model: IP330\n    lines: []\n")
+    with pytest.raises(InventoryError):
+        run(build_opts)
+    assert os.readlink(build_opts.out) == gen and tree(build_opts.out) == before
+
+
+def test_template_error_leaves_out_untouched(build_opts, tmp_path):
+    import shutil
+
+    run(build_opts)
+    before = tree(build_opts.out)
+    tdir = tmp_path / "templates"
+    shutil.copytree(build_opts.templates, tdir)
+    (tdir / "phone.cfg.j2").write_text("{{ no_such_variable }}")
+    from polygen.errors import TemplateError
+
+    with pytest.raises(TemplateError, match="no_such_variable"):
+        run(BuildOptions(build_opts.inventory, build_opts.out, tdir, build_opts.firmware))
+    assert tree(build_opts.out) == before
+    assert not [p for p in gens_dir(build_opts.out).iterdir() if p.name.startswith("tmp-")]
+
+
+def test_only_two_generations_are_kept(build_opts):
+    phones = build_opts.inventory / "phones.yaml"
+    text = phones.read_text()
+    for i in range(2, 6):
+        phones.write_text(text.replace('idleIntensity: "1"', f'idleIntensity: "{i}"'))
+        assert run(build_opts).changed
+    gens = sorted(p.name for p in gens_dir(build_opts.out).iterdir() if p.name.startswith("g"))
+    assert len(gens) == 2 and os.readlink(build_opts.out).endswith(gens[-1])
+
+
+def test_refuses_to_replace_a_foreign_directory(build_opts):
+    build_opts.out.mkdir()
+    (build_opts.out / "keep-me.txt").write_text("precious")
+    with pytest.raises(BuildError, match="did not create"):
+        run(build_opts)
+    assert (build_opts.out / "keep-me.txt").read_text() == "precious"
+
+
+def test_read_only_parent_gives_a_clear_error(build_opts, tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root ignores directory permissions")
+    tmp_path.chmod(0o555)
+    try:
+        with pytest.raises(BuildError):
+            run(build_opts)
+    finally:
+        tmp_path.chmod(0o755)
