@@ -164,5 +164,9 @@ class Catalog:
         import difflib
 
         n = normalise_name(name)
+        # a truncated name ("VVX41") most likely means the first model it starts
+        prefixed = sorted((k for k in self.models if normalise_name(k).startswith(n)), key=lambda k: (len(k), k))
+        if prefixed and len(n) >= 3:
+            return prefixed[0]
         match = difflib.get_close_matches(n, list(self._index), n=1, cutoff=0.6)
         return self._index[match[0]] if match else None

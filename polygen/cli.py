@@ -237,7 +237,8 @@ def build(inventory, out, templates, firmware, secrets):
 
 @cli.command()
 @build_options
-@click.option("--stat", is_flag=True, help="Only list the files, without the unified diff.")
+@click.option("--stat", is_flag=True, envvar="POLYGEN_DIFF_STAT", show_envvar=True,
+              help="Only list the files, without the unified diff.")
 @handle_errors
 def diff(inventory, out, templates, firmware, secrets, stat):
     """Show what a build would add, change or remove in OUT (passwords masked).
@@ -340,3 +341,212 @@ def dhcp_cmd(fmt, inventory, url, ouis):
             _echo_problems(exc.problems)
             raise
     click.echo(render_dhcp(fmt, url, ouis), nl=False)
+
+
+# ================================================================ sidecar: serve / watch / logs
+# (section owned by the sidecar work: polygen/sidecar/, polygen/watch.py, polygen/logstore.py).
+# aiohttp and watchdog are imported inside the commands. Env vars carry the command's name.
+_SIZE_HELP = "Largest accepted log upload in bytes, enforced while streaming (larger: 413)."
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", envvar="POLYGEN_SERVE_HOST", show_envvar=True,
+              help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, envvar="POLYGEN_SERVE_PORT",
+              show_envvar=True, help="TCP port to listen on.")
+@build_options
+@db_option
+@click.option("--watch/--no-watch", default=False, envvar="POLYGEN_SERVE_WATCH", show_envvar=True,
+              help="Rebuild OUT when the inventory, templates or firmware change.")
+@click.option("--static/--no-static", default=True, envvar="POLYGEN_SERVE_STATIC", show_envvar=True,
+              help="Also serve OUT read-only (GET/HEAD): no web server needed in front.")
+@click.option("--retention", default=None, metavar="DURATION", envvar="POLYGEN_SERVE_RETENTION",
+              show_envvar=True, help="Prune log lines older than this (e.g. 30d), hourly.")
+@click.option("--max-upload", type=click.IntRange(1), default=1024 * 1024, envvar="POLYGEN_SERVE_MAX_UPLOAD",
+              show_envvar=True, help=_SIZE_HELP)
+@click.option("--unknown-mac", type=click.Choice(["404", "accept"]), default="404",
+              envvar="POLYGEN_SERVE_UNKNOWN_MAC", show_envvar=True,
+              help="Uploads from MACs the build does not know: refuse (404) or accept.")
+@click.option("--poll", is_flag=True, envvar="POLYGEN_SERVE_POLL", show_envvar=True,
+              help="With --watch: poll for changes (Docker, network mounts) instead of inotify.")
+@click.option("--shutdown-timeout", type=click.FloatRange(0), default=30.0,
+              envvar="POLYGEN_SERVE_SHUTDOWN_TIMEOUT", show_envvar=True,
+              help="Seconds uploads in flight get to finish on SIGTERM.")
+@handle_errors
+def serve_cmd(host, port, inventory, out, templates, firmware, secrets, db, watch, static, retention,
+              max_upload, unknown_mac, poll, shutdown_timeout):
+    """Run the sidecar: bootstrap by User-Agent, log uploads into SQLite, static OUT.
+
+    GET /000000000000.cfg answers the bootstrap for the phone's model; PUT <mac>-boot.log and
+    <mac>-app.log are stored in --db (query them with `polygen logs`); with --static every
+    other file of OUT is served too, so this alone is a complete provisioning server. Log lines
+    go to stdout as key=value. SIGTERM stops it cleanly.
+
+    \b
+    Example:
+      polygen build && polygen serve --host 0.0.0.0 --port 8080 --watch
+      curl -A 'FileTransport PolycomVVX-VVX_410-UA/5.9.7.4477' http://127.0.0.1:8080/000000000000.cfg
+    """
+    from polygen.logstore import parse_duration
+    from polygen.sidecar.app import SidecarConfig, run
+    from polygen.watch import make_build, watch_paths
+
+    opts = _build_opts(inventory, out, templates, firmware, secrets)
+    paths, ignore = watch_paths(opts)
+    config = SidecarConfig(
+        out=out, db=db, inventory=inventory, static=static, max_upload_bytes=max_upload,
+        unknown_mac=unknown_mac, retention=parse_duration(retention) if retention else None,
+        rebuild=make_build(opts) if watch else None, watch_paths=tuple(paths),
+        watch_ignore=tuple(ignore), poll=poll,
+    )
+    run(config, host=host, port=port, shutdown_timeout=shutdown_timeout,
+        log_level=logging.getLogger("polygen").getEffectiveLevel())
+
+
+@cli.command("watch")
+@build_options
+@click.option("--poll", is_flag=True, envvar="POLYGEN_WATCH_POLL", show_envvar=True,
+              help="Poll for changes (Docker, network mounts) instead of inotify.")
+@handle_errors
+def watch_cmd(inventory, out, templates, firmware, secrets, poll):
+    """Build now, then rebuild OUT whenever the inventory, templates or firmware change.
+
+    A broken inventory logs every problem and keeps the last good build in OUT. Stop with
+    Ctrl-C or SIGTERM.
+
+    \b
+    Example:
+      polygen watch -i inventory -o out
+      polygen watch --poll      # in Docker or on a network mount
+    """
+    from polygen.watch import run
+
+    run(_build_opts(inventory, out, templates, firmware, secrets), poll=poll)
+
+
+_LOG_FORMATS = click.Choice(["text", "json"])
+
+
+@cli.group("logs", invoke_without_command=True)
+@db_option
+@click.option("--mac", "macs", multiple=True, metavar="MAC", envvar="POLYGEN_LOGS_MAC", show_envvar=True,
+              help="Only this phone (repeat for several; any spelling, 00:04:f2:… or 0004f2…).")
+@click.option("--ext", "exts", multiple=True, metavar="EXT", envvar="POLYGEN_LOGS_EXT", show_envvar=True,
+              help="Only the phones carrying this extension, found in the inventory (repeatable).")
+@inventory_option
+@click.option("--since", default=None, metavar="WHEN", envvar="POLYGEN_LOGS_SINCE", show_envvar=True,
+              help="Received since a duration ago (1h, 30m, 2d) or a local date/time (2026-11-01, 2026-11-01T10:00).")
+@click.option("--level", type=click.IntRange(0, 6), default=None, envvar="POLYGEN_LOGS_LEVEL",
+              show_envvar=True, help="Only lines of this event class or above (0 debug … 6 fatal).")
+@click.option("--grep", default=None, metavar="TEXT", envvar="POLYGEN_LOGS_GREP", show_envvar=True,
+              help="Only lines whose text contains TEXT (case-insensitive).")
+@click.option("--limit", type=click.IntRange(0), default=100, envvar="POLYGEN_LOGS_LIMIT", show_envvar=True,
+              help="The newest N lines, printed oldest first (0: all).")
+@click.option("--format", "fmt", type=_LOG_FORMATS, default="text", envvar="POLYGEN_LOGS_FORMAT",
+              show_envvar=True, help="text: one line each; json: an array of objects.")
+@click.pass_context
+@handle_errors
+def logs_cmd(ctx, db, macs, exts, inventory, since, level, grep, limit, fmt):
+    """Show the log lines phones uploaded (newest LIMIT, oldest first).
+
+    \b
+    Example:
+      polygen logs --mac 0004f2abcdef --since 1h
+      polygen logs --ext 1001 --level 4 --grep register
+      polygen logs --since 2026-11-01 --format json | jq .
+      polygen logs prune --older-than 30d
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from polygen.logstore import (LogStore, format_json, format_text, macs_for_extensions,
+                                  normalise_macs, parse_since)
+
+    selected = None
+    if macs or exts:
+        selected = normalise_macs(macs)
+        if exts:
+            selected += [m for m in macs_for_extensions(inventory, exts) if m not in selected]
+    since_ts = parse_since(since) if since else None
+    if not db.exists():
+        raise PolygenError(f"no log database at {db}: start `polygen serve --db {db}` first")
+    with LogStore.open(db) as store:
+        rows = store.query(mac=selected, since=since_ts, level=level, grep=grep, limit=limit or None)
+    if fmt == "json":
+        click.echo(format_json(rows))
+    else:
+        for row in rows:
+            click.echo(format_text(row))
+
+
+@logs_cmd.command("prune")
+@db_option
+@click.option("--older-than", required=True, metavar="DURATION", envvar="POLYGEN_LOGS_OLDER_THAN",
+              show_envvar=True, help="Delete uploads and lines received longer ago than this (30d, 12h, 2w).")
+@handle_errors
+def logs_prune_cmd(db, older_than):
+    """Delete stored log lines older than a duration.
+
+    \b
+    Example:
+      polygen logs prune --older-than 30d
+      polygen logs prune --db /var/lib/polygen/logs.db --older-than 2w
+    """
+    from polygen.logstore import LogStore, parse_duration
+
+    seconds = parse_duration(older_than)
+    if not db.exists():
+        raise PolygenError(f"no log database at {db}")
+    with LogStore.open(db) as store:
+        deleted = store.prune(seconds)
+    click.echo(f"pruned {deleted} rows older than {older_than} from {db}")
+
+
+# ---------------------------------------------------------------- simulate (lead)
+@cli.command("simulate")
+@click.option("--url", required=True, envvar="POLYGEN_SIMULATE_URL", show_envvar=True,
+              help="Provisioning server as the phone gets it from DHCP, e.g. http://prov.example.com/ "
+                   "(user:password@ for HTTP auth).")
+@click.option("--mac", required=True, envvar="POLYGEN_SIMULATE_MAC", show_envvar=True,
+              help="The phone's MAC address, any spelling.")
+@click.option("--model", default=None, envvar="POLYGEN_SIMULATE_MODEL", show_envvar=True,
+              help="Catalog model (IP330, VVX410, ...); builds a realistic User-Agent.")
+@click.option("--ua", default=None, envvar="POLYGEN_SIMULATE_UA", show_envvar=True,
+              help="An exact User-Agent to send instead of --model.")
+@click.option("--allow-missing-firmware", is_flag=True, envvar="POLYGEN_SIMULATE_ALLOW_MISSING_FIRMWARE",
+              show_envvar=True, help="Report a missing firmware image as a warning, not a failure.")
+@click.option("--timeout", type=click.FloatRange(0.1), default=10.0, envvar="POLYGEN_SIMULATE_TIMEOUT",
+              show_envvar=True, help="Seconds to wait for each request.")
+@handle_errors
+def simulate_cmd(url, mac, model, ua, allow_missing_firmware, timeout):
+    """Play a phone's boot against a server and print what it would get.
+
+    Requests <mac>.cfg, 000000000000.cfg with the User-Agent, the firmware, every CONFIG_FILES
+    entry in order, the override and directory files, and PUTs a boot log; then prints each
+    request with its status and the effective registration (passwords masked). Exit status 1
+    if any step fails: run it before plugging a phone in.
+
+    \b
+    Example:
+      polygen simulate --url http://127.0.0.1:8080/ --mac 00:04:f2:00:03:30 --model IP330
+      polygen simulate --url http://prov.example.com/ --mac 0004f2000330 \\
+          --ua 'FileTransport PolycomSoundPointIP-SPIP_330-UA/3.3.5.0247'
+    """
+    from polygen.catalog import Catalog
+    from polygen.errors import PolygenError
+    from polygen.inventory import normalise_mac
+    from polygen.simulate import HttpTransport, boot, format_report
+
+    norm = normalise_mac(mac)
+    if norm is None:
+        raise PolygenError(f"'{mac}' is not a MAC address (12 hex digits)")
+    if (model is None) == (ua is None):
+        raise click.UsageError("give exactly one of --model or --ua")
+    if model is not None:
+        m = Catalog().find(model)
+        if m is None:
+            raise PolygenError(f"unknown model '{model}'")
+        ua = f"FileTransport {m.family}-{m.ua_token}-UA/{m.firmware}.0000 Type/Application"
+    report = boot(HttpTransport(url, timeout), norm, ua, firmware_required=not allow_missing_firmware)
+    click.echo(format_report(report))
+    if not report.ok:
+        sys.exit(1)

@@ -1,0 +1,111 @@
+"""CLI behaviour of build, diff and simulate: exact messages, exit codes, env vars, help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from polygen.cli import cli
+
+from .conftest import TEMPLATES
+
+
+def invoke(args, env=None):
+    return CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+
+
+def build_args(inventory_dir, firmware_dir, tmp_path):
+    return ["-i", str(inventory_dir), "-o", str(tmp_path / "out"), "-t", str(TEMPLATES),
+            "--firmware", str(firmware_dir)]
+
+
+def test_build_prints_a_summary_and_then_nothing_changed(inventory_dir, firmware_dir, tmp_path):
+    args = build_args(inventory_dir, firmware_dir, tmp_path)
+    r = invoke(["build", *args])
+    assert r.exit_code == 0, r.output
+    assert r.stdout == "4 phones: 25 files written, 0 unchanged, 0 removed (generation g000001)\n"
+    r = invoke(["build", *args])
+    assert r.stdout == "4 phones: nothing changed (25 files unchanged, generation g000001)\n"
+
+
+def test_build_options_come_from_the_environment(inventory_dir, firmware_dir, tmp_path):
+    env = {"POLYGEN_INVENTORY": str(inventory_dir), "POLYGEN_OUT": str(tmp_path / "envout"),
+           "POLYGEN_TEMPLATES": str(TEMPLATES), "POLYGEN_FIRMWARE": str(firmware_dir)}
+    r = invoke(["build"], env=env)
+    assert r.exit_code == 0 and (tmp_path / "envout" / "ua-index.json").is_file()
+
+
+def test_build_with_errors_lists_them_and_exits_1(inventory_dir, firmware_dir, tmp_path):
+    (inventory_dir / "phones.yaml").write_text(
+        "phones:\n  - mac: 00:04:f2:00:03:30\n    model: VVX41\n    lines: [\"1001\"]\n")
+    r = invoke(["build", *build_args(inventory_dir, firmware_dir, tmp_path)])
+    assert r.exit_code == 1
+    assert r.stderr.splitlines() == [
+        f"{inventory_dir}/phones.yaml:3: phones[0].model: unknown model 'VVX41' (did you mean VVX410?); "
+        "add it under models: if it is new",
+        "Error: the inventory has 1 error",
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_warns_about_missing_firmware(inventory_dir, tmp_path):
+    (tmp_path / "fw").mkdir()
+    r = invoke(["build", *build_args(inventory_dir, tmp_path / "fw", tmp_path)])
+    assert r.exit_code == 0
+    assert ("warning: firmware/5.9.7/sip.ld not found: VVX 410 phones keep the firmware they run; unpack "
+            f"Polycom's 5.9.7 release into {tmp_path / 'fw'}/5.9.7/") in r.stderr.splitlines()
+
+
+def test_diff_masks_secrets(inventory_dir, firmware_dir, tmp_path):
+    args = build_args(inventory_dir, firmware_dir, tmp_path)
+    invoke(["build", *args])
+    ext = inventory_dir / "extensions.yaml"
+    ext.write_text(ext.read_text().replace('secret: "s3cret-1001"', 'secret: "n3w-secret-1001"')
+                   .replace("first_name: Ada", "first_name: Augusta"))
+    r = invoke(["diff", *args])
+    assert r.exit_code == 0
+    assert "s3cret-1001" not in r.output and "n3w-secret-1001" not in r.output
+    assert '-  <reg reg.1.address="1001" reg.1.auth.userId="1001" reg.1.auth.password="********" ' \
+           'reg.1.displayName="Ada Lovelace"' in r.stdout
+    assert "+    <item><fn>Augusta</fn><ln>Lovelace</ln><ct>1001</ct></item>" in r.stdout
+    assert r.stderr == "0 to add, 2 to change, 0 to remove\n"
+    r = invoke(["diff", "--stat", *args])
+    assert r.stdout.splitlines() == ["M contacts/000000000000-directory.xml", "M 0004f2000330-phone.cfg"]
+
+
+def test_diff_before_any_build_lists_every_file_as_added(inventory_dir, firmware_dir, tmp_path):
+    r = invoke(["diff", "--stat", *build_args(inventory_dir, firmware_dir, tmp_path)])
+    assert r.exit_code == 0 and r.stderr == "25 to add, 0 to change, 0 to remove\n"
+    assert not (tmp_path / "out").exists()  # diff never writes
+
+
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_every_command_has_help_with_an_example(command):
+    r = invoke([command, "--help"])
+    assert r.exit_code == 0 and "Example:" in r.output
+
+
+def test_every_option_has_an_environment_variable():
+    import click
+
+    def walk(cmd, path):
+        for p in cmd.params:
+            if isinstance(p, click.Option) and p.name not in ("help", "version"):
+                assert p.envvar and str(p.envvar).startswith("POLYGEN_"), f"{path} --{p.name}"
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+
+    walk(cli, "polygen")
+
+
+def test_python_m_polygen_works():
+    r = subprocess.run([sys.executable, "-m", "polygen", "--version"], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "polygen, version 0.1.0"
+
+
+def test_usage_error_exits_2():
+    r = CliRunner().invoke(cli, ["build", "--no-such-option"])
+    assert r.exit_code == 2
