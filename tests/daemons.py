@@ -1,7 +1,6 @@
 """Helpers for tests that drive real daemons (nginx, dhcpd, kea-dhcp4, dnsmasq) on loopback.
 
-Plain functions, so any test module can use them with ``from daemons import ...`` (pytest puts
-``tests/`` on sys.path):
+Plain functions and classes, for any test module: ``from tests.daemons import Nginx, ...``.
 
 * ``require_binary(name)``: the daemon's path. Missing binaries are installed once per session
   with ``scripts/system-deps.sh`` when running as root; not root and missing -> ``pytest.skip``
@@ -185,3 +184,118 @@ class Nginx:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# ---------------------------------------------------------------- DHCP on a private veth link
+class VethLink:
+    """Two network namespaces joined by a veth pair: ``server`` (192.0.2.1/24 on ``server_if``)
+    and ``client`` (192.0.2.99/24 on ``client_if``). Nothing touches the host's own interfaces;
+    a DHCP daemon started with ``exec_in(server, ...)`` can only ever answer the probe.
+    Root only: ``VethLink.create()`` skips the test when namespaces cannot be made.
+    """
+
+    def __init__(self, tag: str):
+        self.server = f"pgs{tag}"
+        self.client = f"pgc{tag}"
+        self.server_if = f"pgs{tag}"[:15]
+        self.client_if = f"pgc{tag}"[:15]
+
+    @classmethod
+    def create(cls) -> VethLink:
+        if not is_root():
+            pytest.skip("DHCP exchange tests need root (network namespaces)")
+        ip = find_binary("ip")
+        if ip is None:
+            pytest.skip("iproute2 (ip) is not installed")
+        link = cls(f"{os.getpid() % 100000}{free_port() % 1000}")
+        cmds = [
+            ["netns", "add", link.server],
+            ["netns", "add", link.client],
+            ["link", "add", link.server_if, "netns", link.server, "type", "veth",
+             "peer", "name", link.client_if, "netns", link.client],
+            ["-n", link.server, "addr", "add", "192.0.2.1/24", "dev", link.server_if],
+            ["-n", link.client, "addr", "add", "192.0.2.99/24", "dev", link.client_if],
+            ["-n", link.server, "link", "set", link.server_if, "up"],
+            ["-n", link.client, "link", "set", link.client_if, "up"],
+            ["-n", link.server, "link", "set", "lo", "up"],
+            ["-n", link.client, "link", "set", "lo", "up"],
+        ]
+        for cmd in cmds:
+            result = subprocess.run([ip, *cmd], capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                link.destroy()
+                pytest.skip(f"cannot build a veth test link (ip {' '.join(cmd)}): {result.stderr.strip()}")
+        return link
+
+    def exec_in(self, netns: str, argv: list[str]) -> list[str]:
+        return [find_binary("ip") or "ip", "netns", "exec", netns, *argv]
+
+    def destroy(self) -> None:
+        ip = find_binary("ip") or "ip"
+        for ns in (self.server, self.client):
+            subprocess.run([ip, "netns", "del", ns], capture_output=True, check=False)
+
+
+def dhcp_discover_packet(mac: str, xid: int, request_list: bytes = bytes([1, 3, 6, 15])) -> bytes:
+    """A DHCPDISCOVER (broadcast flag set) whose parameter request list omits 66 and 160."""
+    import struct
+
+    chaddr = bytes.fromhex(mac.replace(":", "")).ljust(16, b"\0")
+    header = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", 1, 1, 6, 0, xid, 0, 0x8000,
+                         b"\0" * 4, b"\0" * 4, b"\0" * 4, b"\0" * 4, chaddr, b"\0" * 64, b"\0" * 128)
+    options = (b"\x63\x82\x53\x63" + bytes([53, 1, 1]) + bytes([55, len(request_list)]) + request_list
+               + bytes([255]))
+    return header + options
+
+
+def parse_dhcp_options(packet: bytes) -> dict[int, bytes]:
+    opts: dict[int, bytes] = {}
+    i = 240
+    while i < len(packet):
+        code = packet[i]
+        if code == 255:
+            break
+        if code == 0:
+            i += 1
+            continue
+        length = packet[i + 1]
+        opts[code] = opts.get(code, b"") + packet[i + 2:i + 2 + length]
+        i += 2 + length
+    return opts
+
+
+def dhcp_probe(interface: str, mac: str, timeout: float = 15.0) -> dict[int, str]:
+    """Broadcast DISCOVERs from ``interface`` until an OFFER for ``mac`` comes back.
+
+    Returns the OFFER's options as {code: hex}. Meant to run inside the client namespace:
+    ``ip netns exec NS python -c "import tests.daemons as d; d.main_probe()" IFACE MAC``.
+    """
+    import random
+
+    xid = random.getrandbits(32)
+    packet = dhcp_discover_packet(mac, xid)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+        s.bind(("0.0.0.0", 68))
+        s.settimeout(0.5)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s.sendto(packet, ("255.255.255.255", 67))
+            try:
+                reply, _ = s.recvfrom(4096)
+            except TimeoutError:
+                continue
+            if len(reply) > 240 and reply[0] == 2 and int.from_bytes(reply[4:8], "big") == xid:
+                opts = parse_dhcp_options(reply)
+                if opts.get(53) == b"\x02":  # OFFER
+                    return {code: value.hex() for code, value in opts.items()}
+    raise TimeoutError(f"no DHCPOFFER for {mac} on {interface} within {timeout}s")
+
+
+def main_probe() -> None:
+    import json
+    import sys
+
+    print(json.dumps(dhcp_probe(sys.argv[1], sys.argv[2])))

@@ -7,12 +7,15 @@ deliberately broken copy must fail the same check, which proves the check reads 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sys
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
-from daemons import require_binary
+from tests.daemons import require_binary
 
 from polygen.dhcp import DEFAULT_OUIS, kea_fragment, normalize_oui, render_dhcp, validate_url
 from polygen.errors import PolygenError
@@ -302,3 +305,89 @@ def test_cli_missing_inventory(tmp_path):
     result = CliRunner().invoke(cli, ["dhcp", "--format", "isc", "-i", str(tmp_path / "nope")])
     assert result.exit_code == 1
     assert result.output.startswith("Error: inventory directory")
+
+
+# ---------------------------------------------------------------- a real DHCP exchange
+# -t proves the syntax; this proves the quirks: a phone that does not ask for 66/160 in its
+# parameter request list still gets both, and other devices do not get 160.
+PHONE_MAC = "00:04:f2:12:34:56"
+OTHER_MAC = "02:00:00:12:34:56"
+
+
+def _server_argv(fmt: str, link, tmp_path: Path) -> tuple[list[str], dict]:
+    snippet = render_dhcp(fmt, URL)
+    env = dict(os.environ)
+    if fmt == "isc":
+        conf = tmp_path / "dhcpd.conf"
+        conf.write_text(
+            "ddns-update-style none;\nauthoritative;\n" + snippet
+            + "subnet 192.0.2.0 netmask 255.255.255.0 {\n  range 192.0.2.10 192.0.2.200;\n"
+            '  option tftp-server-name "tftp.example.com";\n}\n'
+        )
+        (tmp_path / "leases").touch()
+        argv = [require_binary("dhcpd"), "-f", "-d", "-4", "-cf", str(conf), "-lf", str(tmp_path / "leases"),
+                "-pf", str(tmp_path / "pid"), link.server_if]
+    elif fmt == "kea":
+        cfg = {"Dhcp4": {
+            "interfaces-config": {"interfaces": [link.server_if], "dhcp-socket-type": "raw"},
+            "lease-database": {"type": "memfile", "persist": False},
+            "subnet4": [{"id": 1, "subnet": "192.0.2.0/24", "pools": [{"pool": "192.0.2.10 - 192.0.2.200"}]}],
+            **kea_fragment(URL)["Dhcp4"],
+        }}
+        conf = tmp_path / "kea.json"
+        conf.write_text(json.dumps(cfg))
+        env.update(KEA_PIDFILE_DIR=str(tmp_path), KEA_LOCKFILE_DIR=str(tmp_path))
+        argv = [require_binary("kea-dhcp4"), "-c", str(conf)]
+    else:
+        conf = tmp_path / "dnsmasq.conf"
+        conf.write_text(
+            f"port=0\nno-resolv\nno-hosts\nuser=root\ninterface={link.server_if}\nbind-interfaces\n"
+            f"dhcp-range=192.0.2.10,192.0.2.200,1h\ndhcp-leasefile={tmp_path / 'leases'}\n"
+            f"pid-file={tmp_path / 'pid'}\n" + snippet
+        )
+        argv = [require_binary("dnsmasq"), "--no-daemon", f"--conf-file={conf}"]
+    return argv, env
+
+
+def _probe(link, mac: str) -> dict[int, bytes]:
+    code = "import sys; sys.path.insert(0, sys.argv.pop(1)); import tests.daemons as d; d.main_probe()"
+    result = subprocess.run(
+        link.exec_in(link.client, [sys.executable, "-c", code, str(Path(__file__).parent.parent),
+                                   link.client_if, mac]),
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return {int(k): bytes.fromhex(v) for k, v in json.loads(result.stdout).items()}
+
+
+@pytest.mark.parametrize("fmt", ["isc", "kea", "dnsmasq"])
+def test_real_exchange_sends_66_and_160_unrequested(fmt, tmp_path):
+    from tests.daemons import VethLink
+
+    require_binary({"isc": "dhcpd", "kea": "kea-dhcp4", "dnsmasq": "dnsmasq"}[fmt])
+    link = VethLink.create()
+    proc = None
+    try:
+        argv, env = _server_argv(fmt, link, tmp_path)
+        with (tmp_path / "server.log").open("w") as log:
+            proc = subprocess.Popen(link.exec_in(link.server, argv), stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        try:
+            phone = _probe(link, PHONE_MAC)
+            other = _probe(link, OTHER_MAC)
+        except AssertionError:
+            raise AssertionError((tmp_path / "server.log").read_text()) from None
+        # RFC 2132 §2: receivers must accept a trailing NUL on text options (some servers add one).
+        assert phone[66].rstrip(b"\0") == URL.encode(), phone
+        assert phone[160].rstrip(b"\0") == URL.encode(), phone
+        assert 160 not in other, other
+        assert other.get(66, b"").rstrip(b"\0") != URL.encode(), other
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        link.destroy()

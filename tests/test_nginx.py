@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from daemons import Nginx, free_port, nginx_check, require_binary, write_nginx_main_conf
+from tests.daemons import Nginx, free_port, nginx_check, require_binary, write_nginx_main_conf
 
 from polygen.errors import PolygenError
 from polygen.nginx import render_nginx
