@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from polygen.errors import BuildError
 from polygen.inventory import Inventory, load
 from polygen.plan import Plan, plan
 from polygen.render import Renderer
@@ -24,6 +25,7 @@ class BuildOptions:
     templates: Path
     firmware: Path
     secrets: Path | None = None
+    group: str | None = None  # group of the files holding secrets (0640), e.g. www-data
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,21 @@ class BuildResult:
 def prepare(opts: BuildOptions) -> tuple[Inventory, Plan]:
     inv = load(opts.inventory, opts.secrets, firmware=opts.firmware)
     renderer = Renderer(opts.templates)
-    return inv, plan(inv, renderer, opts.firmware)
+    return inv, plan(inv, renderer, opts.firmware, group=opts.group)
+
+
+def group_id(name: str | None) -> int | None:
+    if name is None:
+        return None
+    import grp
+
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        if name.isdigit():
+            return int(name)
+        raise BuildError(f"no group '{name}' on this machine (--group names the group your web server "
+                         "runs as, e.g. www-data)") from None
 
 
 def run(opts: BuildOptions, progress: Callable[[int], None] | None = None,
@@ -56,7 +72,7 @@ def run(opts: BuildOptions, progress: Callable[[int], None] | None = None,
     inv, p = prepare(opts)
     if on_plan:
         on_plan(p)
-    result: WriteResult = write(p.files(), opts.out, progress=progress)
+    result: WriteResult = write(p.files(), opts.out, progress=progress, group=group_id(opts.group))
     warnings = tuple(str(w) for w in inv.warnings) + tuple(p.warnings)
     return BuildResult(p.phones, result.written, result.unchanged, result.removed, result.generation,
                        result.changed, warnings, result.paths)

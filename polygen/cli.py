@@ -70,9 +70,16 @@ db_option = click.option(
 )
 
 
+group_option = click.option(
+    "--group", default=None, envvar="POLYGEN_GROUP", show_envvar=True,
+    help="Group given to files holding passwords (mode 0640), e.g. www-data so nginx can read them.",
+)
+
+
 def build_options(f):
     """The options every command that builds needs."""
-    for deco in reversed((inventory_option, out_option, templates_option, firmware_option, secrets_option)):
+    for deco in reversed((inventory_option, out_option, templates_option, firmware_option, secrets_option,
+                          group_option)):
         f = deco(f)
     return f
 
@@ -132,10 +139,10 @@ def main() -> None:
 
 
 # ---------------------------------------------------------------- check / build / diff
-def _build_opts(inventory, out, templates, firmware, secrets):
+def _build_opts(inventory, out, templates, firmware, secrets, group=None):
     from polygen.build import BuildOptions
 
-    return BuildOptions(inventory, out, templates, firmware, secrets)
+    return BuildOptions(inventory, out, templates, firmware, secrets, group)
 
 
 def _echo_problems(problems, as_json: bool = False) -> None:
@@ -197,7 +204,7 @@ def check(inventory, firmware, secrets, fmt, strict):
 @cli.command()
 @build_options
 @handle_errors
-def build(inventory, out, templates, firmware, secrets):
+def build(inventory, out, templates, firmware, secrets, group):
     """Render every file the phones fetch into OUT, atomically.
 
     OUT becomes a symlink to a complete generation; unchanged files are hard-linked from the
@@ -212,7 +219,7 @@ def build(inventory, out, templates, firmware, secrets):
     from polygen.build import run
     from polygen.errors import InventoryError
 
-    opts = _build_opts(inventory, out, templates, firmware, secrets)
+    opts = _build_opts(inventory, out, templates, firmware, secrets, group)
     bar = None
     interactive = sys.stderr.isatty()
 
@@ -240,7 +247,7 @@ def build(inventory, out, templates, firmware, secrets):
 @click.option("--stat", is_flag=True, envvar="POLYGEN_DIFF_STAT", show_envvar=True,
               help="Only list the files, without the unified diff.")
 @handle_errors
-def diff(inventory, out, templates, firmware, secrets, stat):
+def diff(inventory, out, templates, firmware, secrets, group, stat):
     """Show what a build would add, change or remove in OUT (passwords masked).
 
     Exit status 0 whether or not there are changes; use it in a pull request to show the
@@ -255,7 +262,7 @@ def diff(inventory, out, templates, firmware, secrets, stat):
     from polygen.errors import InventoryError
 
     try:
-        changes = compute(_build_opts(inventory, out, templates, firmware, secrets))
+        changes = compute(_build_opts(inventory, out, templates, firmware, secrets, group))
     except InventoryError as exc:
         _echo_problems(exc.problems)
         raise
@@ -373,7 +380,7 @@ _SIZE_HELP = "Largest accepted log upload in bytes, enforced while streaming (la
               envvar="POLYGEN_SERVE_SHUTDOWN_TIMEOUT", show_envvar=True,
               help="Seconds uploads in flight get to finish on SIGTERM.")
 @handle_errors
-def serve_cmd(host, port, inventory, out, templates, firmware, secrets, db, watch, static, retention,
+def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, db, watch, static, retention,
               max_upload, unknown_mac, poll, shutdown_timeout):
     """Run the sidecar: bootstrap by User-Agent, log uploads into SQLite, static OUT.
 
@@ -391,7 +398,7 @@ def serve_cmd(host, port, inventory, out, templates, firmware, secrets, db, watc
     from polygen.sidecar.app import SidecarConfig, run
     from polygen.watch import make_build, watch_paths
 
-    opts = _build_opts(inventory, out, templates, firmware, secrets)
+    opts = _build_opts(inventory, out, templates, firmware, secrets, group)
     paths, ignore = watch_paths(opts)
     config = SidecarConfig(
         out=out, db=db, inventory=inventory, static=static, max_upload_bytes=max_upload,
@@ -408,7 +415,7 @@ def serve_cmd(host, port, inventory, out, templates, firmware, secrets, db, watc
 @click.option("--poll", is_flag=True, envvar="POLYGEN_WATCH_POLL", show_envvar=True,
               help="Poll for changes (Docker, network mounts) instead of inotify.")
 @handle_errors
-def watch_cmd(inventory, out, templates, firmware, secrets, poll):
+def watch_cmd(inventory, out, templates, firmware, secrets, group, poll):
     """Build now, then rebuild OUT whenever the inventory, templates or firmware change.
 
     A broken inventory logs every problem and keeps the last good build in OUT. Stop with
@@ -421,7 +428,7 @@ def watch_cmd(inventory, out, templates, firmware, secrets, poll):
     """
     from polygen.watch import run
 
-    run(_build_opts(inventory, out, templates, firmware, secrets), poll=poll)
+    run(_build_opts(inventory, out, templates, firmware, secrets, group), poll=poll)
 
 
 _LOG_FORMATS = click.Choice(["text", "json"])

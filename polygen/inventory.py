@@ -66,6 +66,18 @@ class Polling:
 
 
 @dataclass(frozen=True)
+class ProvAuth:
+    """HTTP basic auth for provisioning files; ``previous`` stays valid during a rotation."""
+
+    user: str
+    password: str = field(repr=False)
+    previous: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    def accepted(self) -> tuple[tuple[str, str], ...]:
+        return ((self.user, self.password),) + self.previous
+
+
+@dataclass(frozen=True)
 class Site:
     name: str
     provisioning_url: str
@@ -75,6 +87,7 @@ class Site:
     ntp_server: str | None
     polling: Polling
     settings: tuple[tuple[str, str], ...]
+    auth: ProvAuth | None = None
 
 
 @dataclass(frozen=True)
@@ -184,14 +197,17 @@ class _Ctx:
             return v.as_bool()
         if isinstance(v, Scalar) and not v.quoted and v.text in ("0", "1"):
             return v.text == "1"
-        self.error(v.loc, f"{path}.{key}", f"expected true or false, found '{getattr(v, 'text', v)}'")
+        if isinstance(v, Scalar) and v.text.lower() in ("true", "false"):
+            return v.text.lower() == "true"
+        found = f"'{v.text}'" if isinstance(v, Scalar) else "a list" if isinstance(v, Seq) else "a mapping"
+        self.error(v.loc, f"{path}.{key}", f"expected true or false, found {found}")
         return default
 
     def integer(self, m: Map, key: str, path: str, default: int | None, lo: int, hi: int) -> int | None:
         t = self.text(m, key, path)
         if t is None:
             return default
-        if not t.isdigit() or not lo <= int(t) <= hi:
+        if not (t.isascii() and t.isdigit()) or not lo <= int(t) <= hi:
             self.error(m[key].loc, f"{path}.{key}", f"expected a whole number from {lo} to {hi}, found '{t}'")
             return default
         return int(t)
@@ -229,14 +245,57 @@ class _Ctx:
 
 # ------------------------------------------------------------------ sections
 TOP_KEYS = ("site", "extensions", "phones", "models")
-SITE_KEYS = ("name", "provisioning_url", "sip_server", "timezone", "ntp_server", "polling", "settings")
+SITE_KEYS = ("name", "provisioning_url", "sip_server", "timezone", "ntp_server", "polling", "settings",
+             "provisioning_auth")
+AUTH_KEYS = ("user", "password", "previous")
+PROV_PASSWORD_ENV = "POLYGEN_PROVISIONING_PASSWORD"
+_AUTH_USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 POLL_KEYS = ("mode", "time", "period", "time_random_end")
 EXT_KEYS = ("ext", "first_name", "last_name", "secret", "mailbox", "directory", "display_name", "label")
 PHONE_KEYS = ("mac", "model", "lines", "settings", "timezone", "description")
 MODEL_KEYS = ("name", "ua_token", "lines", "firmware", "part_number")
 
 
-def _site(ctx: _Ctx, m: Map) -> Site | None:
+def _auth(ctx: _Ctx, m: Map, file_password: str | None, env) -> ProvAuth | None:
+    p = "site.provisioning_auth"
+    am = ctx.mapping(m["provisioning_auth"], p)
+    if am is None:
+        return None
+    ctx.keys(am, p, AUTH_KEYS, ("user",))
+    user = ctx.text(am, "user", p)
+    if user is not None and not _AUTH_USER_RE.match(user):
+        ctx.error(am["user"].loc, f"{p}.user", f"'{user}' is not a valid user name (letters, digits, . _ -)")
+        user = None
+    password = env.get(PROV_PASSWORD_ENV) or file_password or ctx.text(am, "password", p)
+    if user is not None and not password:
+        ctx.error(am.loc, f"{p}.password", f"missing password: set it here, as provisioning_password in the "
+                                           f"secrets file or in ${PROV_PASSWORD_ENV}")
+    if password and (":" in password or len(password) > 256):
+        ctx.error(am.loc, f"{p}.password", "a provisioning password may not contain ':' nor exceed 256 characters")
+    previous = []
+    prev = am.get("previous")
+    if isinstance(prev, Seq):
+        for i, item in enumerate(prev):
+            ip = f"{p}.previous[{i}]"
+            if not isinstance(item, Map):
+                ctx.error(item.loc, ip, "expected {user: ..., password: ...}")
+                continue
+            ctx.keys(item, ip, ("user", "password"), ("user", "password"))
+            u, pw = ctx.text(item, "user", ip), ctx.text(item, "password", ip)
+            if u and pw:
+                if u == user:
+                    # nginx checks only the first line for a user name, so a rotation needs a new name
+                    ctx.error(item.loc, f"{ip}.user", f"'{u}' is also the current user; rotate to a new user "
+                                                      "name so old and new passwords are both accepted")
+                previous.append((u, pw))
+    elif prev is not None and not (isinstance(prev, Scalar) and prev.is_null):
+        ctx.error(prev.loc, f"{p}.previous", "expected a list of {user: ..., password: ...}")
+    if user and password:
+        return ProvAuth(user, password, tuple(previous))
+    return None
+
+
+def _site(ctx: _Ctx, m: Map, file_password: str | None = None, env=None) -> Site | None:
     ctx.keys(m, "site", SITE_KEYS, ("name", "provisioning_url", "sip_server", "timezone"))
     name = ctx.text(m, "name", "site", "")
     url = ctx.text(m, "provisioning_url", "site")
@@ -283,9 +342,10 @@ def _site(ctx: _Ctx, m: Map) -> Site | None:
         period = ctx.integer(pm, "period", "site.polling", 86400, 3600, 31536000)
         polling = Polling(mode, t, period, end)
     settings, _ = ctx.settings(m, "settings", "site")
+    auth = _auth(ctx, m, file_password, os.environ if env is None else env) if "provisioning_auth" in m else None
     if None in (url, host, tz):
         return None
-    return Site(name, url, host, port, tz, ntp, polling, settings)
+    return Site(name, url, host, port, tz, ntp, polling, settings, auth)
 
 
 def _host_port(text: str) -> tuple[str | None, int | None]:
@@ -297,7 +357,7 @@ def _host_port(text: str) -> tuple[str | None, int | None]:
     elif text.count(":") == 1:
         host, port = text.split(":")
     if port is not None:
-        if not port.isdigit() or not 0 < int(port) < 65536:
+        if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             return None, None
         port = int(port)
     try:
@@ -384,6 +444,9 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
         raise InventoryError(f"no *.yaml files in inventory directory '{directory}'")
 
     site_nodes: list[Map] = []
+    site_keys: list[Loc] = []  # where each 'site:' key is, valid or not
+    unparsed = False  # a file failed to parse: cross-file references may point into it
+    site_bad = False
     ext_nodes: list[tuple[Map, str]] = []
     phone_nodes: list[tuple[Map, str]] = []
     for f in files:
@@ -392,13 +455,18 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
         for yp in yproblems:
             ctx.error(yp.loc, "", yp.message)
         if doc is None:
+            unparsed = unparsed or bool(yproblems)
             continue
         if not isinstance(doc, Map):
             ctx.error(doc.loc, "", "the file must be a mapping with site:, extensions:, phones: or models:")
             continue
         ctx.keys(doc, "", TOP_KEYS)
-        if "site" in doc and (sm := ctx.mapping(doc["site"], "site")) is not None:
-            site_nodes.append(sm)
+        if "site" in doc:
+            site_keys.append(doc.locs["site"])
+            if (sm := ctx.mapping(doc["site"], "site")) is not None:
+                site_nodes.append(sm)
+            elif not (isinstance(doc["site"], Scalar) and doc["site"].is_null):
+                site_bad = True  # reported as "expected a mapping"
         if "models" in doc and (mm := ctx.mapping(doc["models"], "models")) is not None:
             _model_overrides(ctx, mm, catalog, name)
         for section, bucket in (("extensions", ext_nodes), ("phones", phone_nodes)):
@@ -418,19 +486,23 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
 
     # site: exactly once
     site = None
-    if not site_nodes:
+    if not site_nodes and not site_bad and not unparsed:
         ctx.error(None, "site", "no 'site:' section in any inventory file; add one (see README)", file=str(directory))
-    for extra in site_nodes[1:]:
-        ctx.error(extra.loc, "site", f"'site:' is defined again (first at {site_nodes[0].loc}); keep one")
+    for extra in site_keys[1:]:
+        ctx.error(extra, "site", f"'site:' is defined again (first at {site_keys[0]}); keep one")
+    file_secrets, secret_locs, prov_password = _load_secrets(ctx, directory, secrets)
     if site_nodes:
-        site = _site(ctx, site_nodes[0])
+        site = _site(ctx, site_nodes[0], prov_password, env)
 
-    exts = _extensions(ctx, ext_nodes, directory, secrets, env)
-    phones = _phones(ctx, phone_nodes, exts, catalog)
+    exts = _extensions(ctx, ext_nodes, file_secrets, secret_locs, env)
+    phones = _phones(ctx, phone_nodes, exts, catalog, complete=not unparsed)
 
     # raw parameter names the firmware does not know: warnings with the closest known name
     _check_params(ctx, site_nodes[0] if site_nodes else None, site, phones, catalog, firmware)
 
+    # report in the order of the files and lines (stable: same-line problems keep their order)
+    order = {str(f): i for i, f in enumerate(files)}
+    ctx.problems.sort(key=lambda p: (order.get(p.file, len(files)), p.line or 0))
     errors = [p for p in ctx.problems if p.severity == "error"]
     warnings = tuple(p for p in ctx.problems if p.severity == "warning")
     if errors or site is None:
@@ -441,7 +513,8 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
                      catalog, warnings, tuple(str(f) for f in files))
 
 
-def _load_secrets(ctx: _Ctx, directory: Path, secrets: Path | None) -> tuple[dict[str, str], dict[str, Loc]]:
+def _load_secrets(ctx: _Ctx, directory: Path, secrets: Path | None
+                  ) -> tuple[dict[str, str], dict[str, Loc], str | None]:
     path = secrets
     if path is None:
         for n in SECRETS_FILENAMES:
@@ -449,22 +522,25 @@ def _load_secrets(ctx: _Ctx, directory: Path, secrets: Path | None) -> tuple[dic
                 path = directory / n
                 break
     if path is None:
-        return {}, {}
+        return {}, {}, None
     if not Path(path).is_file():
         ctx.error(None, "", f"secrets file '{path}' does not exist", file=str(path))
-        return {}, {}
+        return {}, {}, None
     if os.stat(path).st_mode & 0o004:
         ctx.warn(None, "", f"secrets file '{path}' is readable by everyone; run: chmod 600 {path}", file=str(path))
     doc, yproblems = load_file(Path(path), str(path))
     for yp in yproblems:
         ctx.error(yp.loc, "", yp.message)
     if doc is None:
-        return {}, {}
+        return {}, {}, None
+    if isinstance(doc, Map) and "provisioning_password" in doc and "secrets" not in doc:
+        ctx.keys(doc, "", ("secrets", "provisioning_password"))
+        return {}, {}, ctx.text(doc, "provisioning_password", "")
     if not isinstance(doc, Map) or "secrets" not in doc or not isinstance(doc["secrets"], Map):
         ctx.error(getattr(doc, "loc", None), "secrets",
                   "expected a mapping 'secrets:' of extension -> password", file=str(path))
-        return {}, {}
-    ctx.keys(doc, "", ("secrets",))
+        return {}, {}, None
+    ctx.keys(doc, "", ("secrets", "provisioning_password"))
     out, locs = {}, {}
     sm = doc["secrets"]
     for ext, v in sm.items():
@@ -473,15 +549,15 @@ def _load_secrets(ctx: _Ctx, directory: Path, secrets: Path | None) -> tuple[dic
             continue
         out[ext] = v.text
         locs[ext] = sm.locs[ext]
-    return out, locs
+    return out, locs, ctx.text(doc, "provisioning_password", "")
 
 
 def _env_secret_name(ext: str) -> str:
     return SECRET_ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", ext).upper()
 
 
-def _extensions(ctx: _Ctx, nodes, directory: Path, secrets: Path | None, env) -> dict[str, _RawExt]:
-    file_secrets, secret_locs = _load_secrets(ctx, directory, secrets)
+def _extensions(ctx: _Ctx, nodes, file_secrets: dict[str, str], secret_locs: dict[str, Loc],
+                env) -> dict[str, _RawExt]:
     out: dict[str, _RawExt] = {}
     for m, path in nodes:
         ctx.keys(m, path, EXT_KEYS, ("ext", "first_name"))
@@ -499,7 +575,8 @@ def _extensions(ctx: _Ctx, nodes, directory: Path, secrets: Path | None, env) ->
         last = ctx.text(m, "last_name", path, "")
         for key, val in (("first_name", first), ("last_name", last)):
             if len(val.encode()) > 40:
-                ctx.error(m[key].loc, f"{path}.{key}", "at most 40 bytes (UTF-8) fit in the phone directory")
+                ctx.error(m[key].loc, f"{path}.{key}",
+                          f"{len(val.encode())} bytes in UTF-8, but at most 40 fit in the phone directory; shorten it")
         inline = ctx.text(m, "secret", path)
         env_name = _env_secret_name(ext)
         secret = env.get(env_name) or file_secrets.get(ext) or inline
@@ -513,7 +590,7 @@ def _extensions(ctx: _Ctx, nodes, directory: Path, secrets: Path | None, env) ->
         display = ctx.text(m, "display_name", path) or " ".join(x for x in (first, last) if x) or ext
         label = ctx.text(m, "label", path) or ext
         obj = Extension(ext, first, last, secret, mailbox, directory_flag, display, label)
-        out[ext] = _RawExt(ext, m.locs["ext"], path, {"obj": obj}, None)
+        out[ext] = _RawExt(ext, m.locs["ext"], path, {"obj": obj, "mailbox_loc": m.locs.get("mailbox", m.locs["ext"])}, None)
     # a secret for an extension that does not exist is probably a typo
     for ext, loc in secret_locs.items():
         if ext not in out:
@@ -525,15 +602,16 @@ def _extensions(ctx: _Ctx, nodes, directory: Path, secrets: Path | None, env) ->
         if not e.directory:
             continue
         if e.mailbox in seen:
-            ctx.error(r.loc, f"{r.path}.mailbox",
+            ctx.error(r.fields["mailbox_loc"], f"{r.path}.mailbox",
                       f"directory contact '{e.mailbox}' is also used by extension '{seen[e.mailbox].ext}' "
-                      f"({seen[e.mailbox].loc}); the phone directory needs unique contacts")
+                      f"({seen[e.mailbox].loc}); the phone directory needs unique contacts: "
+                      "set another mailbox or directory: false")
         else:
             seen[e.mailbox] = r
     return out
 
 
-def _phones(ctx: _Ctx, nodes, exts: dict[str, _RawExt], catalog: Catalog) -> list[_RawPhone]:
+def _phones(ctx: _Ctx, nodes, exts: dict[str, _RawExt], catalog: Catalog, complete: bool = True) -> list[_RawPhone]:
     out: list[_RawPhone] = []
     macs: dict[str, Loc] = {}
     for m, path in nodes:
@@ -574,6 +652,8 @@ def _phones(ctx: _Ctx, nodes, exts: dict[str, _RawExt], catalog: Catalog) -> lis
                     ctx.error(item.loc, lp, "expected an extension")
                     continue
                 if item.text not in exts:
+                    if not complete:  # it may be in the file that did not parse; no guessing
+                        continue
                     ctx.error(item.loc, lp, f"no extension '{item.text}' in the inventory"
                                             f"{_suggest(item.text, exts)}")
                 elif item.text in lines:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from polygen import __version__
+from polygen import __version__, htpasswd
 from polygen.catalog import Model
 from polygen.inventory import Inventory, Phone
 from polygen.render import Renderer
@@ -121,6 +121,12 @@ def site_sections(inv: Inventory, dialect: str) -> list[tuple[str, list[tuple[st
     log = [("log.render.file", "1"), ("log.render.file.upload.period", "86400"),
            ("log.render.file.upload.append", "1")]
     sections = [("voIpProt", server), ("prov", prov), ("tcpIpApp", ntp), ("log", log)]
+    if site.auth:
+        # the phones keep these credentials in flash; the servers also accept site.auth.previous
+        # until every phone has polled, so a rotation strands no phone (README, "Provisioning auth")
+        sections.append(("device", [("device.set", "1"),
+                                    ("device.prov.user.set", "1"), ("device.prov.user", site.auth.user),
+                                    ("device.prov.password.set", "1"), ("device.prov.password", site.auth.password)]))
     out = [(name, [(k, v) for k, v in params if k not in own]) for name, params in sections]
     if own:
         out.append(("settings", list(site.settings)))
@@ -147,7 +153,7 @@ def _firmware_files(firmware: Path | None, release: str, dialect: str) -> list[P
     return keep
 
 
-def plan(inv: Inventory, renderer: Renderer, firmware: Path | None) -> Plan:
+def plan(inv: Inventory, renderer: Renderer, firmware: Path | None, group: str | None = None) -> Plan:
     firmware = Path(firmware) if firmware is not None else None
     models = inv.models_in_use()
     dialects = sorted({m.dialect for m in models} | {"uc"})
@@ -178,7 +184,7 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None) -> Plan:
     if len(directory_entries) > MAX_CONTACTS:
         warnings.append(f"the directory lists {len(directory_entries)} contacts; phones keep at most "
                         f"{MAX_CONTACTS} (set directory: false on some extensions)")
-    site_key = _digest(inv.site)
+    site_key = _digest(inv.site, group)  # the group of secret files is part of what they are
 
     def files() -> Iterator[OutputFile]:
         # shared files first
@@ -198,10 +204,16 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None) -> Plan:
         index_text = json.dumps(index, indent=2, sort_keys=True) + "\n"
         yield OutputFile(UA_INDEX, _digest(version, index_text), PUBLIC_MODE, "User-Agent index",
                          lambda: [index_text])
+        site_mode = SECRET_MODE if inv.site.auth else PUBLIC_MODE  # it carries the provisioning password
         for d in dialects:
-            yield OutputFile(SITE_FILE[d], _digest(version, tdig, site_key, d), PUBLIC_MODE, f"site ({d})",
+            yield OutputFile(SITE_FILE[d], _digest(version, tdig, site_key, d), site_mode, f"site ({d})",
                              lambda d=d: [renderer.render("site.cfg.j2", site=inv.site, dialect=d,
-                                                          sections=site_sections(inv, d))])
+                                                          sections=site_sections(inv, d))],
+                             secret=bool(inv.site.auth))
+        if inv.site.auth:
+            auth_text = htpasswd.render(inv.site.auth.accepted(), inv.site.name)
+            yield OutputFile(htpasswd.FILENAME, _digest(version, auth_text), SECRET_MODE, "provisioning users",
+                             lambda: [auth_text], secret=True)
         dir_key = _digest(version, tdig, [(e.first_name, e.last_name, e.mailbox) for e in directory_entries])
         yield OutputFile(DIRECTORY_FILE, dir_key, PUBLIC_MODE, "company directory",
                          lambda: renderer.stream("directory.xml.j2", entries=directory_entries))
@@ -215,12 +227,12 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None) -> Plan:
             model = inv.catalog.models[phone.model]
             exts = [inv.extensions[x] for x in phone.lines]
             zone = phone.timezone or inv.site.timezone
-            key = _digest(version, tdig, site_key, phone, exts, model.dialect, inv.time_rules(zone))
+            key = _digest(version, tdig, site_key, phone, exts, model.dialect, inv.time_rules(zone), group)
             yield OutputFile(phone_file(phone.mac), key, SECRET_MODE, f"phone {phone.mac}",
                              lambda phone=phone, model=model: [renderer.render(
                                  "phone.cfg.j2", phone=phone, model=model, dialect=model.dialect,
                                  sections=phone_sections(inv, phone))],
                              secret=True)
 
-    count = 1 + len(model_ctx) + 1 + len(dialects) + 1 + len(fw_files) + len(inv.phones)
+    count = 1 + len(model_ctx) + 1 + len(dialects) + 1 + len(fw_files) + len(inv.phones) + bool(inv.site.auth)
     return Plan(files, count, len(inv.phones), warnings)

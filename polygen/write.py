@@ -26,6 +26,7 @@ from polygen.errors import BuildError
 from polygen.plan import OutputFile
 
 MANIFEST = ".polygen-manifest.json"
+DOTFILES = (".htpasswd",)  # the only hidden files a plan may hold; web servers never serve dotfiles
 _GEN_RE = re.compile(r"^g(\d{6,})$")
 _SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)*$")
 KEEP_GENERATIONS = 2  # the current one and the one before it (rollback, readers still in flight)
@@ -131,14 +132,15 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def write(files: Iterable[OutputFile], out: Path, *, progress: Callable[[int], None] | None = None,
-          dry_run: bool = False) -> WriteResult:
+          dry_run: bool = False, group: int | None = None) -> WriteResult:
+    """``group``: the gid secret files get (e.g. www-data's, so nginx can read 0640 files)."""
     out = Path(out)
     _check_out(out)
     with build_lock(out):
-        return _write_locked(files, out, progress, dry_run)
+        return _write_locked(files, out, progress, dry_run, group)
 
 
-def _write_locked(files, out: Path, progress, dry_run) -> WriteResult:
+def _write_locked(files, out: Path, progress, dry_run, group) -> WriteResult:
     g = gens_dir(out)
     prev = current_generation(out)
     old = read_manifest(prev)
@@ -164,7 +166,8 @@ def _write_locked(files, out: Path, progress, dry_run) -> WriteResult:
 
     try:
         for n, f in enumerate(files, 1):
-            if not _SAFE_PATH_RE.match(f.path) or ".." in f.path.split("/") or f.path == MANIFEST:
+            if not (_SAFE_PATH_RE.match(f.path) or f.path in DOTFILES) or ".." in f.path.split("/") \
+                    or f.path == MANIFEST:
                 raise BuildError(f"refusing to write '{f.path}' ({f.origin}): not a safe relative path")
             if f.path in manifest:
                 raise BuildError(f"two files want '{f.path}' (the second from {f.origin})")
@@ -183,6 +186,8 @@ def _write_locked(files, out: Path, progress, dry_run) -> WriteResult:
                     manifest[f.path] = [f.key, None, f.link.stat().st_size, f.mode]
                 else:
                     sha, size = _write_file(dst, f.render(), f.mode)
+                    if f.secret and group is not None:
+                        os.chown(dst, -1, group)
                     if was is not None and was[1] == sha and was[3] == f.mode:
                         # same bytes from new inputs (e.g. a template comment changed elsewhere):
                         # keep the old inode so the phone sees an unchanged file
