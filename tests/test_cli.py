@@ -109,3 +109,10 @@ def test_python_m_polygen_works():
 def test_usage_error_exits_2():
     r = CliRunner().invoke(cli, ["build", "--no-such-option"])
     assert r.exit_code == 2
+
+
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_every_command_is_documented_in_the_readme(command):
+    from .conftest import ROOT
+
+    assert f"`polygen {command}`" in (ROOT / "README.md").read_text()
