@@ -40,6 +40,10 @@ __all__ = [
     "Row",
     "StoredUpload",
     "parse_duration",
+    "format_json",
+    "format_text",
+    "macs_for_extensions",
+    "normalise_macs",
     "parse_since",
 ]
 
@@ -406,3 +410,49 @@ def parse_since(text: str, now: float | None = None) -> float:
             "(2026-11-01, 2026-11-01T10:00)"
         ) from None
     return when.timestamp()
+
+
+# ---------------------------------------------------------------------- `polygen logs` helpers
+def normalise_macs(macs: Iterable[str]) -> list[str]:
+    """MACs as typed (``00:04:F2:AB:CD:EF``, ``0004f2abcdef``) -> 12 lower-case hex digits."""
+    result = []
+    for text in macs:
+        mac = re.sub(r"[\s:.\-]", "", str(text)).lower()
+        if not re.fullmatch(r"[0-9a-f]{12}", mac, re.ASCII):
+            raise PolygenError(f"invalid MAC address {text!r}: expected 12 hex digits, e.g. 0004f2abcdef")
+        result.append(mac)
+    return result
+
+
+def macs_for_extensions(inventory_dir: Path, exts: Iterable[str], secrets: Path | None = None) -> list[str]:
+    """The MACs of the phones that carry any of ``exts``, from the inventory."""
+    from polygen.inventory import load
+
+    wanted = [str(e).strip() for e in exts]
+    inventory = load(Path(inventory_dir), secrets)
+    macs: list[str] = []
+    for ext in wanted:
+        found = [p.mac for p in inventory.phones if ext in p.lines]
+        if not found:
+            raise PolygenError(f"no phone in {inventory_dir} carries extension {ext}")
+        macs.extend(m for m in found if m not in macs)
+    return macs
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+
+
+def format_text(row: Row) -> str:
+    """``2026-11-29T10:41:45+00:00 0004f2abcdef app:12 L2 so    011511.006 text``."""
+    level = f"L{row.level}" if row.level is not None else "- "
+    return (f"{_iso(row.received_at)} {row.mac} {row.kind}:{row.line_no} {level} "
+            f"{(row.module or '-'):<5} {(row.time or '-'):<10} {row.text}")
+
+
+def format_json(rows: Sequence[Row]) -> str:
+    """A JSON array of rows; ``received`` is ``received_at`` in ISO 8601."""
+    import json
+
+    return json.dumps([{**r.as_dict(), "received": _iso(r.received_at)} for r in rows],
+                      ensure_ascii=False, indent=2)

@@ -1,0 +1,178 @@
+"""The sidecar app factory, its configuration and ``run()`` (used by ``polygen serve``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from polygen.errors import SidecarConfigError
+from polygen.sidecar import handlers, keys
+from polygen.sidecar.store import StoreWriter
+
+log = logging.getLogger("polygen.sidecar")
+
+DEFAULT_MAX_UPLOAD = 1024 * 1024
+UNKNOWN_MAC_POLICIES = ("404", "accept")
+
+
+@dataclass(frozen=True)
+class SidecarConfig:
+    """Everything the sidecar needs; ``polygen serve`` builds one from its options."""
+
+    out: Path  # the out symlink (resolved per request)
+    db: Path  # SQLite log database, created on first start
+    inventory: Path | None = None  # informational (healthz); MACs come from the build's manifest
+    static: bool = True  # also serve out/ read-only for GET/HEAD
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD  # enforced while streaming; over it: 413
+    unknown_mac: str = "404"  # "404": only MACs the build knows may upload; "accept": any MAC
+    retention: float | None = None  # seconds; prune older log rows on a schedule
+    prune_interval: float = 3600.0  # seconds between scheduled prunes
+    rebuild: Callable[[], object] | None = None  # with it, watch watch_paths and call it on change
+    watch_paths: tuple[Path, ...] = ()
+    watch_ignore: tuple[Path, ...] = ()
+    poll: bool = False  # PollingObserver instead of the native one
+    quiet_period: float = 0.3
+
+    def __post_init__(self):
+        if self.unknown_mac not in UNKNOWN_MAC_POLICIES:
+            raise SidecarConfigError(
+                f"unknown_mac must be one of {', '.join(UNKNOWN_MAC_POLICIES)}, not {self.unknown_mac!r}"
+            )
+        if self.max_upload_bytes <= 0:
+            raise SidecarConfigError("the upload cap must be a positive number of bytes")
+        if self.retention is not None and self.retention <= 0:
+            raise SidecarConfigError("the retention must be a positive duration")
+        if self.prune_interval <= 0 or self.quiet_period < 0:
+            raise SidecarConfigError("prune interval and quiet period must be positive")
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", handlers.handle_healthz)
+    app.router.add_route("*", "/{tail:.*}", handlers.handle_any)
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    writer = StoreWriter(app[keys.CONFIG].db)
+    try:
+        await writer.open()
+    except BaseException:
+        await writer.close()
+        raise
+    app[keys.STORE] = writer
+    log.info("log database %s open", writer.path)
+    yield
+    await writer.close()
+
+
+async def _prune_loop(app: web.Application) -> None:
+    config = app[keys.CONFIG]
+    while True:
+        try:
+            deleted = await app[keys.STORE].prune(config.retention)
+            if deleted:
+                log.info("pruned %d log rows older than %gs", deleted, config.retention)
+        except Exception:
+            log.exception("scheduled prune failed")
+        await asyncio.sleep(config.prune_interval)
+
+
+async def _pruner_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = None
+    if app[keys.CONFIG].retention:
+        task = asyncio.create_task(_prune_loop(app), name="polygen-prune")
+    app[keys.PRUNER] = task
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _watcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[keys.CONFIG]
+    watcher = None
+    if config.rebuild is not None:
+        from polygen.watch import Watcher
+
+        watcher = Watcher(config.watch_paths, config.rebuild, ignore=config.watch_ignore,
+                          quiet_period=config.quiet_period, poll=config.poll)
+        await asyncio.to_thread(watcher.start)
+    app[keys.WATCHER] = watcher
+    yield
+    if watcher is not None:
+        await asyncio.to_thread(watcher.stop)
+
+
+def create_app(config: SidecarConfig) -> web.Application:
+    app = web.Application(middlewares=[handlers.inflight_middleware, handlers.error_middleware])
+    app[keys.CONFIG] = config
+    app[keys.INFLIGHT] = handlers.InFlight()
+    app[keys.TREE] = handlers.OutTree(config.out)
+    # cleanup runs in reverse: the watcher stops, then the pruner, then the database closes.
+    app.cleanup_ctx.extend([_store_ctx, _pruner_ctx, _watcher_ctx])
+    setup_routes(app)
+    return app
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """The server's own log lines go to stdout, one ``key=value`` line each."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(handlers.KeyValueFormatter())
+    root = logging.getLogger("polygen")
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+    logging.getLogger("polygen.access").setLevel(logging.INFO)  # one line per request, even with -q
+
+
+def run(config: SidecarConfig, host: str = "127.0.0.1", port: int = 8080,
+        shutdown_timeout: float = 30.0, log_level: int = logging.INFO) -> None:
+    """Serve until SIGINT/SIGTERM; requests in flight get ``shutdown_timeout`` seconds to finish."""
+    setup_logging(log_level)
+    asyncio.run(_serve(create_app(config), config, host, port, shutdown_timeout))
+    log.info("stopped")
+
+
+async def _serve(app: web.Application, config: SidecarConfig, host: str, port: int,
+                 shutdown_timeout: float) -> None:
+    # Not web.run_app: its graceful shutdown stops reading request bodies at once, which would cut
+    # off an upload still arriving. Here SIGTERM first closes the listening socket, then waits for
+    # the requests in flight (uploads included, bodies and all), then shuts the app down.
+    runner = web.AppRunner(
+        app,
+        access_log=logging.getLogger("polygen.access"),
+        access_log_class=handlers.KeyValueAccessLogger,
+        shutdown_timeout=shutdown_timeout,
+    )
+    await runner.setup()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        log.info("listening on http://%s:%d out=%s db=%s static=%s watch=%s", host, port,
+                 config.out, config.db, config.static, config.rebuild is not None)
+        for sig in signals:
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        inflight = app[keys.INFLIGHT]
+        log.info("stopping: no new connections, %d request(s) in flight", inflight.count)
+        await site.stop()
+        if not await inflight.wait_idle(shutdown_timeout):
+            log.warning("%d request(s) still running after %gs; stopping anyway",
+                        inflight.count, shutdown_timeout)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()

@@ -1,0 +1,433 @@
+"""Request handlers, the error middleware, the access logger and the view of ``out/``.
+
+Every request is judged on its **raw** path (``request.raw_path``, exactly as the client sent it,
+before any decoding or dot-segment folding) against strict patterns, before it reaches SQL or the
+filesystem:
+
+* a query string, a ``%`` (percent-encoding), a ``.``/``..`` or empty segment, or any character
+  outside ``[A-Za-z0-9._-]`` in a segment: **400**, nothing else is looked at;
+* ``GET``/``HEAD`` ``[/<prefix>]/000000000000.cfg``: the bootstrap for the User-Agent's model;
+* ``PUT`` ``/[logs/]<mac>-boot.log`` and ``/[logs/]<mac>-app.log``: a log upload. **MACs must be
+  lower-case** (phones name their files with the lower-case MAC, DESIGN.md "out/ layout"); the same
+  name with upper-case letters is a 400, so there is exactly one spelling per phone in the database;
+* any other ``PUT`` (override files, directories, call lists): **403** (DESIGN.md: override PUTs are
+  refused);
+* with ``static``: ``GET``/``HEAD`` of a file of the current generation; otherwise 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from polygen.sidecar import keys
+from polygen.useragent import parse_user_agent
+
+log = logging.getLogger("polygen.sidecar")
+access_log = logging.getLogger("polygen.access")
+
+DEFAULT_BOOTSTRAP = "000000000000.cfg"
+MANIFEST = ".polygen-manifest.json"
+UA_INDEX = "ua-index.json"
+SHARED_DIRECTORY = "contacts/000000000000-directory.xml"
+
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9._-]+", re.ASCII)
+_BOOTSTRAP_RE = re.compile(r"/(?:[A-Za-z0-9._-]+/)*000000000000\.cfg", re.ASCII)
+UPLOAD_RE = re.compile(r"^/(?:logs/)?([0-9a-f]{12})-(boot|app)\.log$", re.ASCII)
+_UPLOAD_ANY_CASE_RE = re.compile(UPLOAD_RE.pattern, re.ASCII | re.IGNORECASE)
+_CONTACTS_RE = re.compile(r"contacts/([0-9a-f]{12})-directory\.xml", re.ASCII)
+_PHONE_CFG_RE = re.compile(r"([0-9a-f]{12})-phone\.cfg", re.ASCII)
+_SAFE_REL_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*", re.ASCII)
+_CHUNK = 64 * 1024
+
+
+# ---------------------------------------------------------------------------- the out/ tree
+@dataclass(frozen=True)
+class Manifest:
+    files: frozenset[str]  # relative paths the build wrote (and linked)
+    macs: frozenset[str]  # the phones the inventory knows: one per <mac>-phone.cfg
+
+
+_EMPTY_MANIFEST = Manifest(frozenset(), frozenset())
+
+
+class OutTree:
+    """Reads the current generation behind the ``out`` symlink.
+
+    ``out`` is swapped atomically by each build, so it is resolved once per request
+    (``generation()``) and everything a request needs is read from that one directory: a request
+    never mixes two generations. The manifest and the UA index are parsed once and cached by the
+    file's (device, inode, mtime, size): a rebuild that changes them is picked up on the next request
+    without a restart; hard-linked unchanged files keep their inode, and their cache entry.
+    Used from the event loop thread only.
+    """
+
+    def __init__(self, out: Path):
+        self.out = Path(out).absolute()
+        self._manifest: tuple[tuple, Manifest] | None = None
+        self._index: tuple[tuple, dict] | None = None
+
+    def generation(self) -> Path | None:
+        try:
+            root = self.out.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        return root if root.is_dir() else None
+
+    @staticmethod
+    def _key(path: Path) -> tuple | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def manifest(self, gen: Path) -> Manifest:
+        path = gen / MANIFEST
+        key = self._key(path)
+        if key is None:
+            return _EMPTY_MANIFEST
+        if self._manifest is not None and self._manifest[0] == key:
+            return self._manifest[1]
+        try:
+            data = json.loads(path.read_bytes())
+            files = data.get("files", data) if isinstance(data, dict) else {}
+            if not isinstance(files, dict):
+                raise ValueError("'files' is not an object")
+        except (OSError, ValueError) as exc:
+            log.error("cannot read %s: %s", path, exc)
+            return _EMPTY_MANIFEST
+        names = frozenset(str(k) for k in files)
+        macs = frozenset(m[1] for name in names if (m := _PHONE_CFG_RE.fullmatch(name)))
+        manifest = Manifest(names, macs)
+        self._manifest = (key, manifest)
+        return manifest
+
+    def ua_index(self, gen: Path) -> dict | None:
+        path = gen / UA_INDEX
+        key = self._key(path)
+        if key is None:
+            return None
+        if self._index is not None and self._index[0] == key:
+            return self._index[1]
+        try:
+            data = json.loads(path.read_bytes())
+            if not isinstance(data, dict) or not isinstance(data.get("models", {}), dict):
+                raise ValueError("not a UA index object")
+        except (OSError, ValueError) as exc:
+            log.error("cannot read %s: %s", path, exc)
+            return None
+        self._index = (key, data)
+        return data
+
+    def bootstrap_for(self, gen: Path, user_agent: str | None) -> tuple[str, bytes]:
+        """The bootstrap file (relative name, bytes) for this User-Agent: the model's, else the default."""
+        ua = parse_user_agent(user_agent)
+        index = self.ua_index(gen) or {}
+        models = index.get("models") or {}
+        default = index.get("default") or DEFAULT_BOOTSTRAP
+        choice = default
+        if ua is not None:
+            choice = models.get(ua.model) or models.get(ua.token) or default
+        for rel in dict.fromkeys((choice, default, DEFAULT_BOOTSTRAP)):
+            path = safe_file(gen, rel)
+            if path is not None:
+                return rel, path.read_bytes()
+        raise web.HTTPServiceUnavailable(text=f"the current build has no {DEFAULT_BOOTSTRAP}")
+
+
+def safe_file(gen: Path, rel: object) -> Path | None:
+    """``gen/rel`` if ``rel`` is a plain relative name of a regular file inside ``gen``; else None."""
+    if not isinstance(rel, str) or not _SAFE_REL_RE.fullmatch(rel):
+        return None
+    try:
+        path = (gen / rel).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if not path.is_relative_to(gen) or not path.is_file():
+        return None
+    return path
+
+
+# ---------------------------------------------------------------------------- requests in flight
+class InFlight:
+    """Counts the requests being handled, so a stopping server can wait for them.
+
+    aiohttp's own graceful shutdown stops reading from connections at once, so an upload whose
+    body is still arriving would be cut off; ``run()`` instead closes the listening socket first,
+    waits here until the count drops to zero (or the shutdown timeout), and only then shuts down.
+    """
+
+    def __init__(self):
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+
+@web.middleware
+async def inflight_middleware(request: web.Request, handler):
+    inflight = request.app[keys.INFLIGHT]
+    inflight.enter()
+    try:
+        return await handler(request)
+    finally:
+        inflight.leave()
+
+
+# ---------------------------------------------------------------------------- errors
+def error_response(status: int, message: str, headers=None) -> web.Response:
+    """The one JSON error shape: ``{"error": {"status": 404, "message": "…"}}``."""
+    return web.json_response({"error": {"status": status, "message": message}}, status=status,
+                             headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = exc.text or exc.reason
+        if message == f"{exc.status}: {exc.reason}":  # aiohttp's default text
+            message = exc.reason
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        return error_response(exc.status, message, headers or None)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.raw_path)
+        return error_response(500, "internal server error")
+
+
+def _note(request: web.Request, **fields) -> None:
+    """Extra key=value fields for this request's access log line."""
+    notes = request.get(keys.NOTES)
+    if notes is None:
+        notes = request[keys.NOTES] = {}
+    notes.update(fields)
+
+
+# ---------------------------------------------------------------------------- handlers
+def check_raw_path(raw: str) -> list[str]:
+    """The path's segments, or 400 for anything that is not a plain path (see module docstring)."""
+    if "?" in raw or "#" in raw:
+        raise web.HTTPBadRequest(text="query strings are not accepted")
+    if "%" in raw:
+        raise web.HTTPBadRequest(text="percent-encoded paths are not accepted")
+    if not raw.startswith("/"):
+        raise web.HTTPBadRequest(text="the path must start with '/'")
+    segments = raw[1:].split("/")
+    for i, seg in enumerate(segments):
+        if seg in (".", ".."):
+            raise web.HTTPBadRequest(text="'.' and '..' path segments are not accepted")
+        if seg == "":
+            if i == len(segments) - 1:
+                continue  # "/" or a trailing slash: a directory, answered 404 later
+            raise web.HTTPBadRequest(text="empty path segments are not accepted")
+        if not _SEGMENT_RE.fullmatch(seg):
+            raise web.HTTPBadRequest(text="the path has characters outside [A-Za-z0-9._-]")
+    return segments
+
+
+async def handle_healthz(request: web.Request) -> web.Response:
+    app = request.app
+    tree = app[keys.TREE]
+    gen = tree.generation()
+    db_ok = await app[keys.STORE].ping()
+    body = {
+        "status": "ok" if db_ok and gen is not None else "degraded",
+        "generation": gen.name if gen is not None else None,
+        "phones": len(tree.manifest(gen).macs) if gen is not None else 0,
+        "db": db_ok,
+    }
+    return web.json_response(body, status=200 if body["status"] == "ok" else 503,
+                             headers={"Cache-Control": "no-store"})
+
+
+async def handle_any(request: web.Request) -> web.StreamResponse:
+    """The one catch-all route: dispatch on method and the raw path."""
+    if request.method not in ("GET", "HEAD", "PUT"):
+        raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD", "PUT"],
+                                       text=f"method {request.method} is not allowed")
+    raw = request.raw_path
+    check_raw_path(raw)
+    if request.method == "PUT":
+        return await handle_upload(request, raw)
+    if _BOOTSTRAP_RE.fullmatch(raw):
+        return handle_bootstrap(request)
+    if request.method == "HEAD" and (m := UPLOAD_RE.fullmatch(raw)):
+        return handle_log_head(request, m[1])
+    if request.app[keys.CONFIG].static:
+        return handle_static(request, raw)
+    raise web.HTTPNotFound(text="not found")
+
+
+def _generation(request: web.Request) -> Path:
+    gen = request.app[keys.TREE].generation()
+    if gen is None:
+        raise web.HTTPServiceUnavailable(text="no build yet: run 'polygen build'",
+                                         headers={"Retry-After": "30"})
+    return gen
+
+
+def handle_bootstrap(request: web.Request) -> web.Response:
+    gen = _generation(request)
+    rel, body = request.app[keys.TREE].bootstrap_for(gen, request.headers.get("User-Agent"))
+    _note(request, served=rel, generation=gen.name)
+    return web.Response(
+        body=body,
+        content_type="text/xml",
+        headers={"Vary": "User-Agent", "Cache-Control": "no-store"},
+    )
+
+
+def _known_mac(request: web.Request, gen: Path, mac: str) -> bool:
+    if request.app[keys.CONFIG].unknown_mac == "accept":
+        return True
+    return mac in request.app[keys.TREE].manifest(gen).macs
+
+
+def handle_log_head(request: web.Request, mac: str) -> web.Response:
+    # Phones send HEAD <mac>-app.log before uploading the app log (FACTS.md §2, observed). Nothing
+    # is kept on disk, so we answer "exists, empty": 200 with Content-Length 0. A phone that wants
+    # to append then sends its whole file, and the store keeps only the part it has not seen
+    # (polygen.logstore, append mode). A 404 here could make a phone skip the upload.
+    gen = _generation(request)
+    if not _known_mac(request, gen, mac):
+        raise web.HTTPNotFound(text=f"unknown phone {mac}: not in the inventory")
+    return web.Response(status=200, headers={"Content-Length": "0", "Cache-Control": "no-store"})
+
+
+async def handle_upload(request: web.Request, raw: str) -> web.Response:
+    m = UPLOAD_RE.fullmatch(raw)
+    if m is None:
+        if _UPLOAD_ANY_CASE_RE.fullmatch(raw):
+            raise web.HTTPBadRequest(text="MAC addresses in upload names must be lower-case")
+        raise web.HTTPForbidden(text="only <mac>-boot.log and <mac>-app.log uploads are accepted")
+    mac, kind = m[1], m[2]
+    _note(request, mac=mac, kind=kind)
+    config = request.app[keys.CONFIG]
+    gen = _generation(request)
+    if not _known_mac(request, gen, mac):
+        raise web.HTTPNotFound(text=f"unknown phone {mac}: not in the inventory")
+    cap = config.max_upload_bytes
+    too_big = f"upload larger than {cap} bytes"
+    if request.content_length is not None and request.content_length > cap:
+        raise web.HTTPRequestEntityTooLarge(cap, request.content_length, text=too_big)
+    # client_max_size does not cover streaming reads: count the bytes ourselves.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > cap:
+            raise web.HTTPRequestEntityTooLarge(cap, size, text=too_big)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    user_agent = request.headers.get("User-Agent")
+    ua = parse_user_agent(user_agent)
+    stored = await request.app[keys.STORE].store_upload(
+        mac, kind, body, ua.version if ua else None, user_agent
+    )
+    _note(request, upload_id=stored.upload_id, lines=stored.lines, skipped=stored.skipped_bytes)
+    if stored.lines == 0:
+        return web.Response(status=204)  # nothing new (an empty body or one already stored)
+    return web.json_response(
+        {"upload_id": stored.upload_id, "lines": stored.lines, "skipped_bytes": stored.skipped_bytes},
+        status=201,
+    )
+
+
+def handle_static(request: web.Request, raw: str) -> web.StreamResponse:
+    rel = raw[1:]
+    not_found = web.HTTPNotFound(text="not found")
+    if rel == "" or rel.endswith("/"):
+        raise web.HTTPNotFound(text="directories are not listed")
+    if any(seg.startswith(".") for seg in rel.split("/")):
+        raise not_found  # the manifest, staging and other hidden files are never served
+    gen = _generation(request)
+    tree = request.app[keys.TREE]
+    if (m := _CONTACTS_RE.fullmatch(rel)) and m[1] != "000000000000":
+        # Every <mac>-directory.xml is the shared directory (DESIGN.md), for phones we know.
+        if not _known_mac(request, gen, m[1]):
+            raise web.HTTPNotFound(text=f"unknown phone {m[1]}: not in the inventory")
+        rel = SHARED_DIRECTORY
+    path = safe_file(gen, rel)
+    if path is None:
+        # Firmware entries may be symlinks out of the generation into the firmware directory:
+        # allowed only for names the build's manifest lists.
+        if not rel.startswith("firmware/") or rel not in tree.manifest(gen).files:
+            raise not_found
+        try:
+            path = (gen / rel).resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise not_found from None
+        if not path.is_file():
+            raise not_found
+    _note(request, served=rel, generation=gen.name)
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
+# ---------------------------------------------------------------------------- access log
+def kv(value: object) -> str:
+    """A value for a key=value log line: bare when safe, else double-quoted with escapes."""
+    text = "" if value is None else str(value)
+    if text and re.fullmatch(r"[A-Za-z0-9._:/@+-]+", text):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+class KeyValueAccessLogger(AbstractAccessLogger):
+    """One line per request, ``key=value`` (journald and log shippers split it without a grammar)."""
+
+    def log(self, request, response, time: float) -> None:
+        fields = {
+            "method": request.method,
+            "path": request.raw_path,
+            "status": response.status,
+            "bytes": response.body_length,
+            "ms": f"{time * 1000:.1f}",
+            "remote": request.remote,
+            "ua": request.headers.get("User-Agent", ""),
+        }
+        notes = request.get(keys.NOTES) if hasattr(request, "get") else None
+        if notes:
+            fields.update(notes)
+        self.logger.info(" ".join(f"{k}={kv(v)}" for k, v in fields.items()), extra={"kv": True})
+
+
+class KeyValueFormatter(logging.Formatter):
+    """``level=info logger=polygen.sidecar msg="…"``; access lines are already key=value."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        head = f"level={record.levelname.lower()} logger={record.name}"
+        if getattr(record, "kv", False):
+            line = f"{head} {record.getMessage()}"
+        else:
+            line = f"{head} msg={kv(record.getMessage())}"
+        if record.exc_info:
+            line += f" exc={kv(self.formatException(record.exc_info))}"
+        return line

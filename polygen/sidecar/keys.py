@@ -1,0 +1,24 @@
+"""Typed application keys: every piece of state the sidecar keeps lives on the app under one of these."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from polygen.sidecar.app import SidecarConfig
+    from polygen.sidecar.handlers import InFlight, OutTree
+    from polygen.sidecar.store import StoreWriter
+    from polygen.watch import Watcher
+
+CONFIG: web.AppKey[SidecarConfig] = web.AppKey("config")
+STORE: web.AppKey[StoreWriter] = web.AppKey("store")
+TREE: web.AppKey[OutTree] = web.AppKey("tree")
+WATCHER: web.AppKey[Watcher | None] = web.AppKey("watcher")
+INFLIGHT: web.AppKey[InFlight] = web.AppKey("inflight")
+PRUNER: web.AppKey[asyncio.Task | None] = web.AppKey("pruner")
+
+# Per request: extra key=value fields for the access log line (mac, kind, lines, served file...).
+NOTES: web.RequestKey[dict] = web.RequestKey("notes", dict)
