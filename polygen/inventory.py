@@ -9,6 +9,8 @@ model, secrets). Every problem reads ``file:line: path: message``.
 from __future__ import annotations
 
 import difflib
+import functools
+import gc
 import ipaddress
 import os
 import re
@@ -271,7 +273,7 @@ def _auth(ctx: _Ctx, m: Map, file_password: str | None, env) -> ProvAuth | None:
         ctx.error(am.loc, f"{p}.password", f"missing password: set it here, as provisioning_password in the "
                                            f"secrets file or in ${PROV_PASSWORD_ENV}")
     if password and (":" in password or len(password) > 256):
-        ctx.error(am.loc, f"{p}.password", "a provisioning password may not contain ':' nor exceed 256 characters")
+        ctx.error(am.locs.get("password", am.loc), f"{p}.password", "a provisioning password may not contain ':' nor exceed 256 characters")
     previous = []
     prev = am.get("previous")
     if isinstance(prev, Seq):
@@ -428,6 +430,27 @@ def inventory_files(directory: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(directory).as_posix())
 
 
+def _without_gc(fn):
+    """Run ``fn`` with the cyclic garbage collector paused.
+
+    Loading makes millions of small, acyclic objects (nodes, locations, dataclasses) that live
+    until the load returns; each collection rescans all of them, which doubled the load time at
+    100k phones (bench/RESULTS.md). Reference counting still frees everything; the collector
+    resumes afterwards.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if was:
+                gc.enable()
+    return wrapper
+
+
+@_without_gc
 def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None = None,
          env: dict | None = None) -> Inventory:
     """Read and validate every inventory file; raise InventoryError listing every problem.
