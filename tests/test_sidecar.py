@@ -637,3 +637,55 @@ async def test_real_server_sigterm_finishes_upload_in_flight(many_macs_site, tmp
     finally:
         server.stop()
     assert rows(db, "SELECT text FROM log_lines ORDER BY id") == [("first line",), ("second line",)]
+
+
+# ---------------------------------------------------------------------------- serve --watch, end to end
+async def test_watch_rebuild_end_to_end(aiohttp_client, build_opts, tmp_path):
+    """serve --watch on the example inventory: a broken edit keeps serving the last good build,
+    the fix is picked up (new phone may upload, new model's bootstrap) without a restart."""
+    import queue
+
+    from polygen.errors import InventoryError
+    from polygen.watch import make_build, watch_paths
+
+    build = make_build(build_opts)
+    results: queue.Queue = queue.Queue()
+
+    def rebuild():
+        try:
+            result = build()
+        except Exception as exc:
+            results.put(exc)
+            raise
+        results.put(result)
+        return result
+
+    async def next_result():
+        return await asyncio.to_thread(results.get, True, 20)
+
+    paths, ignore = watch_paths(build_opts)
+    config = SidecarConfig(out=build_opts.out, db=tmp_path / "logs.db", rebuild=rebuild,
+                           watch_paths=tuple(paths), watch_ignore=tuple(ignore), quiet_period=0.1)
+    client = await aiohttp_client(create_app(config))
+    first = await next_result()
+    assert first.generation == "g000001"
+    new_mac, ua_500 = "0004f2000500", "FileTransport PolycomVVX-VVX_500-UA/5.9.7.4477 Type/Application"
+    default = (build_opts.out / "000000000000.cfg").read_bytes()
+    assert (await client.put(f"/logs/{new_mac}-app.log", data=b"x\n")).status == 404
+    assert await (await client.get("/000000000000.cfg", headers={"User-Agent": ua_500})).read() == default
+
+    phones = build_opts.inventory / "phones.yaml"
+    original = phones.read_text()
+    phones.write_text(original + "  - mac: 00:04:f2:00:05:00\n    model: VVX5000\n    lines: [\"1002\"]\n")
+    assert isinstance(await next_result(), InventoryError)
+    assert (await (await client.get("/healthz")).json())["generation"] == "g000001"
+    assert (await client.put(f"/logs/{new_mac}-app.log", data=b"x\n")).status == 404
+
+    phones.write_text(original + "  - mac: 00:04:f2:00:05:00\n    model: VVX500\n    lines: [\"1002\"]\n")
+    fixed = await next_result()
+    assert fixed.generation == "g000002", fixed
+    health = await (await client.get("/healthz")).json()
+    assert (health["generation"], health["phones"]) == ("g000002", first.phones + 1)
+    assert (await client.put(f"/logs/{new_mac}-app.log", data=b"x\n")).status == 201
+    r = await client.get("/000000000000.cfg", headers={"User-Agent": ua_500})
+    assert await r.read() == (build_opts.out / "bootstrap" / "VVX500.cfg").read_bytes()
