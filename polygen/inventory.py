@@ -304,8 +304,13 @@ def _site(ctx: _Ctx, m: Map, file_password: str | None = None, env=None) -> Site
     if url is not None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https", "ftp", "ftps", "tftp") or not parts.hostname:
-            ctx.error(m[("provisioning_url")].loc, "site.provisioning_url",
-                      f"'{url}' is not a URL the phones can use; write it as http://host/path/")
+            ctx.error(m["provisioning_url"].loc, "site.provisioning_url",
+                      f"'{url}' is not a URL the phones can use; write it as http://host/")
+        elif parts.path not in ("", "/"):
+            # out/ is served at the server's root by polygen serve and polygen nginx
+            ctx.warn(m["provisioning_url"].loc, "site.provisioning_url",
+                     f"path '{parts.path}': polygen serve and polygen nginx serve out/ at the root; "
+                     "map that prefix in your web server or use http://host/")
     sip = ctx.text(m, "sip_server", "site")
     host, port = None, None
     if sip is not None:
