@@ -9,6 +9,7 @@ duplicate keys are errors, and every value carries its file and line.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,24 +111,66 @@ def load_file(path: Path, display: str | None = None) -> tuple[Value | None, lis
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        msg = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        return None, [YamlProblem(Loc(name, line), f"YAML syntax error: {msg}")]
-    except yaml.YAMLError as exc:  # e.g. undecodable bytes
-        return None, [YamlProblem(Loc(name, 1), f"YAML error: {exc}")]
+        context = exc.context
+        if context and exc.context_mark and mark and exc.context_mark.line != mark.line:
+            context += f" (begun at line {exc.context_mark.line + 1})"
+        msg = " ".join(str(p) for p in (context, exc.problem) if p)
+        if exc.problem == "but found another document":
+            msg = "a second document ('---') in one file; move it to a file of its own"
+        if mark and _tab_before(path, mark):
+            msg += "; indent with spaces, not tabs"
+        col = f" (column {mark.column + 1})" if mark else ""
+        return None, [YamlProblem(Loc(name, line), f"YAML syntax error{col}: {msg}")]
+    except yaml.reader.ReaderError:  # undecodable bytes or a character YAML forbids
+        return None, [_reader_problem(path, name)]
+    except yaml.YAMLError as exc:
+        return None, [YamlProblem(Loc(name, 1), "YAML error: " + " ".join(str(exc).split()))]
     if node is None:
         return None, []
     problems: list[YamlProblem] = []
-    return _convert(node, name, problems), problems
+    return _convert(node, name, problems, {}), problems
 
 
-def _convert(node: yaml.Node, name: str, problems: list[YamlProblem]) -> Value:
+def _tab_before(path: Path, mark) -> bool:
+    """Whether a tab is at or before the error's column (libyaml does not always say so)."""
+    lines = Path(path).read_bytes().split(b"\n")
+    return mark.line < len(lines) and b"\t" in lines[mark.line][: mark.column + 1]
+
+
+def _reader_problem(path: Path, name: str) -> YamlProblem:
+    """One line saying where the offending byte or character is (the reader's own message spans
+    two lines and its position is a byte offset)."""
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return YamlProblem(Loc(name, line), f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8")
+    bad = re.search(r"[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]", text)
+    if bad is None:  # another encoding (UTF-16 with a BOM) that the reader refused
+        return YamlProblem(Loc(name, 1), "not UTF-8 text; save the file as UTF-8")
+    line = text.count("\n", 0, bad.start()) + 1
+    return YamlProblem(Loc(name, line), f"character U+{ord(bad.group()):04X} is not allowed in YAML; remove it")
+
+
+def _convert(node: yaml.Node, name: str, problems: list[YamlProblem], memo: dict) -> Value:
     # Recursion depth is the YAML nesting depth (a handful for an inventory), not its length.
     loc = Loc(name, node.start_mark.line + 1)
     if isinstance(node, yaml.ScalarNode):
         return Scalar(node.value, node.tag, node.style in ("'", '"', "|", ">"), loc)
+    # An alias is the anchored node itself: convert each collection once (memo), so a "billion
+    # laughs" document costs its size, and refuse an alias inside its own anchor (None: in progress).
+    if id(node) in memo:
+        if memo[id(node)] is None:
+            problems.append(YamlProblem(loc, "an alias (*name) refers to the value that contains it; "
+                                             "write the value out"))
+            return Scalar("", _NULL_TAG, False, loc)
+        return memo[id(node)]
+    memo[id(node)] = None
     if isinstance(node, yaml.SequenceNode):
         seq = Seq(loc)
-        seq.extend(_convert(item, name, problems) for item in node.value)
+        seq.extend(_convert(item, name, problems, memo) for item in node.value)
+        memo[id(node)] = seq
         return seq
     mapping = Map(loc)
     for knode, vnode in node.value:
@@ -145,6 +188,7 @@ def _convert(node: yaml.Node, name: str, problems: list[YamlProblem]) -> Value:
                                   "remove one of them")
             )
             continue
-        mapping[key] = _convert(vnode, name, problems)
+        mapping[key] = _convert(vnode, name, problems, memo)
         mapping.locs[key] = kloc
+    memo[id(node)] = mapping
     return mapping

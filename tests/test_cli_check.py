@@ -1,0 +1,200 @@
+"""`polygen check`: help, clean and failing runs, --strict, --format json, exit codes 0/1/2."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from polygen.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SITE = """\
+site:
+  name: Example Corp
+  provisioning_url: http://prov.example.com/
+  sip_server: pbx.example.com
+  timezone: America/New_York
+"""
+EXTS = """\
+extensions:
+  - {ext: "1001", first_name: Ada, secret: s3cret}
+"""
+PHONES = """\
+phones:
+  - {mac: 00:04:f2:00:03:30, model: IP330, lines: ["1001"]}
+"""
+
+
+@pytest.fixture
+def inv(tmp_path, monkeypatch):
+    """An inventory directory 'inv' in the current directory; returns a function to write files."""
+    for var in [v for v in os.environ if v.startswith("POLYGEN_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.chdir(tmp_path)
+    Path("inv").mkdir()
+
+    def write(**files: str) -> str:
+        merged = {"site.yaml": SITE, "extensions.yaml": EXTS, "phones.yaml": PHONES}
+        merged.update({k.replace("__", "."): v for k, v in files.items()})
+        for name, text in merged.items():
+            Path("inv", name).write_text(text)
+        return "inv"
+
+    return write
+
+
+def run(*args: str, **kw):
+    return CliRunner().invoke(cli, ["check", *args], catch_exceptions=False, **kw)
+
+
+def test_help():
+    result = run("--help")
+    assert result.exit_code == 0
+    assert "Validate the inventory and report every problem at once." in result.output
+    assert "Example:" in result.output
+    for option in ("-i, --inventory", "--format [text|json]", "--strict", "--secrets", "--firmware"):
+        assert option in result.output
+    assert run("-h").output == result.output
+
+
+def test_example_inventory_is_clean(tmp_path, monkeypatch):
+    for var in [v for v in os.environ if v.startswith("POLYGEN_")]:
+        monkeypatch.delenv(var)
+    shutil.copytree(ROOT / "inventory", tmp_path / "inventory")
+    monkeypatch.chdir(tmp_path)
+    result = run()
+    assert result.exit_code == 0, result.output
+    assert result.output == "inventory: 4 phones, 6 extensions: OK\n"
+
+
+def test_clean(inv):
+    result = run("-i", inv())
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "inv: 1 phones, 1 extensions: OK\n", "")
+
+
+def test_errors_exit_1_with_every_problem_and_a_summary(inv):
+    d = inv(phones__yaml=PHONES.replace("IP330", "VVX41").replace("00:04:f2:00:03:30", "00:04:f2:00:03"))
+    result = run("-i", d)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "inv/phones.yaml:2: phones[0].mac: '00:04:f2:00:03' is not a MAC address; write 12 hex digits, "
+        "e.g. 00:04:f2:12:34:56",
+        "inv/phones.yaml:2: phones[0].model: unknown model 'VVX41' (did you mean VVX410?); "
+        "add it under models: if it is new",
+        "Error: 2 problems in inv",
+    ]
+
+
+def test_one_problem_is_singular(inv):
+    result = run("-i", inv(phones__yaml=PHONES.replace("IP330", "IP999")))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == "Error: 1 problem in inv"
+
+
+WARN_PHONES = PHONES.replace("}", ', settings: {up.headsetMod: "1"}}')
+WARNING = ("inv/phones.yaml:2: phones[0].settings.up.headsetMod: warning: unknown to 3.3.5 firmware "
+           "(did you mean up.headsetMode?)")
+
+
+def test_warnings_do_not_fail_without_strict(inv):
+    result = run("-i", inv(phones__yaml=WARN_PHONES))
+    assert result.exit_code == 0
+    assert result.stderr == WARNING + "\n"
+    assert result.stdout == "inv: 1 phones, 1 extensions: OK (1 warning)\n"
+
+
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_strict_makes_warnings_fatal(inv, how):
+    d = inv(phones__yaml=WARN_PHONES)
+    result = run("-i", d, "--strict") if how == "option" else run("-i", d, env={"POLYGEN_STRICT": "1"})
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [WARNING, "Error: 1 problem in inv"]
+    assert result.stdout == ""
+
+
+def test_json_clean(inv):
+    result = run("-i", inv(), "--format", "json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {"ok": True, "errors": [], "warnings": []}
+    assert result.stderr == ""
+
+
+def test_json_errors_and_warnings(inv):
+    d = inv(phones__yaml=WARN_PHONES + '  - {mac: 0004f2000331, model: IP330, lines: ["1002"]}\n')
+    result = run("-i", d, "--format", "json")
+    assert result.exit_code == 1
+    assert result.stderr == ""
+    assert json.loads(result.stdout) == {
+        "ok": False,
+        "errors": [{"file": "inv/phones.yaml", "line": 3, "path": "phones[1].lines[0]",
+                    "message": "no extension '1002' in the inventory (did you mean '1001'?)",
+                    "severity": "error"}],
+        "warnings": [{"file": "inv/phones.yaml", "line": 2, "path": "phones[0].settings.up.headsetMod",
+                      "message": "unknown to 3.3.5 firmware (did you mean up.headsetMode?)",
+                      "severity": "warning"}],
+    }
+
+
+def test_json_strict_warnings_are_not_ok(inv):
+    result = run("-i", inv(phones__yaml=WARN_PHONES), "--format", "json", "--strict")
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 1
+    assert doc["ok"] is False and doc["errors"] == [] and len(doc["warnings"]) == 1
+
+
+def test_json_problem_without_line(inv):
+    result = run("-i", inv(site__yaml="# no site here\n"), "--format", "json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["errors"] == [
+        {"file": "inv", "line": None, "path": "site",
+         "message": "no 'site:' section in any inventory file; add one (see README)", "severity": "error"}]
+
+
+def test_inventory_from_the_environment(inv):
+    d = inv()
+    result = run(env={"POLYGEN_INVENTORY": d})
+    assert (result.exit_code, result.stdout) == (0, "inv: 1 phones, 1 extensions: OK\n")
+
+
+def test_secrets_option(inv, tmp_path):
+    d = inv(extensions__yaml='extensions:\n  - {ext: "1001", first_name: Ada}\n')
+    assert run("-i", d).exit_code == 1
+    secrets = tmp_path / "outside.yaml"
+    secrets.write_text('secrets:\n  "1001": pw\n')
+    secrets.chmod(0o600)
+    result = run("-i", d, "--secrets", str(secrets))
+    assert (result.exit_code, result.stderr) == (0, "")
+
+
+def test_missing_inventory_directory_exits_1(inv):
+    result = run("-i", "nope")
+    assert result.exit_code == 1
+    assert result.output == "Error: inventory directory 'nope' does not exist; create it or pass -i DIR\n"
+
+
+def test_inventory_without_yaml_files_exits_1(inv):
+    Path("empty").mkdir()
+    result = run("-i", "empty")
+    assert result.exit_code == 1
+    assert result.output == "Error: no *.yaml files in inventory directory 'empty'\n"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--format", "xml"], "Invalid value for '--format'"),
+    (["--bogus"], "No such option '--bogus'"),
+    (["-i", "inv/site.yaml"], "is a file"),
+    (["extra-argument"], "Got unexpected extra argument"),
+])
+def test_usage_errors_exit_2(inv, args, message):
+    inv()
+    result = run(*args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stdout == ""
