@@ -8,8 +8,11 @@ changed, and a no-op rebuild renders nothing. See DESIGN.md for the layout.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
+import operator
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +20,7 @@ from typing import Callable, Iterable, Iterator
 
 from polygen import __version__, htpasswd
 from polygen.catalog import Model
-from polygen.inventory import Inventory, Phone
+from polygen.inventory import Extension, Inventory, Phone
 from polygen.render import Renderer
 
 LOG_DIR = "logs"
@@ -55,9 +58,35 @@ class Plan:
 def _digest(*parts) -> str:
     h = hashlib.blake2b(digest_size=16)
     for p in parts:
-        h.update(repr(p).encode())
+        h.update(repr(_plain(p)).encode())
         h.update(b"\x00")
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _fields_of(cls) -> Callable[[object], tuple] | None:
+    """A fast getter of every field of a dataclass, as a tuple (None for other types)."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    names = [f.name for f in dataclasses.fields(cls)]
+    if len(names) == 1:
+        return lambda obj, name=names[0]: (getattr(obj, name),)
+    return operator.attrgetter(*names) if names else (lambda obj: ())
+
+
+def _plain(obj):
+    """``obj`` as builtins, for a key: every field of a dataclass, including those ``repr`` hides
+    (``field(repr=False)`` secrets: a changed password must change the key)."""
+    if isinstance(obj, str):
+        return obj
+    get = _fields_of(type(obj))
+    if get is not None:
+        return (type(obj).__name__,) + tuple(_plain(v) for v in get(obj))
+    if isinstance(obj, (list, tuple)):
+        return tuple(_plain(v) for v in obj)
+    if isinstance(obj, dict):
+        return tuple((k, _plain(v)) for k, v in obj.items())
+    return obj
 
 
 def phone_file(mac: str) -> str:
@@ -214,7 +243,7 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None, group: str |
             auth_text = htpasswd.render(inv.site.auth.accepted(), inv.site.name)
             yield OutputFile(htpasswd.FILENAME, _digest(version, auth_text), SECRET_MODE, "provisioning users",
                              lambda: [auth_text], secret=True)
-        dir_key = _digest(version, tdig, [(e.first_name, e.last_name, e.mailbox) for e in directory_entries])
+        dir_key = _digest(version, tdig, repr([(e.first_name, e.last_name, e.mailbox) for e in directory_entries]))
         yield OutputFile(DIRECTORY_FILE, dir_key, PUBLIC_MODE, "company directory",
                          lambda: renderer.stream("directory.xml.j2", entries=directory_entries))
         for m, src in fw_files:
@@ -222,12 +251,21 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None, group: str |
             yield OutputFile(f"firmware/{m.firmware}/{src.name}", _digest("link", str(src.resolve()), st.st_size,
                                                                           st.st_mtime_ns), 0o644,
                              f"firmware {m.firmware}", link=src)
-        # one file per phone
+        # one file per phone. The key is the hot path at 100k phones: the shared inputs are digested
+        # once, each zone's rules once, and Phone/Extension fields (plain strings and tuples of
+        # them) are read with attrgetter and repr'd in C, instead of the dataclasses' own repr.
+        prefix = _digest(version, tdig, site_key, group)
+        phone_fields, ext_fields = _fields_of(Phone), _fields_of(Extension)
+        zone_keys: dict[str, str] = {}
         for phone in inv.phones:
             model = inv.catalog.models[phone.model]
-            exts = [inv.extensions[x] for x in phone.lines]
             zone = phone.timezone or inv.site.timezone
-            key = _digest(version, tdig, site_key, phone, exts, model.dialect, inv.time_rules(zone), group)
+            zone_key = zone_keys.get(zone)
+            if zone_key is None:
+                zone_key = zone_keys[zone] = repr(_plain(inv.time_rules(zone)))
+            inputs = repr((prefix, phone_fields(phone), [ext_fields(inv.extensions[x]) for x in phone.lines],
+                           model.dialect, zone_key))
+            key = hashlib.blake2b(inputs.encode(), digest_size=16).hexdigest()
             yield OutputFile(phone_file(phone.mac), key, SECRET_MODE, f"phone {phone.mac}",
                              lambda phone=phone, model=model: [renderer.render(
                                  "phone.cfg.j2", phone=phone, model=model, dialect=model.dialect,
