@@ -347,12 +347,18 @@ def _site(ctx: _Ctx, m: Map, file_password: str | None = None, env=None) -> Site
         if mode == "random" and end is None:
             ctx.error(pm.loc, "site.polling", "mode random needs time_random_end (\"HH:MM\")")
         period = ctx.integer(pm, "period", "site.polling", 86400, 3600, 31536000)
-        polling = Polling(mode, t, period, end)
+        polling = Polling(mode, _pad_hhmm(t), period, _pad_hhmm(end) if end else end)
     settings, _ = ctx.settings(m, "settings", "site")
     auth = _auth(ctx, m, file_password, os.environ if env is None else env) if "provisioning_auth" in m else None
     if None in (url, host, tz):
         return None
     return Site(name, url, host, port, tz, ntp, polling, settings, auth)
+
+
+def _pad_hhmm(t: str) -> str:
+    """'1:00' -> '01:00': the phones document the parameter as HH:MM."""
+    m = _HHMM_RE.match(t)
+    return f"{int(m.group(1)):02d}:{m.group(2)}" if m else t
 
 
 def _host_port(text: str) -> tuple[str | None, int | None]:
