@@ -291,17 +291,21 @@ _file_type = click.Path(path_type=Path, dir_okay=False)
 @click.option("--sidecar", default="127.0.0.1:8080", envvar="POLYGEN_SIDECAR", show_envvar=True,
               help="HOST:PORT of `polygen serve`, which receives the phones' log uploads.")
 @click.option("--auth-file", type=_file_type, default=None, envvar="POLYGEN_NGINX_AUTH_FILE", show_envvar=True,
-              help="htpasswd file: require HTTP basic auth (the phones need device.prov.user/password).")
+              help="htpasswd file for HTTP basic auth (default: OUT/.htpasswd when the build wrote one, "
+                   "i.e. with site.provisioning_auth).")
+@click.option("--no-auth", is_flag=True, envvar="POLYGEN_NGINX_NO_AUTH", show_envvar=True,
+              help="No HTTP basic auth, even if OUT/.htpasswd exists.")
 @click.option("--tls-cert", type=_file_type, default=None, envvar="POLYGEN_NGINX_TLS_CERT", show_envvar=True,
               help="TLS certificate (PEM): serve HTTPS on --listen; needs --tls-key.")
 @click.option("--tls-key", type=_file_type, default=None, envvar="POLYGEN_NGINX_TLS_KEY", show_envvar=True,
               help="TLS private key (PEM) for --tls-cert.")
 @handle_errors
-def nginx_cmd(out, server_name, listen, sidecar, auth_file, tls_cert, tls_key):
+def nginx_cmd(out, server_name, listen, sidecar, auth_file, no_auth, tls_cert, tls_key):
     """Print an nginx config that serves OUT to the phones.
 
     Static files from OUT, 000000000000.cfg chosen by User-Agent (works while the sidecar is
     down), log uploads proxied to the sidecar, nothing else. Save it in /etc/nginx/conf.d/.
+    With site.provisioning_auth, all but the bootstraps and firmware need HTTP basic auth.
 
     \b
     Example:
@@ -312,7 +316,8 @@ def nginx_cmd(out, server_name, listen, sidecar, auth_file, tls_cert, tls_key):
     from polygen.nginx import render_nginx
 
     click.echo(render_nginx(out, server_name=server_name, listen=listen, sidecar=sidecar,
-                            auth_file=auth_file, tls_cert=tls_cert, tls_key=tls_key), nl=False)
+                            auth_file=auth_file, auth=not no_auth, tls_cert=tls_cert, tls_key=tls_key),
+               nl=False)
 
 
 @cli.command("dhcp")

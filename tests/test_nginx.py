@@ -373,8 +373,11 @@ def test_basic_auth(tmp_path, out_tree):
     htpasswd.write_text("phone:{PLAIN}s3cret\n")
     server = start_nginx(tmp_path, out_tree, auth_file=htpasswd)
     try:
-        assert request(server, "GET", "/000000000000.cfg", ua=UA_330)[0] == 401
         ok = {"Authorization": "Basic cGhvbmU6czNjcmV0"}  # phone:s3cret
+        assert request(server, "GET", f"/{MAC}-phone.cfg")[0] == 401
+        assert request(server, "GET", f"/{MAC}-phone.cfg", headers=ok)[0] == 200
+        # bootstraps and firmware are fetched before a phone has credentials (tests/test_e2e.py)
+        assert request(server, "GET", "/000000000000.cfg", ua=UA_330) == (200, b"<APPLICATION SPIP330 gen1/>\n")
         assert request(server, "GET", "/000000000000.cfg", ua=UA_330, headers=ok) == (
             200, b"<APPLICATION SPIP330 gen1/>\n")
     finally:
