@@ -153,11 +153,19 @@ def _reader_problem(path: Path, name: str) -> YamlProblem:
     return YamlProblem(Loc(name, line), f"character U+{ord(bad.group()):04X} is not allowed in YAML; remove it")
 
 
-def _convert(node: yaml.Node, name: str, problems: list[YamlProblem], memo: dict) -> Value:
+def _convert(node: yaml.Node, name: str, problems: list[YamlProblem], memo: dict,
+             locs: dict[int, Loc] | None = None) -> Value:
     # Recursion depth is the YAML nesting depth (a handful for an inventory), not its length.
-    loc = Loc(name, node.start_mark.line + 1)
+    # Hot path at 100k phones: one Loc per line (keys and values on a line share it), and scalar
+    # values are made in the mapping loop without a call.
+    if locs is None:
+        locs = {}
+    line = node.start_mark.line + 1
+    loc = locs.get(line)
+    if loc is None:
+        loc = locs[line] = Loc(name, line)
     if isinstance(node, yaml.ScalarNode):
-        return Scalar(node.value, node.tag, node.style in ("'", '"', "|", ">"), loc)
+        return Scalar(node.value, node.tag, node.style in _QUOTED, loc)
     # An alias is the anchored node itself: convert each collection once (memo), so a "billion
     # laughs" document costs its size, and refuse an alias inside its own anchor (None: in progress).
     if id(node) in memo:
@@ -169,12 +177,16 @@ def _convert(node: yaml.Node, name: str, problems: list[YamlProblem], memo: dict
     memo[id(node)] = None
     if isinstance(node, yaml.SequenceNode):
         seq = Seq(loc)
-        seq.extend(_convert(item, name, problems, memo) for item in node.value)
+        seq.extend(_convert(item, name, problems, memo, locs) for item in node.value)
         memo[id(node)] = seq
         return seq
     mapping = Map(loc)
+    mlocs = mapping.locs
     for knode, vnode in node.value:
-        kloc = Loc(name, knode.start_mark.line + 1)
+        line = knode.start_mark.line + 1
+        kloc = locs.get(line)
+        if kloc is None:
+            kloc = locs[line] = Loc(name, line)
         if not isinstance(knode, yaml.ScalarNode):
             problems.append(YamlProblem(kloc, "a mapping key must be a plain name"))
             continue
@@ -184,11 +196,21 @@ def _convert(node: yaml.Node, name: str, problems: list[YamlProblem], memo: dict
             continue
         if key in mapping:
             problems.append(
-                YamlProblem(kloc, f"duplicate key '{key}' (first at line {mapping.locs[key].line}); "
+                YamlProblem(kloc, f"duplicate key '{key}' (first at line {mlocs[key].line}); "
                                   "remove one of them")
             )
             continue
-        mapping[key] = _convert(vnode, name, problems, memo)
-        mapping.locs[key] = kloc
+        if type(vnode) is yaml.ScalarNode:
+            line = vnode.start_mark.line + 1
+            vloc = locs.get(line)
+            if vloc is None:
+                vloc = locs[line] = Loc(name, line)
+            mapping[key] = Scalar(vnode.value, vnode.tag, vnode.style in _QUOTED, vloc)
+        else:
+            mapping[key] = _convert(vnode, name, problems, memo, locs)
+        mlocs[key] = kloc
     memo[id(node)] = mapping
     return mapping
+
+
+_QUOTED = frozenset(("'", '"', "|", ">"))
