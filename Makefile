@@ -51,5 +51,11 @@ system-deps:
 golden: venv
 	POLYGEN_REGEN_GOLDEN=1 $(BIN)/pytest -q tests/test_golden.py
 
+## make hardening: kill -9 trials (build, serve), the broken-inventory corpus, 60 s of fuzzing; prints the figures
+FAULT_TRIALS ?= 50
+FUZZ_SECONDS ?= 60
+hardening: venv
+	$(BIN)/python bench/hardening.py --trials $(FAULT_TRIALS) --fuzz-seconds $(FUZZ_SECONDS)
+
 clean:
 	rm -rf $(VENV) out .out.gens .pytest_cache .hypothesis

@@ -379,6 +379,11 @@ _SIZE_HELP = "Largest accepted log upload in bytes, enforced while streaming (la
 @click.option("--unknown-mac", type=click.Choice(["404", "accept"]), default="404",
               envvar="POLYGEN_SERVE_UNKNOWN_MAC", show_envvar=True,
               help="Uploads from MACs the build does not know: refuse (404) or accept.")
+@click.option("--miss-limit", type=click.IntRange(0), default=20, envvar="POLYGEN_SERVE_MISS_LIMIT",
+              show_envvar=True, help="404s (and wrong passwords) per client address per minute, then 429 "
+                                     "(slows MAC guessing); 0: no limit.")
+@click.option("--upload-limit", type=click.IntRange(0), default=30, envvar="POLYGEN_SERVE_UPLOAD_LIMIT",
+              show_envvar=True, help="Log uploads per MAC per minute, then 429; 0: no limit.")
 @click.option("--poll", is_flag=True, envvar="POLYGEN_SERVE_POLL", show_envvar=True,
               help="With --watch: poll for changes (Docker, network mounts) instead of inotify.")
 @click.option("--shutdown-timeout", type=click.FloatRange(0), default=30.0,
@@ -386,7 +391,7 @@ _SIZE_HELP = "Largest accepted log upload in bytes, enforced while streaming (la
               help="Seconds uploads in flight get to finish on SIGTERM.")
 @handle_errors
 def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, db, watch, static, retention,
-              max_upload, unknown_mac, poll, shutdown_timeout):
+              max_upload, unknown_mac, miss_limit, upload_limit, poll, shutdown_timeout):
     """Run the sidecar: bootstrap by User-Agent, log uploads into SQLite, static OUT.
 
     GET /000000000000.cfg answers the bootstrap for the phone's model; PUT <mac>-boot.log and
@@ -407,7 +412,8 @@ def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, d
     paths, ignore = watch_paths(opts)
     config = SidecarConfig(
         out=out, db=db, inventory=inventory, static=static, max_upload_bytes=max_upload,
-        unknown_mac=unknown_mac, retention=parse_duration(retention) if retention else None,
+        unknown_mac=unknown_mac, miss_limit=miss_limit, upload_limit=upload_limit,
+        retention=parse_duration(retention) if retention else None,
         rebuild=make_build(opts) if watch else None, watch_paths=tuple(paths),
         watch_ignore=tuple(ignore), poll=poll,
     )

@@ -14,13 +14,15 @@ from pathlib import Path
 from aiohttp import web
 
 from polygen.errors import SidecarConfigError
-from polygen.sidecar import handlers, keys
+from polygen.sidecar import guard, handlers, keys
 from polygen.sidecar.store import StoreWriter
 
 log = logging.getLogger("polygen.sidecar")
 
 DEFAULT_MAX_UPLOAD = 1024 * 1024
 UNKNOWN_MAC_POLICIES = ("404", "accept")
+DEFAULT_MISS_LIMIT = 20  # 404s per client address per minute (SECURITY.md: MAC guessing)
+DEFAULT_UPLOAD_LIMIT = 30  # uploads per MAC per minute
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,11 @@ class SidecarConfig:
     watch_ignore: tuple[Path, ...] = ()
     poll: bool = False  # PollingObserver instead of the native one
     quiet_period: float = 0.3
+    miss_limit: int = DEFAULT_MISS_LIMIT  # 404s (and wrong passwords) per client per window; 0: off
+    miss_window: float = 60.0  # seconds
+    upload_limit: int = DEFAULT_UPLOAD_LIMIT  # uploads per MAC per window, then 429; 0: off
+    upload_window: float = 60.0  # seconds
+    real_ip_from: tuple[str, ...] = ("127.0.0.1", "::1")  # proxies whose X-Real-IP is believed
 
     def __post_init__(self):
         if self.unknown_mac not in UNKNOWN_MAC_POLICIES:
@@ -52,6 +59,10 @@ class SidecarConfig:
             raise SidecarConfigError("the retention must be a positive duration")
         if self.prune_interval <= 0 or self.quiet_period < 0:
             raise SidecarConfigError("prune interval and quiet period must be positive")
+        if self.miss_limit < 0 or self.upload_limit < 0:
+            raise SidecarConfigError("rate limits must be 0 (off) or a positive number")
+        if self.miss_window <= 0 or self.upload_window <= 0:
+            raise SidecarConfigError("rate limit windows must be a positive number of seconds")
 
 
 def setup_routes(app: web.Application) -> None:
@@ -112,8 +123,13 @@ async def _watcher_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(config: SidecarConfig) -> web.Application:
-    app = web.Application(middlewares=[handlers.inflight_middleware, handlers.error_middleware])
+    # Outermost first: count the request, then the miss limiter (which sees the final status),
+    # then the translation of errors into the one JSON shape.
+    app = web.Application(middlewares=[handlers.inflight_middleware, guard.guard_middleware,
+                                       handlers.error_middleware])
     app[keys.CONFIG] = config
+    app[keys.GUARD] = guard.Guard(config)
+    app[keys.HTPASSWD] = guard.Htpasswd()
     app[keys.INFLIGHT] = handlers.InFlight()
     app[keys.TREE] = handlers.OutTree(config.out)
     # cleanup runs in reverse: the watcher stops, then the pruner, then the database closes.

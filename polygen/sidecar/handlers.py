@@ -13,6 +13,11 @@ filesystem:
 * any other ``PUT`` (override files, directories, call lists): **403** (DESIGN.md: override PUTs are
   refused);
 * with ``static``: ``GET``/``HEAD`` of a file of the current generation; otherwise 404.
+
+Before any of that is looked up, ``polygen.sidecar.guard`` asks for HTTP basic auth (when the
+generation has ``.htpasswd``) on everything but the public names, and holds back clients that
+collect too many 404s. Every 404 of a lookup has the same body, ``not found``: an unknown MAC's
+files, hidden and forbidden names and missing files cannot be told apart (SECURITY.md).
 """
 
 from __future__ import annotations
@@ -24,10 +29,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
 from polygen.sidecar import keys
+from polygen.sidecar.guard import is_public, require_auth, too_many
+from polygen.sidecar.guard import note as _note
 from polygen.useragent import parse_user_agent
 
 log = logging.getLogger("polygen.sidecar")
@@ -46,6 +54,7 @@ _CONTACTS_RE = re.compile(r"contacts/([0-9a-f]{12})-directory\.xml", re.ASCII)
 _PHONE_CFG_RE = re.compile(r"([0-9a-f]{12})-phone\.cfg", re.ASCII)
 _SAFE_REL_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*", re.ASCII)
 _CHUNK = 64 * 1024
+NOT_FOUND = "not found"  # the one 404 text of every lookup (MAC guessing: no hint why)
 
 
 # ---------------------------------------------------------------------------- the out/ tree
@@ -214,21 +223,14 @@ async def error_middleware(request: web.Request, handler):
         message = exc.text or exc.reason
         if message == f"{exc.status}: {exc.reason}":  # aiohttp's default text
             message = exc.reason
-        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        headers = {k: v for k, v in exc.headers.items()
+                   if k.lower() in ("allow", "retry-after", "www-authenticate")}
         return error_response(exc.status, message, headers or None)
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.raw_path)
         return error_response(500, "internal server error")
-
-
-def _note(request: web.Request, **fields) -> None:
-    """Extra key=value fields for this request's access log line."""
-    notes = request.get(keys.NOTES)
-    if notes is None:
-        notes = request[keys.NOTES] = {}
-    notes.update(fields)
 
 
 # ---------------------------------------------------------------------------- handlers
@@ -275,6 +277,8 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
                                        text=f"method {request.method} is not allowed")
     raw = request.raw_path
     check_raw_path(raw)
+    if not is_public(request.method, raw):
+        require_auth(request, _generation(request))
     if request.method == "PUT":
         return await handle_upload(request, raw)
     if _BOOTSTRAP_RE.fullmatch(raw):
@@ -283,14 +287,18 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
         return handle_log_head(request, m[1])
     if request.app[keys.CONFIG].static:
         return handle_static(request, raw)
-    raise web.HTTPNotFound(text="not found")
+    raise web.HTTPNotFound(text=NOT_FOUND)
 
 
 def _generation(request: web.Request) -> Path:
-    gen = request.app[keys.TREE].generation()
+    """The current generation, resolved once per request."""
+    gen = request.get(keys.GENERATION)
     if gen is None:
-        raise web.HTTPServiceUnavailable(text="no build yet: run 'polygen build'",
-                                         headers={"Retry-After": "30"})
+        gen = request.app[keys.TREE].generation()
+        if gen is None:
+            raise web.HTTPServiceUnavailable(text="no build yet: run 'polygen build'",
+                                             headers={"Retry-After": "30"})
+        request[keys.GENERATION] = gen
     return gen
 
 
@@ -318,7 +326,7 @@ def handle_log_head(request: web.Request, mac: str) -> web.Response:
     # (polygen.logstore, append mode). A 404 here could make a phone skip the upload.
     gen = _generation(request)
     if not _known_mac(request, gen, mac):
-        raise web.HTTPNotFound(text=f"unknown phone {mac}: not in the inventory")
+        raise web.HTTPNotFound(text=NOT_FOUND)
     return web.Response(status=200, headers={"Content-Length": "0", "Cache-Control": "no-store"})
 
 
@@ -333,7 +341,13 @@ async def handle_upload(request: web.Request, raw: str) -> web.Response:
     config = request.app[keys.CONFIG]
     gen = _generation(request)
     if not _known_mac(request, gen, mac):
+        # Not NOT_FOUND: the name already says it is an upload, and the text names only the MAC
+        # the client sent; known and unknown MACs are told apart by 201 vs 404 either way.
         raise web.HTTPNotFound(text=f"unknown phone {mac}: not in the inventory")
+    uploads = request.app[keys.GUARD].uploads
+    if not uploads.take(mac):
+        _note(request, limited="uploads")
+        raise too_many(uploads.retry_after(mac), f"too many uploads for {mac}: slow down")
     cap = config.max_upload_bytes
     too_big = f"upload larger than {cap} bytes"
     if request.content_length is not None and request.content_length > cap:
@@ -341,11 +355,17 @@ async def handle_upload(request: web.Request, raw: str) -> web.Response:
     # client_max_size does not cover streaming reads: count the bytes ourselves.
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(_CHUNK):
-        size += len(chunk)
-        if size > cap:
-            raise web.HTTPRequestEntityTooLarge(cap, size, text=too_big)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > cap:
+                raise web.HTTPRequestEntityTooLarge(cap, size, text=too_big)
+            chunks.append(chunk)
+    except (ConnectionError, HttpProcessingError, ClientPayloadError) as exc:
+        # The client went away mid-body or lied about its length: nothing is stored. Not a
+        # server error (no 500, no traceback in the log); the client is usually gone anyway.
+        _note(request, cut_off=type(exc).__name__)
+        raise web.HTTPBadRequest(text="the upload ended before its declared end") from None
     body = b"".join(chunks)
     user_agent = request.headers.get("User-Agent")
     ua = parse_user_agent(user_agent)
@@ -363,9 +383,9 @@ async def handle_upload(request: web.Request, raw: str) -> web.Response:
 
 def handle_static(request: web.Request, raw: str) -> web.StreamResponse:
     rel = raw[1:]
-    not_found = web.HTTPNotFound(text="not found")
+    not_found = web.HTTPNotFound(text=NOT_FOUND)
     if rel == "" or rel.endswith("/"):
-        raise web.HTTPNotFound(text="directories are not listed")
+        raise not_found  # directories are never listed
     if any(seg.startswith(".") for seg in rel.split("/")):
         raise not_found  # the manifest, staging and other hidden files are never served
     gen = _generation(request)
@@ -373,7 +393,7 @@ def handle_static(request: web.Request, raw: str) -> web.StreamResponse:
     if (m := _CONTACTS_RE.fullmatch(rel)) and m[1] != "000000000000":
         # Every <mac>-directory.xml is the shared directory (DESIGN.md), for phones we know.
         if not _known_mac(request, gen, m[1]):
-            raise web.HTTPNotFound(text=f"unknown phone {m[1]}: not in the inventory")
+            raise not_found
         rel = SHARED_DIRECTORY
     path = safe_file(gen, rel)
     if path is None:

@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from polygen.sidecar.app import SidecarConfig
+    from polygen.sidecar.guard import Guard, Htpasswd
     from polygen.sidecar.handlers import InFlight, OutTree
     from polygen.sidecar.store import StoreWriter
     from polygen.watch import Watcher
@@ -19,6 +22,10 @@ TREE: web.AppKey[OutTree] = web.AppKey("tree")
 WATCHER: web.AppKey[Watcher | None] = web.AppKey("watcher")
 INFLIGHT: web.AppKey[InFlight] = web.AppKey("inflight")
 PRUNER: web.AppKey[asyncio.Task | None] = web.AppKey("pruner")
+GUARD: web.AppKey[Guard] = web.AppKey("guard")
+HTPASSWD: web.AppKey[Htpasswd] = web.AppKey("htpasswd")
 
 # Per request: extra key=value fields for the access log line (mac, kind, lines, served file...).
 NOTES: web.RequestKey[dict] = web.RequestKey("notes", dict)
+# Per request: the generation it is served from, resolved once (a request never mixes two).
+GENERATION: web.RequestKey[Path] = web.RequestKey("generation", object)

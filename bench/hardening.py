@@ -1,0 +1,136 @@
+"""Hardening run: ``python bench/hardening.py [--trials 50] [--fuzz-seconds 60]`` (``make hardening``).
+
+Runs, each as its own pytest session with ``-s`` and a JUnit XML report:
+
+* the build fault trials (tests/test_faults.py: kill -9 during builds, full disk, read-only fs);
+* the serve fault trials (tests/test_serve_faults.py: kill -9 during uploads, watch under an
+  editor's saves);
+* the corpus of broken inventories (tests/test_corpus.py);
+* the sidecar fuzzing and name properties (tests/test_fuzz_sidecar.py);
+* the attacker tests (tests/test_sidecar_security.py, tests/test_auth.py).
+
+Then prints the figures: trials, corpus cases, fuzz iterations, tests passed / failed / skipped,
+and failures. Figures come from the tests' own ``FIGURE key=value ...`` lines (test_faults.py's
+``kill -9 trials: ...`` line too) and from the JUnit reports. Exit status 1 on any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GROUPS = [
+    ("build faults", ["tests/test_faults.py"]),
+    ("serve faults", ["tests/test_serve_faults.py"]),
+    ("inventory corpus", ["tests/test_corpus.py"]),
+    ("fuzzing", ["tests/test_fuzz_sidecar.py"]),
+    ("attackers", ["tests/test_sidecar_security.py", "tests/test_auth.py"]),
+]
+
+
+def run_group(name: str, files: list[str], env: dict, work: Path) -> dict:
+    report = work / (re.sub(r"\W+", "-", name) + ".xml")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", f"--junitxml={report}", *files]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    elapsed = time.monotonic() - t0
+    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    cases: list[tuple[str, str]] = []  # (test id, outcome)
+    if report.exists():
+        for case in ET.parse(report).iter("testcase"):
+            outcome = "passed"
+            for child in case:
+                if child.tag in ("failure", "error", "skipped"):
+                    outcome = child.tag
+                    if child.tag == "skipped" and "xfail" in (child.get("type", "") + child.get("message", "")):
+                        outcome = "xfailed"
+            cases.append((f"{case.get('classname')}::{case.get('name')}", outcome))
+        for suite in ET.parse(report).iter("testsuite"):
+            for key in counts:
+                counts[key] += int(suite.get(key, 0))
+    figures = [dict(kv.split("=", 1) for kv in line.split()[2:] if "=" in kv) | {"what": line.split()[1]}
+               for line in proc.stdout.splitlines() if line.startswith("FIGURE ")]
+    build_kill = re.search(r"kill -9 trials: (\d+), interrupted before the swap: (\d+), after: (\d+), failures: (\d+)",
+                           proc.stdout)
+    return {"name": name, "rc": proc.returncode, "elapsed": elapsed, "counts": counts, "cases": cases,
+            "figures": figures, "build_kill": build_kill.groups() if build_kill else None,
+            "output": proc.stdout + proc.stderr}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=int(os.environ.get("POLYGEN_FAULT_TRIALS", 50)),
+                    help="kill -9 trials, for builds and for the server (default 50)")
+    ap.add_argument("--fuzz-seconds", type=float, default=float(os.environ.get("POLYGEN_FUZZ_SECONDS", 60)),
+                    help="time given to fuzzing the sidecar (default 60)")
+    a = ap.parse_args(argv)
+    env = dict(os.environ, POLYGEN_FAULT_TRIALS=str(a.trials), POLYGEN_FUZZ_SECONDS=str(a.fuzz_seconds))
+    results = []
+    with tempfile.TemporaryDirectory(prefix="polygen-hardening-") as tmp:
+        for name, files in GROUPS:
+            print(f"running {name}: {' '.join(files)} ...", flush=True)
+            r = run_group(name, files, env, Path(tmp))
+            c = r["counts"]
+            print(f"  {c['tests']} tests, {c['failures'] + c['errors']} failed, {c['skipped']} skipped "
+                  f"in {r['elapsed']:.0f}s", flush=True)
+            results.append(r)
+
+    by = {r["name"]: r for r in results}
+    lines = ["", "hardening figures"]
+
+    def row(label: str, value: str) -> None:
+        lines.append(f"  {label:<28}{value}")
+
+    bk = by["build faults"]["build_kill"]
+    row("build kill -9 trials", f"{bk[0]} (killed before the swap: {bk[1]}, after: {bk[2]})" if bk else "NOT RUN")
+    build_cases = dict(by["build faults"]["cases"])
+    for label, test in (("build full disk", "test_full_disk_gives_a_clear_error_and_keeps_the_old_tree"),
+                        ("build read-only fs", "test_read_only_filesystem_gives_a_clear_error")):
+        row(label, build_cases.get(f"tests.test_faults::{test}", "NOT RUN"))
+    serve = [f for f in by["serve faults"]["figures"] if f["what"] == "serve-kill"]
+    row("serve kill -9 trials", (f"{serve[0]['trials']} (acknowledged uploads: {serve[0]['acked_uploads']}, "
+                                 f"cut off: {serve[0]['unacked_uploads']}, stored but unacknowledged: "
+                                 f"{serve[0]['stored_but_unacked']})") if serve else "NOT RUN")
+    watch = [o for t, o in by["serve faults"]["cases"] if "test_watch" in t]
+    row("watch save patterns", f"{watch.count('passed')} passed, {watch.count('xfailed')} known limitation (xfail)")
+    corpus = [o for t, o in by["inventory corpus"]["cases"] if t.endswith("]") and "test_case[" in t]
+    row("inventory corpus cases", f"{corpus.count('passed')} of {len(corpus)} checks passed "
+                                  f"({len(corpus) // 2} cases, text and json)")
+    fuzz = [f for f in by["fuzzing"]["figures"] if f["what"] == "fuzz"]
+    if fuzz:
+        total = sum(int(f["iterations"]) for f in fuzz)
+        per_mode = ", ".join(f"{f['mode']}: {f['iterations']} in {f['seconds']}s, {f['uploads_stored']} stored"
+                             for f in fuzz)
+        row("fuzz iterations", f"{total} ({per_mode})")
+    else:
+        row("fuzz iterations", "NOT RUN")
+    tests = sum(r["counts"]["tests"] for r in results)
+    failed = sum(r["counts"]["failures"] + r["counts"]["errors"] for r in results)
+    skipped = [t for r in results for t, o in r["cases"] if o == "skipped"]
+    row("tests", f"{tests} run, {failed} failed, {len(skipped)} skipped")
+    for t in skipped:
+        row("  skipped", t)
+    bad_rc = [r["name"] for r in results if r["rc"] != 0]
+    missing = [label for label, ok in (("build kill", bk), ("serve kill", serve), ("fuzz", fuzz)) if not ok]
+    failures = failed + len(bad_rc) + len(missing)
+    row("failures", str(failures))
+    print("\n".join(lines))
+    if failures:
+        for r in results:
+            if r["rc"] != 0:
+                print(f"\n===== {r['name']} (exit {r['rc']}) =====\n{r['output'][-6000:]}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""What stands between a client and the files: HTTP basic auth and rate limits (SECURITY.md).
+
+* **Public names.** ``GET``/``HEAD`` of ``[/<prefix>]/000000000000.cfg``, ``/bootstrap/*`` and
+  ``/firmware/*`` (and ``/healthz``): a phone fetches them before it has credentials, and they
+  carry no secret. Everything else is *private*.
+* **Auth.** When the current generation has ``.htpasswd`` (the build writes it with
+  ``site.provisioning_auth``), a private request needs an ``Authorization: Basic`` header that
+  matches one of its users, the current or a previous one (rotation overlap); else 401 with
+  ``WWW-Authenticate: Basic realm="polygen"``. The header and the password are never logged.
+* **Misses.** Each client address has a token bucket of ``miss_limit`` tokens, refilled over
+  ``miss_window`` seconds; a 404, or a 401 for a wrong password, takes one. With the bucket empty,
+  every private request from that address gets 429 before anything is looked up, so a MAC
+  scanner learns nothing more, hits included, until tokens come back. Public names are never held
+  back (a phone behind a busy NAT still boots), and a 401 without credentials takes no token (an
+  HTTP client's first try).
+* **Uploads** of each MAC have a bucket of ``upload_limit`` tokens per ``upload_window``.
+
+The client address is ``request.remote``, except that a request from one of ``real_ip_from``
+(nginx in front, DESIGN.md) is judged by its ``X-Real-IP`` header. IPv6 clients are grouped by
+their /64, the unit one host can pick addresses from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from polygen import htpasswd
+from polygen.sidecar import keys
+
+log = logging.getLogger("polygen.sidecar")
+
+REALM = 'Basic realm="polygen"'
+# Public names, judged on the raw path (check_raw_path refuses '..', '%' and the like before
+# anything is served, so a match here never reaches a private file).
+_PUBLIC_RE = re.compile(
+    r"/(?:[A-Za-z0-9._-]+/)*000000000000\.cfg|/(?:bootstrap|firmware)/[A-Za-z0-9._/-]+", re.ASCII
+)
+
+
+def is_public(method: str, raw_path: str) -> bool:
+    return method in ("GET", "HEAD") and (raw_path == "/healthz" or bool(_PUBLIC_RE.fullmatch(raw_path)))
+
+
+class TokenBuckets:
+    """One token bucket per key: ``capacity`` tokens, refilled at ``capacity / window`` per second.
+
+    ``capacity == 0`` turns the limit off. At most ``max_keys`` buckets are kept: when a new key
+    comes and there is no room, full buckets (which carry no state) are dropped first, then the
+    least recently used ones, so an attacker with many addresses costs bounded memory.
+    """
+
+    def __init__(self, capacity: int, window: float, *, max_keys: int = 65536,
+                 clock: Callable[[], float] = time.monotonic):
+        self.capacity = capacity
+        self.rate = capacity / window if capacity else 0.0
+        self.max_keys = max_keys
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
+
+    def level(self, key: str) -> float:
+        tokens, at = self._buckets.get(key, (self.capacity, 0.0))
+        if tokens >= self.capacity:
+            return float(self.capacity)
+        return min(float(self.capacity), tokens + (self.clock() - at) * self.rate)
+
+    def allowed(self, key: str) -> bool:
+        """Is there a token left (without taking it)?"""
+        return not self.capacity or self.level(key) >= 1.0
+
+    def take(self, key: str) -> bool:
+        """Take a token if there is one; False (and nothing taken) when the bucket is empty."""
+        if not self.capacity:
+            return True
+        tokens = self.level(key)
+        if tokens < 1.0:
+            return False
+        self._buckets.pop(key, None)  # re-insert: the dict's order is least recently used first
+        if len(self._buckets) >= self.max_keys:
+            self._evict()
+        self._buckets[key] = (tokens - 1.0, self.clock())
+        return True
+
+    def retry_after(self, key: str) -> int:
+        """Whole seconds until the next token."""
+        if not self.capacity:
+            return 0
+        return max(1, math.ceil((1.0 - self.level(key)) / self.rate))
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _evict(self) -> None:
+        for key in [k for k in self._buckets if self.level(k) >= self.capacity]:
+            del self._buckets[key]
+        if len(self._buckets) >= self.max_keys:  # still full: drop the least recent tenth at once
+            for key in list(self._buckets)[: max(1, self.max_keys // 10)]:
+                del self._buckets[key]
+
+
+class Guard:
+    """The sidecar's limits (one per app, used from the event loop thread only)."""
+
+    def __init__(self, config):
+        self.misses = TokenBuckets(config.miss_limit, config.miss_window)
+        self.uploads = TokenBuckets(config.upload_limit, config.upload_window)
+        self.real_ip_from = frozenset(_ip_key(a) for a in config.real_ip_from)
+
+    def client(self, request: web.Request) -> str:
+        remote = _ip_key(request.remote or "")
+        if remote in self.real_ip_from:
+            forwarded = _ip_key(request.headers.get("X-Real-IP", ""))
+            if forwarded:
+                return forwarded
+        return remote or "unknown"
+
+
+def _ip_key(text: str) -> str:
+    """A canonical key for an address: the IPv4 address, or the IPv6 /64; '' if not an address."""
+    try:
+        ip = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return ""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        if ip.is_loopback:
+            return str(ip)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def note(request: web.Request, **fields) -> None:
+    """Extra key=value fields for this request's access log line."""
+    notes = request.get(keys.NOTES)
+    if notes is None:
+        notes = request[keys.NOTES] = {}
+    notes.update(fields)
+
+
+# ---------------------------------------------------------------------------- auth
+class Htpasswd:
+    """The users of ``<generation>/.htpasswd``, re-read when the file changes (a new generation)."""
+
+    def __init__(self):
+        self._cache: tuple[tuple, dict[str, str]] | None = None
+
+    def users(self, gen: Path) -> dict[str, str] | None:
+        """None when the generation has no ``.htpasswd`` (no auth); {} (nobody) when it is unreadable."""
+        path = gen / htpasswd.FILENAME
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.error("cannot read %s: %s; refusing every private request", path, exc.strerror)
+            return {}
+        key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        try:
+            users = htpasswd.parse(path.read_text(encoding="utf-8", errors="replace"))
+        except OSError as exc:
+            log.error("cannot read %s: %s; refusing every private request", path, exc.strerror)
+            return {}
+        self._cache = (key, users)
+        return users
+
+
+def require_auth(request: web.Request, gen: Path) -> None:
+    """401 unless the generation asks for no auth or the request carries a valid user."""
+    users = request.app[keys.HTPASSWD].users(gen)
+    if users is None:
+        return
+    header = request.headers.get("Authorization")
+    # Only whether it matched goes to the log: never the header, the user name or the password.
+    if header is not None and htpasswd.check_header(users, header):
+        note(request, auth="ok")
+        return
+    note(request, auth="bad" if header is not None else "missing")
+    raise web.HTTPUnauthorized(text="authentication required", headers={"WWW-Authenticate": REALM})
+
+
+# ---------------------------------------------------------------------------- the middleware
+def too_many(retry_after: int, message: str) -> web.HTTPTooManyRequests:
+    return web.HTTPTooManyRequests(text=message, headers={"Retry-After": str(retry_after)})
+
+
+@web.middleware
+async def guard_middleware(request: web.Request, handler):
+    """The miss limiter around every request (inside it, errors are already JSON responses)."""
+    from polygen.sidecar.handlers import error_response
+
+    guard = request.app[keys.GUARD]
+    client = guard.client(request)
+    public = is_public(request.method, request.raw_path)
+    if not public and not guard.misses.allowed(client):
+        note(request, limited="misses")
+        retry = guard.misses.retry_after(client)
+        return error_response(429, "too many requests: slow down", {"Retry-After": str(retry)})
+    response = await handler(request)
+    status = response.status
+    if status == 404 or (status == 401 and request.get(keys.NOTES, {}).get("auth") == "bad"):
+        guard.misses.take(client)
+    return response
