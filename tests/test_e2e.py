@@ -481,3 +481,36 @@ def test_no_auth_and_auth_file_options(auth_site, tmp_path):
 def test_no_htpasswd_no_auth(site):
     result = polygen("nginx", "-o", str(site.out), cwd=site.root)
     assert result.returncode == 0 and "auth_basic" not in result.stdout
+
+
+def test_turning_auth_off_needs_a_new_nginx_config(tmp_path):
+    """README "When something fails": after a build drops provisioning_auth, the old config names a
+    user file that is gone: nginx answers 403 to credentials for the protected files (never serves
+    them without auth) and logs why, until the config is regenerated; the bootstraps stay served meanwhile."""
+    s = Site(tmp_path / "srv")
+    add_auth(s.inventory, previous=False)
+    s.build()
+    server = start_nginx(s, free_port())
+    try:
+        mac = example_phones(s.inventory)[0].norm
+        assert get("127.0.0.1", server.port, f"/{mac}-phone.cfg", auth=AUTH_CURRENT)[0] == 200
+        site_yaml = s.inventory / "site.yaml"
+        site_yaml.write_text(re.sub(r"  provisioning_auth:\n(?:    .*\n)*", "", site_yaml.read_text()))
+        s.build()
+        assert not (s.out / ".htpasswd").exists()
+        assert get("127.0.0.1", server.port, f"/{mac}-phone.cfg", auth=AUTH_CURRENT)[0] == 403
+        assert get("127.0.0.1", server.port, f"/{mac}-phone.cfg")[0] == 401  # asked for credentials first
+        assert f'open() "{s.out}/.htpasswd" failed (2: No such file or directory)' in server.error_log.read_text()
+        assert get("127.0.0.1", server.port, "/000000000000.cfg")[0] == 200
+        # regenerate (no .htpasswd: no auth) and reload
+        result = polygen("nginx", "-o", str(s.out), "--listen", f"127.0.0.1:{server.port}",
+                         "--sidecar", f"127.0.0.1:{free_port()}", cwd=s.root)
+        assert result.returncode == 0 and "auth_basic" not in result.stdout
+        (s.root / "polygen.conf").write_text(result.stdout)
+        server.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while get("127.0.0.1", server.port, f"/{mac}-phone.cfg")[0] != 200:
+            assert time.monotonic() < deadline, "nginx did not pick up the new config"
+            time.sleep(0.1)
+    finally:
+        server.stop()
