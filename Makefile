@@ -35,10 +35,11 @@ serve: venv
 watch: venv
 	$(BIN)/polygen serve --watch --host $(HOST) --port $(PORT)
 
-## make bench: build timings at 1k/10k/100k phones vs the issue's targets, appended to bench/RESULTS.md
+## make bench: build timings at 1k/10k/100k phones and a 10k-phone boot storm vs the issue's targets (bench/RESULTS.md)
 BENCH_SIZES ?= 1000,10000,100000
 bench: venv
 	$(BIN)/python -m bench.build_bench --sizes $(BENCH_SIZES)
+	$(BIN)/python -m bench.storm --phones 10000 --concurrency 200
 
 ## make test: the whole suite, with the real daemons it needs (nginx, dhcpd, kea, dnsmasq)
 test: venv system-deps

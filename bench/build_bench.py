@@ -138,6 +138,9 @@ def _child_floor(src: str, dst: str) -> dict:
 
 
 def _run_child(args: list[str]) -> dict:
+    # Start each measurement with no dirty pages from the previous one: on this VM's disk a
+    # writeback in progress made the same write take 2 s or 24 s.
+    os.sync()
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "bench.build_bench", "--child", *args], cwd=ROOT,
                           capture_output=True, text=True)

@@ -134,3 +134,25 @@ def test_bench_end_to_end_small(tmp_path):
     text = bb.report([r])
     assert "| 300 |" in text and "Machine: CPU" in text
     assert "PASS" in text or "MISS" in text
+
+
+def test_storm_small_stores_every_line(tmp_path):
+    from bench import storm
+
+    r = storm.run(40, 8, 20, tmp_path / "work", log=lambda m: None)
+    assert r["errors"] == []
+    assert r["requests"] == 40 * 4
+    assert r["lines_sent"] == r["lines_stored"] == r["rows"] == 40 * 20
+    assert r["uploads"] == 40
+    assert all(len(r["latency"][k]) == 40 for k in storm.KINDS)
+    text = storm.report(r)
+    assert "PASS: zero lost lines" in text and "PASS: zero errors" in text
+
+
+def test_storm_boot_log_lines_parse():
+    from bench.storm import boot_log
+    from polygen.logparse import iter_lines, parse_log_line
+
+    lines = list(iter_lines(boot_log("0004f2000001", 200)))
+    assert len(lines) == 200
+    assert all(parse_log_line(line).parsed for line in lines)
