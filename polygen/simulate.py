@@ -67,6 +67,7 @@ class BootReport:
     lines: list[Line] = field(default_factory=list)
     directory_entries: int = 0
     redirects: list[str] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -295,6 +296,13 @@ def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: 
         i += 1
     if not report.lines:
         report.warnings.append("no registration: the phone will boot without a line")
+    if any(q.status == 401 for q in report.requests):
+        if getattr(transport, "auth", None):
+            report.hints.append("401: the server refused the user and password given in --url; check them "
+                                "against site.provisioning_auth")
+        else:
+            report.hints.append("401: the server wants provisioning credentials; give them in the URL, "
+                                "e.g. --url http://user:password@host/")
     return report
 
 
@@ -308,5 +316,6 @@ def format_report(r: BootReport) -> str:
     out.append(f"  directory: {r.directory_entries} entries")
     out += [f"  warning: {w}" for w in r.warnings]
     out += [f"  FAILED: {f}" for f in r.failures]
+    out += [f"  hint: {h}" for h in r.hints]
     out.append("  result: OK" if r.ok else "  result: FAILED")
     return "\n".join(out)

@@ -372,10 +372,13 @@ def test_simulate_with_provisioning_auth(auth_site, auth_sidecar, auth_nginx):
         f"  FAILED: contacts/{m}-directory.xml answered 401",
         "  FAILED: contacts/000000000000-directory.xml answered 401",
         "  FAILED: boot log upload answered 401",
+        "  hint: 401: the server wants provisioning credentials; give them in the URL, "
+        "e.g. --url http://user:password@host/",
         "  result: FAILED",
     ]
     wrong = simulate(f"http://{user}:wrong@127.0.0.1:{port}/", phone, auth_site.root)
     assert wrong.returncode == 1 and f"  FAILED: {m}-phone.cfg (CONFIG_FILES) answered 401" in wrong.stdout
+    assert "  hint: 401: the server refused the user and password given in --url" in wrong.stdout
     assert "wrong" not in wrong.stdout
 
     # the sidecar saw only the authenticated uploads (4 with the current user, 1 with the previous)
