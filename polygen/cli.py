@@ -299,13 +299,22 @@ _file_type = click.Path(path_type=Path, dir_okay=False)
               help="TLS certificate (PEM): serve HTTPS on --listen; needs --tls-key.")
 @click.option("--tls-key", type=_file_type, default=None, envvar="POLYGEN_NGINX_TLS_KEY", show_envvar=True,
               help="TLS private key (PEM) for --tls-cert.")
+@click.option("--client-ca", type=_file_type, default=None, envvar="POLYGEN_NGINX_CLIENT_CA", show_envvar=True,
+              help="Mutual TLS: CA file (PEM; Poly's root and intermediate CAs) that signs the phones' "
+                   "factory device certificates. Each phone then gets only its own <mac>-phone.cfg, "
+                   "directory and log uploads (MAC from the certificate's CN). Needs --tls-cert.")
+@click.option("--client-verify", type=click.Choice(["on", "optional"]), default=None,
+              envvar="POLYGEN_NGINX_CLIENT_VERIFY", show_envvar=True,
+              help="With --client-ca: 'on' (default) refuses every request without a valid certificate; "
+                   "'optional' still serves the bootstraps and firmware to phones without one.")
 @handle_errors
-def nginx_cmd(out, server_name, listen, sidecar, auth_file, no_auth, tls_cert, tls_key):
+def nginx_cmd(out, server_name, listen, sidecar, auth_file, no_auth, tls_cert, tls_key, client_ca, client_verify):
     """Print an nginx config that serves OUT to the phones.
 
     Static files from OUT, 000000000000.cfg chosen by User-Agent (works while the sidecar is
     down), log uploads proxied to the sidecar, nothing else. Save it in /etc/nginx/conf.d/.
     With site.provisioning_auth, all but the bootstraps and firmware need HTTP basic auth.
+    With --client-ca, phones prove their MAC with their device certificate (mutual TLS).
 
     \b
     Example:
@@ -316,7 +325,8 @@ def nginx_cmd(out, server_name, listen, sidecar, auth_file, no_auth, tls_cert, t
     from polygen.nginx import render_nginx
 
     click.echo(render_nginx(out, server_name=server_name, listen=listen, sidecar=sidecar,
-                            auth_file=auth_file, auth=not no_auth, tls_cert=tls_cert, tls_key=tls_key),
+                            auth_file=auth_file, auth=not no_auth, tls_cert=tls_cert, tls_key=tls_key,
+                            client_ca=client_ca, client_verify=client_verify),
                nl=False)
 
 

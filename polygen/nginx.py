@@ -34,6 +34,18 @@ What the server does, and why:
   first credentials from ``user:password@`` in the DHCP URL). Everything else, log uploads
   included, needs them. ``auth_file`` names another user file; ``auth=False`` turns auth off.
 * Optional TLS (``listen ... ssl``).
+* Optional mutual TLS (``client_ca``): nginx verifies the phone's factory device certificate
+  against the CA file (Poly's root and intermediate CAs; chains up to ``VERIFY_DEPTH``). The MAC
+  is read from the certificate's subject CN: 12 hex digits in either case, optionally as pairs
+  separated by ``:`` or ``-``, and must be the CN's whole value. Per-phone names
+  (``<mac>-phone.cfg``, ``contacts/<mac>-directory.xml``, ``[logs/]<mac>-{boot,app}.log``) are
+  403 unless that MAC equals the one in the name (compared case-insensitively: a PCRE
+  back-reference in a ``~*`` map); the site files and the shared directory need a verified
+  certificate only. ``client_verify="on"`` makes nginx itself refuse (400) every request without
+  a valid certificate; ``"optional"`` still gives phones without one the bootstraps and firmware
+  (public anyway) and nothing else. A certificate from another CA is a 400 in both modes.
+  The checks are ``if (...) { return 403; }``, the one safe use of ``if`` in a location; they run
+  in the rewrite phase, before ``limit_req`` and basic auth.
 """
 
 from __future__ import annotations
@@ -67,11 +79,25 @@ _UNSAFE_PATH = re.compile(r'["\\$\x00-\x1f\x7f]')
 # Allow-list of what out/ may contain (DESIGN.md); written in double quotes because of the braces. Each segment must start with an
 # alphanumeric or "_", which also keeps "." and ".." out.
 _SEG = r"[A-Za-z0-9_][A-Za-z0-9_.+-]*"
-PHONE_CFG_RE = r"^/[0-9a-f]{12}-phone\.cfg$"
+PHONE_CFG_RE = r"^/(?<polygen_mac>[0-9a-f]{12})-phone\.cfg$"
 SITE_CFG_RE = r"^/site(?:-[A-Za-z0-9_]+)?\.cfg$"
 BOOTSTRAP_RE = rf"^/bootstrap/{_SEG}\.cfg$"
 FIRMWARE_RE = rf"^/firmware(?:/{_SEG})+$"
-CONTACTS_RE = r"^/contacts/[0-9a-f]{12}-directory\.xml$"
+CONTACTS_RE = r"^/contacts/(?<polygen_mac>[0-9a-f]{12})-directory\.xml$"
+SHARED_DIRECTORY = "/contacts/000000000000-directory.xml"
+
+# Mutual TLS. $ssl_client_s_dn is RFC 2253 (nginx >= 1.11.6), e.g. "CN=0004f2a1b2c3,O=Example",
+# a comma inside a value escaped as "\,". CN must start the DN or follow an unescaped comma (\x5c
+# is the backslash), and the MAC must be its whole value (then the end, "," or a "+" RDN).
+CLIENT_VERIFY_MODES = ("on", "optional")
+VERIFY_DEPTH = 3
+_HEX2 = "[0-9A-Fa-f]{2}"
+CERT_MAC_RE = (
+    r"(?:^|(?<!\x5c),)CN="
+    + "[:-]?".join(f"(?<polygen_cm{i}>{_HEX2})" for i in range(1, 7))
+    + r"(?:$|,|\+)"
+)
+CERT_MAC_VALUE = "".join(f"$polygen_cm{i}" for i in range(1, 7))
 LOG_RE = r"^/(?:logs/)?(?<polygen_mac>[0-9a-f]{12})-(?<polygen_log>boot|app)\.log$"
 
 
@@ -128,12 +154,17 @@ def render_nginx(
     auth: bool = True,
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
+    client_ca: Path | None = None,
+    client_verify: str | None = None,
     rate: str = "10r/s",
 ) -> str:
     """Render the nginx config (http-context lines + one ``server {}``) for ``out_dir``.
 
     Basic auth: ``auth_file`` if given, else ``out_dir/.htpasswd`` when the build wrote one (named
     through the symlink); ``auth=False`` disables it.
+
+    Mutual TLS: ``client_ca`` (PEM file of the CAs that sign the phones' device certificates,
+    needs TLS) with ``client_verify`` ``"on"`` (the default) or ``"optional"``.
 
     Raises PolygenError if out/ has not been built or an argument cannot be written safely.
     """
@@ -154,8 +185,17 @@ def render_nginx(
         raise PolygenError(f"invalid rate {rate!r}: expected e.g. 10r/s or 600r/m")
     if (tls_cert is None) != (tls_key is None):
         raise PolygenError("TLS needs both --tls-cert and --tls-key")
+    if client_ca is None and client_verify is not None:
+        raise PolygenError("--client-verify needs --client-ca (the CA file that signs the phones' certificates)")
+    if client_ca is not None:
+        if tls_cert is None:
+            raise PolygenError("mutual TLS (--client-ca) needs TLS: give --tls-cert and --tls-key too")
+        client_verify = client_verify or "on"
+        if client_verify not in CLIENT_VERIFY_MODES:
+            raise PolygenError(f"invalid --client-verify {client_verify!r}: expected on or optional")
     root = _quote(_abspath(out_dir), "out directory")
-    for label, p in (("auth file", auth_file), ("TLS certificate", tls_cert), ("TLS key", tls_key)):
+    for label, p in (("auth file", auth_file), ("TLS certificate", tls_cert), ("TLS key", tls_key),
+                     ("client CA file", client_ca)):
         if p is not None and not Path(p).exists():
             log.warning("%s %s does not exist here; nginx -t will fail unless it exists on the server", label, p)
 
@@ -170,6 +210,38 @@ def render_nginx(
             f"    ssl_certificate_key {_quote(_abspath(tls_key), 'TLS key')};\n"
             "    # SoundPoint IP phones on SIP 3.x may only speak TLS 1.0/1.1; UC 5+ handles TLS 1.2.\n"
         )
+    mtls_http = mtls_lines = ""
+    mac_check = verified = ""  # per-phone names; site files and the shared directory
+    if client_ca is not None:
+        mtls_http = f"""
+# Mutual TLS: the MAC in the phone's device certificate (subject CN: 12 hex digits, either case,
+# or pairs separated by ":" or "-"); empty when there is no certificate or no MAC in its CN.
+map $ssl_client_s_dn $polygen_cert_mac {{
+    default "";
+    "~{CERT_MAC_RE}" {CERT_MAC_VALUE};
+}}
+
+# 1 when the certificate is verified and its MAC is the one in the requested name. The URI's MAC
+# is lower-case (the locations accept nothing else); ~* makes the back-reference \\1 ignore case.
+map "$ssl_client_verify:$polygen_cert_mac:$polygen_mac" $polygen_mac_ok {{
+    default 0;
+    "~*^SUCCESS:([0-9a-f]{{12}}):\\1$" 1;
+}}
+"""
+        mode_note = (
+            "every request needs a certificate signed by it (400 otherwise)" if client_verify == "on" else
+            "without a certificate a phone gets the bootstraps and firmware only (403 otherwise)"
+        )
+        mtls_lines = (
+            "    # Mutual TLS: phones present their factory device certificate, verified against this CA\n"
+            f"    # file; {mode_note}.\n"
+            "    # A certificate from another CA is refused (400).\n"
+            f"    ssl_client_certificate {_quote(_abspath(client_ca), 'client CA file')};\n"
+            f"    ssl_verify_client {client_verify};\n"
+            f"    ssl_verify_depth {VERIFY_DEPTH};\n"
+        )
+        mac_check = "        if ($polygen_mac_ok != 1) { return 403; }   # the certificate's MAC only\n"
+        verified = "        if ($ssl_client_verify != SUCCESS) { return 403; }   # any verified phone\n"
     auth_lines = ""
     if auth_file is not None:
         auth_lines = (
@@ -183,6 +255,12 @@ def render_nginx(
     limited = f"        limit_req zone={ZONE} burst=40 nodelay;\n"
     # fetched before the phone has credentials; they hold none
     open_ = "        auth_basic off;\n" if auth_file is not None else ""
+
+    # With mutual TLS the shared directory itself needs a verified certificate, not a MAC.
+    shared_dir = "" if client_ca is None else (
+        f"\n    # Asked for by name only if a phone's own directory failed: no MAC to match.\n"
+        f"    location = {SHARED_DIRECTORY} {{\n{verified}{static}{limited}    }}\n"
+    )
 
     return f"""\
 # polygen {__version__}: nginx config serving {_abspath(out_dir)} to Polycom/Poly phones.
@@ -208,11 +286,11 @@ limit_req_zone $binary_remote_addr zone={ZONE}:10m rate={rate};
 upstream {UPSTREAM} {{
     server {sidecar};
 }}
-
+{mtls_http}
 server {{
     listen {listen}{ssl};
     server_name {" ".join(names)};
-{tls_lines}{auth_lines}
+{tls_lines}{mtls_lines}{auth_lines}
     # `out` is a symlink swapped atomically by each build: use the link, resolve per request.
     root {root};
     open_file_cache off;
@@ -240,10 +318,10 @@ server {{
     }}
 
     location ~ "{PHONE_CFG_RE}" {{
-{static}{limited}    }}
+{mac_check}{static}{limited}    }}
 
     location ~ "{SITE_CFG_RE}" {{
-{static}{limited}    }}
+{verified}{static}{limited}    }}
 
     location ~ "{BOOTSTRAP_RE}" {{
 {static}{open_}    }}
@@ -253,14 +331,14 @@ server {{
 
     # Every phone's directory is the shared one (DESIGN.md); the phone's own upload is refused.
     location ~ "{CONTACTS_RE}" {{
-{static}{limited}        try_files /contacts/000000000000-directory.xml =404;
+{mac_check}{static}{limited}        try_files {SHARED_DIRECTORY} =404;
     }}
-
+{shared_dir}
     # Log uploads go to the sidecar; the URI is rebuilt from the strict captures.
     location ~ "{LOG_RE}" {{
         # PUT uploads; HEAD (sent before an app-log upload) is the sidecar's to answer too.
         limit_except PUT HEAD {{ deny all; }}
-{limited}        client_max_body_size 1m;
+{mac_check}{limited}        client_max_body_size 1m;
         proxy_pass http://{UPSTREAM}/logs/$polygen_mac-$polygen_log.log;
         proxy_http_version 1.1;
         proxy_set_header Host $host;
