@@ -269,6 +269,19 @@ async def test_miss_limiter_slows_a_scanner(aiohttp_client, open_site, tmp_path)
     assert (await client.get(f"/{MAC}-phone.cfg")).status == 429
 
 
+async def test_phones_booting_do_not_trip_the_miss_limiter(aiohttp_client, open_site, tmp_path):
+    """Every phone asks for <mac>.cfg first (never generated, the same 404 for every MAC): those
+    404s take no token, so many phones booting behind one address are not held back by them."""
+    client = await aiohttp_client(create_app(make_config(open_site, tmp_path, miss_limit=2)))
+    for n in range(50):
+        assert (await client.get(f"/0004f2{n:06x}.cfg")).status == 404
+        assert (await client.get(f"/prov/0004F2{n:06X}.cfg")).status == 404
+    assert (await client.get(f"/{MAC}-phone.cfg")).status == 200
+    for _ in range(2):
+        assert (await client.get("/nothing.cfg")).status == 404
+    assert (await client.get(f"/{MAC}-phone.cfg")).status == 429
+
+
 async def test_wrong_passwords_count_as_misses(aiohttp_client, auth_site, tmp_path):
     """Password guessing is slowed like MAC guessing; a first try without credentials is free."""
     app = create_app(make_config(auth_site, tmp_path, miss_limit=3))

@@ -12,7 +12,8 @@
   every private request from that address gets 429 before anything is looked up, so a MAC
   scanner learns nothing more, hits included, until tokens come back. Public names are never held
   back (a phone behind a busy NAT still boots), and a 401 without credentials takes no token (an
-  HTTP client's first try).
+  HTTP client's first try). Nor does a 404 for ``<mac>.cfg``: every phone asks for it first at
+  each boot, and it is never generated (DESIGN.md), so the answer tells nothing about the MAC.
 * **Uploads** of each MAC have a bucket of ``upload_limit`` tokens per ``upload_window``.
 
 The client address is ``request.remote``, except that a request from one of ``real_ip_from``
@@ -43,6 +44,10 @@ REALM = 'Basic realm="polygen"'
 _PUBLIC_RE = re.compile(
     r"/(?:[A-Za-z0-9._-]+/)*000000000000\.cfg|/(?:bootstrap|firmware)/[A-Za-z0-9._/-]+", re.ASCII
 )
+
+
+# Asked for by every phone at every boot and never generated: its 404 is no information.
+_ALWAYS_MISSING_RE = re.compile(r"(?:/[A-Za-z0-9._-]+)*/[0-9A-Fa-f]{12}\.cfg", re.ASCII)
 
 
 def is_public(method: str, raw_path: str) -> bool:
@@ -207,6 +212,8 @@ async def guard_middleware(request: web.Request, handler):
         return error_response(429, "too many requests: slow down", {"Retry-After": str(retry)})
     response = await handler(request)
     status = response.status
-    if status == 404 or (status == 401 and request.get(keys.NOTES, {}).get("auth") == "bad"):
+    if status == 404 and not _ALWAYS_MISSING_RE.fullmatch(request.raw_path):
+        guard.misses.take(client)
+    elif status == 401 and request.get(keys.NOTES, {}).get("auth") == "bad":
         guard.misses.take(client)
     return response
