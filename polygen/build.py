@@ -26,6 +26,7 @@ class BuildOptions:
     firmware: Path
     secrets: Path | None = None
     group: str | None = None  # group of the files holding secrets (0640), e.g. www-data
+    max_phone_loss: float | None = None  # unattended rebuilds refuse to drop more phones than this
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,8 @@ def run(opts: BuildOptions, progress: Callable[[int], None] | None = None,
     inv, p = prepare(opts, cached)
     if on_plan:
         on_plan(p)
-    result: WriteResult = write(p.files(), opts.out, progress=progress, group=group_id(opts.group))
+    result: WriteResult = write(p.files(), opts.out, progress=progress, group=group_id(opts.group),
+                                max_phone_loss=opts.max_phone_loss)
     if cached is None:
         _store_cache(opts, key, inv)
     warnings = tuple(str(w) for w in inv.warnings) + tuple(p.warnings)

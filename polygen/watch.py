@@ -24,6 +24,7 @@ from polygen.errors import InventoryError, PolygenError
 log = logging.getLogger("polygen.watch")
 
 DEFAULT_QUIET_PERIOD = 0.3
+UNATTENDED_MAX_PHONE_LOSS = 0.5
 _GENS_RE = re.compile(r"\..*\.gens")
 _IGNORED_EVENT_TYPES = frozenset({"opened", "closed_no_write"})
 
@@ -208,6 +209,12 @@ def describe(result: object) -> str:
 
 def make_build(options) -> Callable[[], object]:
     """A ``build()`` for Watcher that runs ``polygen.build.run(options)`` and logs its warnings."""
+
+    import dataclasses
+
+    if dataclasses.is_dataclass(options) and getattr(options, "max_phone_loss", None) is None:
+        # an editor's half-written save must not unprovision half the site (SECURITY.md)
+        options = dataclasses.replace(options, max_phone_loss=UNATTENDED_MAX_PHONE_LOSS)
 
     def build() -> object:
         from polygen.build import run

@@ -132,15 +132,17 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def write(files: Iterable[OutputFile], out: Path, *, progress: Callable[[int], None] | None = None,
-          dry_run: bool = False, group: int | None = None) -> WriteResult:
-    """``group``: the gid secret files get (e.g. www-data's, so nginx can read 0640 files)."""
+          dry_run: bool = False, group: int | None = None, max_phone_loss: float | None = None) -> WriteResult:
+    """``group``: the gid secret files get (e.g. www-data's, so nginx can read 0640 files).
+    ``max_phone_loss``: refuse (BuildError, nothing swapped) a build that would remove more than
+    this fraction of the phones' files; unattended rebuilds use it against half-saved inventories."""
     out = Path(out)
     _check_out(out)
     with build_lock(out):
-        return _write_locked(files, out, progress, dry_run, group)
+        return _write_locked(files, out, progress, dry_run, group, max_phone_loss)
 
 
-def _write_locked(files, out: Path, progress, dry_run, group) -> WriteResult:
+def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=None) -> WriteResult:
     g = gens_dir(out)
     prev = current_generation(out)
     old = read_manifest(prev)
@@ -200,6 +202,13 @@ def _write_locked(files, out: Path, progress, dry_run, group) -> WriteResult:
             if progress and n % 256 == 0:
                 progress(256)
         removed = [p for p in old if p not in manifest]
+        if max_phone_loss is not None:
+            had = sum(1 for p in old if p.endswith("-phone.cfg"))
+            lost = sum(1 for p in removed if p.endswith("-phone.cfg"))
+            if had >= 2 and lost > had * max_phone_loss:
+                raise BuildError(f"refusing to remove {lost} of {had} phones in one unattended rebuild "
+                                 "(a half-saved or deleted inventory file?); the last build stays served. "
+                                 "Run `polygen build` to apply it deliberately")
         changed = bool(written or removed) or (prev is None) or any(old[p] != manifest[p] for p in keep)
         if dry_run or not changed:
             if staging is not None:

@@ -281,3 +281,36 @@ def test_watch_command_help():
     assert "Example:" in result.output
     assert "POLYGEN_WATCH_POLL" in result.output
     assert "POLYGEN_INVENTORY" in result.output
+
+
+@pytest.mark.parametrize("save", ["emptied", "deleted"])
+def test_watch_refuses_to_drop_most_phones(build_opts, caplog, save):
+    """An emptied or deleted phones file is valid YAML for a smaller site; an unattended rebuild
+    refuses to unprovision most of the phones, and `polygen build` by hand still can."""
+    from polygen.build import run
+    from polygen.errors import BuildError
+
+    paths, ignore = watch_paths(build_opts)
+    results: list = []
+    done = threading.Event()
+
+    def on_build(result, error):
+        results.append((result, error))
+        done.set()
+
+    phones = build_opts.inventory / "phones.yaml"
+    with Watcher(paths, make_build(build_opts), ignore=ignore, quiet_period=0.1, on_build=on_build):
+        assert done.wait(WAIT)
+        done.clear()
+        target = os.readlink(build_opts.out)
+        if save == "emptied":
+            phones.write_text("")
+        else:
+            phones.unlink()
+        assert done.wait(WAIT)
+        result, error = results[-1]
+        assert isinstance(error, BuildError)
+        assert str(error.message).startswith("refusing to remove 4 of 4 phones in one unattended rebuild")
+        assert os.readlink(build_opts.out) == target
+        assert (build_opts.out / "64167f000410-phone.cfg").is_file()
+    assert run(build_opts).removed > 4  # deliberate: the same change by hand is applied
