@@ -48,9 +48,15 @@ class BuildResult:
                 f"{self.unchanged} unchanged, {self.removed} removed (generation {self.generation})")
 
 
-def prepare(opts: BuildOptions, inv: Inventory | None = None) -> tuple[Inventory, Plan]:
+def prepare(opts: BuildOptions, inv: Inventory | None = None, *, make_cache: bool = True
+            ) -> tuple[Inventory, Plan]:
     if inv is None:
-        inv = load(opts.inventory, opts.secrets, firmware=opts.firmware)
+        from polygen.write import gens_dir
+
+        # each file's own checks are cached beside the generations: an edit re-reads one file
+        cache = gens_dir(Path(opts.out)) / FILES_CACHE
+        inv = load(opts.inventory, opts.secrets, firmware=opts.firmware,
+                   cache=cache if make_cache or cache.is_dir() else None)
     renderer = Renderer(opts.templates)
     return inv, plan(inv, renderer, opts.firmware, group=opts.group)
 
@@ -62,6 +68,7 @@ def prepare(opts: BuildOptions, inv: Inventory | None = None) -> tuple[Inventory
 # their mtimes: no racy same-second edits), the secrets file's mode (it warns on 0644), POLYGEN_*
 # variables, the year (DST rules), the firmware parameter sources' stats, polygen's own sources.
 CACHE_FILE = "inventory.cache"
+FILES_CACHE = "inventory-files"
 
 
 def _inputs_key(opts: BuildOptions) -> bytes:
@@ -204,7 +211,7 @@ class Change:
 
 def diff(opts: BuildOptions, secrets_extra: set[str] = frozenset()) -> list[Change]:
     """What a build would add, change or remove in out/, with secrets masked."""
-    inv, p = prepare(opts)
+    inv, p = prepare(opts, make_cache=False)  # diff creates nothing; it uses a build's cache
     gen = current_generation(opts.out)
     old = read_manifest(gen)
     # password attributes are masked by pattern; inventory secrets wherever else they appear

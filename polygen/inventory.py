@@ -413,13 +413,18 @@ def _model_overrides(ctx: _Ctx, m: Map, catalog: Catalog, file: str) -> None:
                                  "a new model needs ua_token, lines and firmware")
 
 
-@dataclass
+@dataclass(slots=True)
 class _RawExt:
     ext: str
-    loc: Loc
+    file: str
+    ext_line: int
     path: str
-    fields: dict
-    secret_loc: Loc | None
+    obj: Extension
+    mailbox_line: int
+
+    @property
+    def loc(self) -> Loc:
+        return Loc(self.file, self.ext_line)
 
 
 @dataclass
@@ -461,13 +466,172 @@ def _without_gc(fn):
     return wrapper
 
 
+@dataclass(slots=True)
+class _ExtRec:
+    """What one ``extensions[]`` item says, checked on its own (cacheable per file)."""
+
+    path: str
+    line: int
+    ext_line: int
+    ext: str
+    first: str
+    last: str
+    inline_secret: str | None
+    mailbox: str | None
+    mailbox_line: int | None
+    directory: bool
+    display: str | None
+    label: str | None
+
+
+@dataclass(slots=True)
+class _PhoneRec:
+    """What one ``phones[]`` item says, checked on its own (cacheable per file)."""
+
+    path: str
+    line: int
+    mac: str | None
+    mac_line: int
+    model: str | None
+    model_line: int
+    lines: tuple[tuple[str, int, int], ...]  # (extension, line, index in the YAML list)
+    lines_line: int | None
+    lines_len: int
+    tz: str | None
+    settings: tuple[tuple[str, str], ...]
+    settings_lines: tuple[tuple[str, int], ...]
+
+
+@dataclass
+class _FileResult:
+    """One inventory file after the checks that need nothing but the file itself."""
+
+    name: str
+    problems: list
+    unparsed: bool = False
+    site_line: int | None = None
+    site: Map | None = None
+    site_bad: bool = False
+    models: Map | None = None
+    exts: list = field(default_factory=list)
+    phones: list = field(default_factory=list)
+
+
+def _check_file(f: Path, name: str) -> _FileResult:
+    ctx = _Ctx()
+    r = _FileResult(name, ctx.problems)
+    doc, yproblems = load_file(f, name)
+    for yp in yproblems:
+        ctx.error(yp.loc, "", yp.message)
+    if doc is None:
+        r.unparsed = bool(yproblems)
+        return r
+    if not isinstance(doc, Map):
+        ctx.error(doc.loc, "", "the file must be a mapping with site:, extensions:, phones: or models:")
+        return r
+    ctx.keys(doc, "", TOP_KEYS)
+    if "site" in doc:
+        r.site_line = doc.locs["site"].line
+        if (sm := ctx.mapping(doc["site"], "site")) is not None:
+            r.site = sm
+        elif not (isinstance(doc["site"], Scalar) and doc["site"].is_null):
+            r.site_bad = True  # reported as "expected a mapping"
+    if "models" in doc:
+        r.models = ctx.mapping(doc["models"], "models")
+    for section, check, bucket in (("extensions", _check_ext, r.exts), ("phones", _check_phone, r.phones)):
+        if section not in doc:
+            continue
+        seq = doc[section]
+        if isinstance(seq, Scalar) and seq.is_null:
+            continue
+        if not isinstance(seq, Seq):
+            ctx.error(seq.loc, section, f"expected a list of {section} ('- ' items)")
+            continue
+        for i, item in enumerate(seq):
+            if not isinstance(item, Map):
+                ctx.error(item.loc, f"{section}[{i}]", "expected a mapping")
+                continue
+            rec = check(ctx, item, f"{section}[{i}]")
+            if rec is not None:
+                bucket.append(rec)
+    return r
+
+
+def _code_digest() -> bytes:
+    """Changes when the code that makes a _FileResult changes (cache entries then miss)."""
+    import hashlib
+
+    from polygen import __version__
+
+    h = hashlib.blake2b(__version__.encode(), digest_size=16)
+    here = Path(__file__).parent
+    for n in ("inventory.py", "yamlnodes.py", "catalog.py", "tzrules.py"):
+        st = (here / n).stat()
+        h.update(f"{n}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.digest()
+
+
+def _checked_files(files: list[Path], cache: Path | None) -> list[_FileResult]:
+    """Each file's own checks, from the cache when its bytes are unchanged.
+
+    A rebuild after editing one file re-parses that file only; the cross-file checks always run.
+    Cache entries are pickles of plain records (they hold inline passwords: mode 0600, read only
+    when owned by us and private), named by a digest of the code, the file's name and its bytes.
+    """
+    if cache is None:
+        return [_check_file(f, str(f)) for f in files]
+    import hashlib
+    import pickle
+
+    cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+    code = _code_digest()
+    results, used = [], set()
+    uid = os.getuid()
+    for f in files:
+        name = str(f)
+        try:
+            data = f.read_bytes()
+        except OSError:
+            results.append(_check_file(f, name))  # reports the error itself
+            continue
+        key = hashlib.blake2b(code + name.encode() + b"\0" + data, digest_size=20).hexdigest()
+        entry = cache / f"{key}.pickle"
+        used.add(entry.name)
+        result = None
+        try:
+            with open(entry, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                if st.st_uid == uid and not st.st_mode & 0o077:
+                    result = pickle.load(fh)
+        except FileNotFoundError:
+            pass
+        except Exception:  # a damaged entry is only slower
+            result = None
+        if not isinstance(result, _FileResult):
+            result = _check_file(f, name)
+            tmp = cache / f".{key}.{os.getpid()}"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                os.rename(tmp, entry)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+        results.append(result)
+    for old in cache.iterdir():
+        if old.name not in used:
+            old.unlink(missing_ok=True)
+    return results
+
+
 @_without_gc
 def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None = None,
-         env: dict | None = None) -> Inventory:
+         env: dict | None = None, cache: Path | None = None) -> Inventory:
     """Read and validate every inventory file; raise InventoryError listing every problem.
 
     Warnings (unknown Polycom parameter names, a secrets file others can read…) do not fail the
-    load; they are on ``Inventory.warnings``.
+    load; they are on ``Inventory.warnings``. ``cache``: a private directory where each file's own
+    checks are kept, so that a rebuild re-reads only the files that changed.
     """
     directory = Path(directory)
     env = os.environ if env is None else env
@@ -477,46 +641,19 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
     if not files:
         raise InventoryError(f"no *.yaml files in inventory directory '{directory}'")
 
+    checked = _checked_files(files, cache)
     site_nodes: list[Map] = []
     site_keys: list[Loc] = []  # where each 'site:' key is, valid or not
-    unparsed = False  # a file failed to parse: cross-file references may point into it
-    site_bad = False
-    ext_nodes: list[tuple[Map, str]] = []
-    phone_nodes: list[tuple[Map, str]] = []
-    for f in files:
-        name = str(f)
-        doc, yproblems = load_file(f, name)
-        for yp in yproblems:
-            ctx.error(yp.loc, "", yp.message)
-        if doc is None:
-            unparsed = unparsed or bool(yproblems)
-            continue
-        if not isinstance(doc, Map):
-            ctx.error(doc.loc, "", "the file must be a mapping with site:, extensions:, phones: or models:")
-            continue
-        ctx.keys(doc, "", TOP_KEYS)
-        if "site" in doc:
-            site_keys.append(doc.locs["site"])
-            if (sm := ctx.mapping(doc["site"], "site")) is not None:
-                site_nodes.append(sm)
-            elif not (isinstance(doc["site"], Scalar) and doc["site"].is_null):
-                site_bad = True  # reported as "expected a mapping"
-        if "models" in doc and (mm := ctx.mapping(doc["models"], "models")) is not None:
-            _model_overrides(ctx, mm, catalog, name)
-        for section, bucket in (("extensions", ext_nodes), ("phones", phone_nodes)):
-            if section not in doc:
-                continue
-            seq = doc[section]
-            if isinstance(seq, Scalar) and seq.is_null:
-                continue
-            if not isinstance(seq, Seq):
-                ctx.error(seq.loc, section, f"expected a list of {section} ('- ' items)")
-                continue
-            for i, item in enumerate(seq):
-                if not isinstance(item, Map):
-                    ctx.error(item.loc, f"{section}[{i}]", "expected a mapping")
-                    continue
-                bucket.append((item, f"{section}[{i}]"))
+    unparsed = any(r.unparsed for r in checked)  # cross-file references may point into such a file
+    site_bad = any(r.site_bad for r in checked)
+    for r in checked:
+        ctx.problems.extend(r.problems)
+        if r.site_line is not None:
+            site_keys.append(Loc(r.name, r.site_line))
+        if r.site is not None:
+            site_nodes.append(r.site)
+        if r.models is not None:
+            _model_overrides(ctx, r.models, catalog, r.name)
 
     # site: exactly once
     site = None
@@ -528,8 +665,8 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
     if site_nodes:
         site = _site(ctx, site_nodes[0], prov_password, env)
 
-    exts = _extensions(ctx, ext_nodes, file_secrets, secret_locs, env)
-    phones = _phones(ctx, phone_nodes, exts, catalog, complete=not unparsed)
+    exts = _extensions(ctx, checked, file_secrets, secret_locs, env)
+    phones = _phones(ctx, checked, exts, catalog, complete=not unparsed)
 
     # raw parameter names the firmware does not know: warnings with the closest known name
     _check_params(ctx, site_nodes[0] if site_nodes else None, site, phones, catalog, firmware)
@@ -542,7 +679,7 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
     if errors or site is None:
         raise InventoryError(
             f"the inventory has {len(errors)} error{'s' if len(errors) != 1 else ''}", ctx.problems)
-    extensions = {e.ext: e for e in sorted((r.fields["obj"] for r in exts.values()), key=lambda e: e.ext)}
+    extensions = {e.ext: e for e in sorted((r.obj for r in exts.values()), key=lambda e: e.ext)}
     return Inventory(site, extensions, tuple(sorted((r.phone for r in phones), key=lambda p: p.mac)),
                      catalog, warnings, tuple(str(f) for f in files))
 
@@ -590,41 +727,55 @@ def _env_secret_name(ext: str) -> str:
     return SECRET_ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", ext).upper()
 
 
-def _extensions(ctx: _Ctx, nodes, file_secrets: dict[str, str], secret_locs: dict[str, Loc],
-                env) -> dict[str, _RawExt]:
+def _check_ext(ctx: _Ctx, m: Map, path: str) -> _ExtRec | None:
+    ctx.keys(m, path, EXT_KEYS, ("ext", "first_name"))
+    ext = ctx.text(m, "ext", path)
+    if ext is None:
+        return None
+    if not _EXT_RE.match(ext):
+        ctx.error(m["ext"].loc, f"{path}.ext",
+                  f"'{ext}' is not a valid extension (letters, digits, '.', '+', '-'; at most 64)")
+        return None
+    first = ctx.text(m, "first_name", path, "")
+    last = ctx.text(m, "last_name", path, "")
+    for key, val in (("first_name", first), ("last_name", last)):
+        if len(val.encode()) > 40:
+            ctx.error(m[key].loc, f"{path}.{key}",
+                      f"{len(val.encode())} bytes in UTF-8, but at most 40 fit in the phone directory; shorten it")
+    inline = ctx.text(m, "secret", path)
+    mailbox = ctx.text(m, "mailbox", path)
+    directory_flag = ctx.boolean(m, "directory", path, True)
+    display = ctx.text(m, "display_name", path)
+    label = ctx.text(m, "label", path)
+    mailbox_loc = m.locs.get("mailbox")
+    return _ExtRec(path, m.loc.line, m.locs["ext"].line, ext, first, last, inline, mailbox,
+                   mailbox_loc.line if mailbox_loc else None, directory_flag, display, label)
+
+
+def _extensions(ctx: _Ctx, checked: list[_FileResult], file_secrets: dict[str, str],
+                secret_locs: dict[str, Loc], env) -> dict[str, _RawExt]:
     out: dict[str, _RawExt] = {}
-    for m, path in nodes:
-        ctx.keys(m, path, EXT_KEYS, ("ext", "first_name"))
-        ext = ctx.text(m, "ext", path)
-        if ext is None:
-            continue
-        if not _EXT_RE.match(ext):
-            ctx.error(m["ext"].loc, f"{path}.ext",
-                      f"'{ext}' is not a valid extension (letters, digits, '.', '+', '-'; at most 64)")
-            continue
-        if ext in out:
-            ctx.error(m.locs["ext"], f"{path}.ext", f"duplicate extension '{ext}' (first at {out[ext].loc})")
-            continue
-        first = ctx.text(m, "first_name", path, "")
-        last = ctx.text(m, "last_name", path, "")
-        for key, val in (("first_name", first), ("last_name", last)):
-            if len(val.encode()) > 40:
-                ctx.error(m[key].loc, f"{path}.{key}",
-                          f"{len(val.encode())} bytes in UTF-8, but at most 40 fit in the phone directory; shorten it")
-        inline = ctx.text(m, "secret", path)
-        env_name = _env_secret_name(ext)
-        secret = env.get(env_name) or file_secrets.get(ext) or inline
-        if not secret:
-            ctx.error(m.loc, f"{path}.secret",
-                      f"missing secret for extension '{ext}': set it here, in the secrets file "
-                      f"(secrets: {{\"{ext}\": …}}) or in ${env_name}")
-            secret = ""
-        mailbox = ctx.text(m, "mailbox", path, ext)
-        directory_flag = ctx.boolean(m, "directory", path, True)
-        display = ctx.text(m, "display_name", path) or " ".join(x for x in (first, last) if x) or ext
-        label = ctx.text(m, "label", path) or ext
-        obj = Extension(ext, first, last, secret, mailbox, directory_flag, display, label)
-        out[ext] = _RawExt(ext, m.locs["ext"], path, {"obj": obj, "mailbox_loc": m.locs.get("mailbox", m.locs["ext"])}, None)
+    # read the environment once: os.environ lookups encode every key, 100k times over
+    env_secrets = {k: v for k, v in env.items() if k.startswith(SECRET_ENV_PREFIX) and v}
+    for fr in checked:
+        name = fr.name
+        for r in fr.exts:
+            ext, path = r.ext, r.path
+            if ext in out:
+                ctx.error(Loc(name, r.ext_line), f"{path}.ext",
+                          f"duplicate extension '{ext}' (first at {out[ext].loc})")
+                continue
+            secret = (env_secrets and env_secrets.get(_env_secret_name(ext))) or file_secrets.get(ext) \
+                or r.inline_secret
+            if not secret:
+                env_name = _env_secret_name(ext)
+                ctx.error(Loc(name, r.line), f"{path}.secret",
+                          f"missing secret for extension '{ext}': set it here, in the secrets file "
+                          f"(secrets: {{\"{ext}\": …}}) or in ${env_name}")
+                secret = ""
+            display = r.display or " ".join(x for x in (r.first, r.last) if x) or ext
+            obj = Extension(ext, r.first, r.last, secret, r.mailbox or ext, r.directory, display, r.label or ext)
+            out[ext] = _RawExt(ext, name, r.ext_line, path, obj, r.mailbox_line or r.ext_line)
     # a secret for an extension that does not exist is probably a typo
     for ext, loc in secret_locs.items():
         if ext not in out:
@@ -632,11 +783,11 @@ def _extensions(ctx: _Ctx, nodes, file_secrets: dict[str, str], secret_locs: dic
     # the directory's contact field must be unique (FACTS §4: ct "cannot be Null or duplicated")
     seen: dict[str, _RawExt] = {}
     for r in out.values():
-        e = r.fields["obj"]
+        e = r.obj
         if not e.directory:
             continue
         if e.mailbox in seen:
-            ctx.error(r.fields["mailbox_loc"], f"{r.path}.mailbox",
+            ctx.error(Loc(r.file, r.mailbox_line), f"{r.path}.mailbox",
                       f"directory contact '{e.mailbox}' is also used by extension '{seen[e.mailbox].ext}' "
                       f"({seen[e.mailbox].loc}); the phone directory needs unique contacts: "
                       "set another mailbox or directory: false")
@@ -645,73 +796,97 @@ def _extensions(ctx: _Ctx, nodes, file_secrets: dict[str, str], secret_locs: dic
     return out
 
 
-def _phones(ctx: _Ctx, nodes, exts: dict[str, _RawExt], catalog: Catalog, complete: bool = True) -> list[_RawPhone]:
+def _check_phone(ctx: _Ctx, m: Map, path: str) -> _PhoneRec:
+    ctx.keys(m, path, PHONE_KEYS, ("mac", "model", "lines"))
+    raw_mac = ctx.text(m, "mac", path)
+    mac = None
+    if raw_mac is not None:
+        mac = normalise_mac(raw_mac)
+        if mac is None:
+            ctx.error(m["mac"].loc, f"{path}.mac",
+                      f"'{raw_mac}' is not a MAC address; write 12 hex digits, e.g. 00:04:f2:12:34:56")
+        elif mac == "000000000000":
+            ctx.error(m["mac"].loc, f"{path}.mac", "000000000000 is reserved for the default files")
+            mac = None
+        elif mac[:6] not in POLYCOM_OUIS:
+            ctx.warn(m["mac"].loc, f"{path}.mac",
+                     f"{mac[:2]}:{mac[2:4]}:{mac[4:6]} is not a Polycom/Poly OUI; check the MAC")
+    model_name = ctx.text(m, "model", path)
+    lines: list[tuple[str, int, int]] = []
+    lines_node = m.get("lines")
+    lines_line, lines_len = None, 0
+    if isinstance(lines_node, Seq):
+        lines_line, lines_len = lines_node.loc.line, len(lines_node)
+        for j, item in enumerate(lines_node):
+            if not isinstance(item, Scalar) or item.is_null:
+                ctx.error(item.loc, f"{path}.lines[{j}]", "expected an extension")
+                continue
+            lines.append((item.text, item.loc.line, j))
+    elif lines_node is not None and not (isinstance(lines_node, Scalar) and lines_node.is_null):
+        ctx.error(lines_node.loc, f"{path}.lines", "expected a list of extensions, e.g. [\"1001\"]")
+    tz = ctx.text(m, "timezone", path)
+    if tz is not None:
+        try:
+            rules_for(tz, _rules_year())
+        except UnknownZone:
+            s = suggest_zone(tz)
+            ctx.error(m["timezone"].loc, f"{path}.timezone",
+                      f"unknown time zone '{tz}'" + (f" (did you mean {s}?)" if s else ""))
+            tz = None
+    settings, slocs = ctx.settings(m, "settings", path)
+    ctx.text(m, "description", path)
+    mac_loc, model_loc = m.get("mac"), m.get("model")
+    return _PhoneRec(path, m.loc.line, mac, mac_loc.loc.line if mac_loc is not None else m.loc.line,
+                     model_name, model_loc.loc.line if model_loc is not None else m.loc.line,
+                     tuple(lines), lines_line, lines_len, tz, settings,
+                     tuple((n, loc.line) for n, loc in slocs.items()))
+
+
+def _phones(ctx: _Ctx, checked: list[_FileResult], exts: dict[str, _RawExt], catalog: Catalog,
+            complete: bool = True) -> list[_RawPhone]:
     out: list[_RawPhone] = []
     macs: dict[str, Loc] = {}
-    for m, path in nodes:
-        ctx.keys(m, path, PHONE_KEYS, ("mac", "model", "lines"))
-        raw_mac = ctx.text(m, "mac", path)
-        mac = None
-        if raw_mac is not None:
-            mac = normalise_mac(raw_mac)
-            if mac is None:
-                ctx.error(m["mac"].loc, f"{path}.mac",
-                          f"'{raw_mac}' is not a MAC address; write 12 hex digits, e.g. 00:04:f2:12:34:56")
-            elif mac == "000000000000":
-                ctx.error(m["mac"].loc, f"{path}.mac", "000000000000 is reserved for the default files")
-                mac = None
-            elif mac in macs:
-                ctx.error(m["mac"].loc, f"{path}.mac", f"duplicate MAC {mac} (first at {macs[mac]})")
-                mac = None
-            else:
-                macs[mac] = m["mac"].loc
-                if mac[:6] not in POLYCOM_OUIS:
-                    ctx.warn(m["mac"].loc, f"{path}.mac",
-                             f"{mac[:2]}:{mac[2:4]}:{mac[4:6]} is not a Polycom/Poly OUI; check the MAC")
-        model_name = ctx.text(m, "model", path)
-        model = None
-        if model_name is not None:
-            model = catalog.find(model_name)
-            if model is None:
-                s = catalog.suggest(model_name)
-                ctx.error(m["model"].loc, f"{path}.model",
-                          f"unknown model '{model_name}'" + (f" (did you mean {s}?)" if s else "") +
-                          "; add it under models: if it is new")
-        lines: list[str] = []
-        lines_node = m.get("lines")
-        if isinstance(lines_node, Seq):
-            for j, item in enumerate(lines_node):
-                lp = f"{path}.lines[{j}]"
-                if not isinstance(item, Scalar) or item.is_null:
-                    ctx.error(item.loc, lp, "expected an extension")
-                    continue
-                if item.text not in exts:
+    models: dict[str, Model | None] = {}  # a site has few distinct spellings: look each up once
+    for fr in checked:
+        name = fr.name
+        for r in fr.phones:
+            path = r.path
+            mac = r.mac
+            if mac is not None:
+                if mac in macs:
+                    ctx.error(Loc(name, r.mac_line), f"{path}.mac", f"duplicate MAC {mac} (first at {macs[mac]})")
+                    mac = None
+                else:
+                    macs[mac] = Loc(name, r.mac_line)
+            model = None
+            if r.model is not None:
+                if r.model not in models:
+                    models[r.model] = catalog.find(r.model)
+                model = models[r.model]
+                if model is None:
+                    s = catalog.suggest(r.model)
+                    ctx.error(Loc(name, r.model_line), f"{path}.model",
+                              f"unknown model '{r.model}'" + (f" (did you mean {s}?)" if s else "") +
+                              "; add it under models: if it is new")
+            lines: list[str] = []
+            for text, line, j in r.lines:
+                if text not in exts:
                     if not complete:  # it may be in the file that did not parse; no guessing
                         continue
-                    ctx.error(item.loc, lp, f"no extension '{item.text}' in the inventory"
-                                            f"{_suggest(item.text, exts)}")
-                elif item.text in lines:
-                    ctx.error(item.loc, lp, f"extension '{item.text}' is on this phone twice")
+                    ctx.error(Loc(name, line), f"{path}.lines[{j}]",
+                              f"no extension '{text}' in the inventory{_suggest(text, exts)}")
+                elif text in lines:
+                    ctx.error(Loc(name, line), f"{path}.lines[{j}]",
+                              f"extension '{text}' is on this phone twice")
                 else:
-                    lines.append(item.text)
-            if model is not None and len(lines_node) > model.lines:
-                ctx.error(lines_node.loc, f"{path}.lines",
-                          f"{len(lines_node)} lines, but the {model.name} supports {model.lines}")
-        elif lines_node is not None and not (isinstance(lines_node, Scalar) and lines_node.is_null):
-            ctx.error(lines_node.loc, f"{path}.lines", "expected a list of extensions, e.g. [\"1001\"]")
-        tz = ctx.text(m, "timezone", path)
-        if tz is not None:
-            try:
-                rules_for(tz, _rules_year())
-            except UnknownZone:
-                s = suggest_zone(tz)
-                ctx.error(m["timezone"].loc, f"{path}.timezone",
-                          f"unknown time zone '{tz}'" + (f" (did you mean {s}?)" if s else ""))
-        settings, slocs = ctx.settings(m, "settings", path)
-        ctx.text(m, "description", path)
-        if mac and model:
-            out.append(_RawPhone(Phone(mac, model.key, tuple(lines), settings, tz), m.loc, path,
-                                 getattr(lines_node, "loc", m.loc), slocs))
+                    lines.append(text)
+            if model is not None and r.lines_line is not None and r.lines_len > model.lines:
+                ctx.error(Loc(name, r.lines_line), f"{path}.lines",
+                          f"{r.lines_len} lines, but the {model.name} supports {model.lines}")
+            if mac and model:
+                out.append(_RawPhone(Phone(mac, model.key, tuple(lines), r.settings, r.tz), Loc(name, r.line), path,
+                                     Loc(name, r.lines_line or r.line),
+                                     {n: Loc(name, ln) for n, ln in r.settings_lines}))
     return out
 
 

@@ -109,17 +109,28 @@ def _write_file(path: Path, chunks: Iterable[str], mode: int) -> tuple[str, int]
     size = 0
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
-        with os.fdopen(fd, "wb", buffering=1 << 16) as fh:
+        with os.fdopen(fd, "wb", buffering=1 << 16) as fh:  # BufferedWriter: no short writes
+            # a streamed template yields many small pieces: encode, hash and write ~64 KiB at a time
+            pending, plen = [], 0
             for chunk in chunks:
-                b = chunk.encode("utf-8")
-                h.update(b)
-                size += len(b)
-                fh.write(b)
+                pending.append(chunk)
+                plen += len(chunk)
+                if plen >= 1 << 16:
+                    size += _flush(fh, h, pending)
+                    pending, plen = [], 0
+            size += _flush(fh, h, pending)
         os.chmod(path, mode)  # the umask must not widen or narrow what the plan asked for
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return h.hexdigest(), size
+
+
+def _flush(fh, h, pending: list[str]) -> int:
+    b = "".join(pending).encode("utf-8")
+    h.update(b)
+    fh.write(b)
+    return len(b)
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -216,11 +227,13 @@ def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=Non
             return WriteResult(prev.name if prev else "", len(written), len(keep), len(removed), changed and not dry_run,
                                tuple(written))
         st = stage()
+        src_root, dst_root = f"{prev}/", f"{st}/"  # plain strings: 100k Path joins cost a second
         for rel in keep:
             ensure_parent(rel)
-            os.link(prev / rel, st / rel)
+            os.link(src_root + rel, dst_root + rel)
         with open(st / MANIFEST, "w", encoding="utf-8") as fh:
-            json.dump({"version": 1, "files": manifest}, fh, separators=(",", ":"), sort_keys=True)
+            # one-shot dumps uses the C encoder; json.dump streams through the Python one
+            fh.write(json.dumps({"version": 1, "files": manifest}, separators=(",", ":"), sort_keys=True))
         os.chmod(st / MANIFEST, 0o640)
         name = _next_name(g)
         final = g / name
