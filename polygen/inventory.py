@@ -571,6 +571,30 @@ def _code_digest() -> bytes:
     return h.digest()
 
 
+PARALLEL_MIN_BYTES = 4 << 20  # below this, starting worker processes costs more than it saves
+
+
+def _check_many(todo: list[tuple[Path, str]]) -> list[_FileResult]:
+    """``_check_file`` for each (path, name); large inventories are parsed on every core.
+
+    Workers are spawned, not forked: the sidecar rebuilds from a thread of a threaded process.
+    """
+    size = 0
+    for f, _ in todo:
+        try:
+            size += f.stat().st_size
+        except OSError:
+            pass
+    workers = min(len(todo), os.cpu_count() or 1, 8)
+    if size < PARALLEL_MIN_BYTES or workers < 2:
+        return [_check_file(f, name) for f, name in todo]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_check_file, [f for f, _ in todo], [n for _, n in todo], chunksize=4))
+
+
 def _checked_files(files: list[Path], cache: Path | None) -> list[_FileResult]:
     """Each file's own checks, from the cache when its bytes are unchanged.
 
@@ -579,20 +603,23 @@ def _checked_files(files: list[Path], cache: Path | None) -> list[_FileResult]:
     when owned by us and private), named by a digest of the code, the file's name and its bytes.
     """
     if cache is None:
-        return [_check_file(f, str(f)) for f in files]
+        return _check_many([(f, str(f)) for f in files])
     import hashlib
     import pickle
 
     cache.mkdir(mode=0o700, parents=True, exist_ok=True)
     code = _code_digest()
-    results, used = [], set()
+    results: list[_FileResult | None] = []
+    misses: list[tuple[int, Path, str, Path | None]] = []
+    used: set[str] = set()
     uid = os.getuid()
-    for f in files:
+    for i, f in enumerate(files):
         name = str(f)
         try:
             data = f.read_bytes()
         except OSError:
-            results.append(_check_file(f, name))  # reports the error itself
+            results.append(None)
+            misses.append((i, f, name, None))  # _check_file reports the error itself
             continue
         key = hashlib.blake2b(code + name.encode() + b"\0" + data, digest_size=20).hexdigest()
         entry = cache / f"{key}.pickle"
@@ -608,16 +635,21 @@ def _checked_files(files: list[Path], cache: Path | None) -> list[_FileResult]:
         except Exception:  # a damaged entry is only slower
             result = None
         if not isinstance(result, _FileResult):
-            result = _check_file(f, name)
-            tmp = cache / f".{key}.{os.getpid()}"
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
-                os.rename(tmp, entry)
-            except OSError:
-                tmp.unlink(missing_ok=True)
+            result = None
+            misses.append((i, f, name, entry))
         results.append(result)
+    for (i, _, _, entry), result in zip(misses, _check_many([(f, n) for _, f, n, _ in misses])):
+        results[i] = result
+        if entry is None:
+            continue
+        tmp = cache / f".{entry.stem}.{os.getpid()}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.rename(tmp, entry)
+        except OSError:
+            tmp.unlink(missing_ok=True)
     for old in cache.iterdir():
         if old.name not in used:
             old.unlink(missing_ok=True)

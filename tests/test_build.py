@@ -202,3 +202,32 @@ def test_read_only_parent_gives_a_clear_error(build_opts, tmp_path):
             run(build_opts)
     finally:
         tmp_path.chmod(0o755)
+
+
+def test_large_files_are_streamed_with_the_same_bytes(build_opts, tmp_path, monkeypatch):
+    """Files over STREAM_LIMIT are written while they render; the bytes are the same."""
+    from polygen import write
+
+    run(build_opts)
+    normal = tree(build_opts.out)
+    monkeypatch.setattr(write, "BLOCK", 16)
+    monkeypatch.setattr(write, "STREAM_LIMIT", 64)
+    other = BuildOptions(build_opts.inventory, tmp_path / "streamed", build_opts.templates, build_opts.firmware)
+    run(other)
+    assert tree(other.out) == normal
+    for p in other.out.glob("*-phone.cfg"):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o640
+    # new inputs, same bytes: a streamed file keeps its inode too
+    import shutil
+
+    tdir = tmp_path / "templates"
+    shutil.copytree(build_opts.templates, tdir)
+    other = BuildOptions(build_opts.inventory, tmp_path / "streamed", tdir, build_opts.firmware)
+    run(other)
+    directory = other.out / "contacts/000000000000-directory.xml"
+    ino = directory.stat().st_ino
+    boot = tdir / "bootstrap.cfg.j2"
+    boot.write_text(boot.read_text().replace("do not edit.", "do not edit!"))
+    r = run(other)
+    assert "000000000000.cfg" in r.paths and "contacts/000000000000-directory.xml" not in r.paths
+    assert directory.stat().st_ino == ino

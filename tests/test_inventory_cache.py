@@ -91,3 +91,16 @@ def test_build_uses_the_cache_beside_the_generations(build_opts):
     run(build_opts)
     assert len(list((gens_dir(build_opts.out) / FILES_CACHE).iterdir())) == 3
     assert os.path.isdir(gens_dir(build_opts.out) / FILES_CACHE)
+
+
+def test_large_inventories_are_checked_in_worker_processes(inventory_dir, monkeypatch):
+    serial = load(inventory_dir)
+    monkeypatch.setattr(inventory, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(inventory.os, "cpu_count", lambda: 2)
+    parallel = load(inventory_dir)
+    assert parallel.phones == serial.phones and parallel.extensions == serial.extensions
+    (inventory_dir / "bad.yaml").write_text("phones:\n  - mac: nonsense\n")
+    with pytest.raises(InventoryError) as exc:
+        load(inventory_dir)
+    assert any(str(p).startswith(f"{inventory_dir}/bad.yaml:2: phones[0].mac: 'nonsense' is not a MAC address")
+               for p in exc.value.problems)
