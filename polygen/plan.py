@@ -125,12 +125,19 @@ def phone_sections(inv: Inventory, phone: Phone) -> list[tuple[str, list[tuple[s
         ]
         if site.sip_port:
             reg.append((p + "server.1.port", str(site.sip_port)))
-    time = list(inv.time_rules(phone.timezone or site.timezone).params().items())
+    time = _time_params(inv.time_rules(phone.timezone or site.timezone))
+    if not own:  # the common case, 100k times a build: no filtering needed
+        return [("reg", reg), ("tcpIpApp", time)] if reg else [("tcpIpApp", time)]
     sections = [("reg", reg), ("tcpIpApp", time)]
     out = [(name, [(k, v) for k, v in params if k not in own]) for name, params in sections]
-    if own:
-        out.append(("settings", list(phone.settings)))
+    out.append(("settings", list(phone.settings)))
     return [(n, ps) for n, ps in out if ps]
+
+
+@functools.lru_cache(maxsize=64)
+def _time_params(rules) -> list[tuple[str, str]]:
+    # the same few zones for every phone: build their parameter list once (never mutated)
+    return list(rules.params().items())
 
 
 def site_sections(inv: Inventory, dialect: str) -> list[tuple[str, list[tuple[str, str]]]]:
