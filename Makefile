@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## make run: build the example inventory into out/ and serve it on 127.0.0.1:8080
+## make run: build the example inventory into out/ and serve it on 127.0.0.1:8080, rebuilding on edits
 run: build
-	$(BIN)/polygen serve --host $(HOST) --port $(PORT)
+	$(BIN)/polygen serve --watch --host $(HOST) --port $(PORT)
 
 build: venv
 	$(BIN)/polygen check
