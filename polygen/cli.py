@@ -100,6 +100,13 @@ def handle_errors(f):
             if _verbose():
                 raise
             raise PolygenError(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from exc
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:  # a bug: say so plainly; the traceback is one -v away
+            if _verbose():
+                raise
+            raise PolygenError(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback, "
+                               "and please report it)") from exc
 
     return wrapper
 

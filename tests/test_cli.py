@@ -116,3 +116,19 @@ def test_every_command_is_documented_in_the_readme(command):
     from .conftest import ROOT
 
     assert f"`polygen {command}`" in (ROOT / "README.md").read_text()
+
+
+def test_an_internal_error_has_no_traceback_unless_verbose(inventory_dir, firmware_dir, tmp_path, monkeypatch):
+    import polygen.build
+
+    def boom(*a, **k):
+        raise ValueError("something broke")
+
+    monkeypatch.setattr(polygen.build, "run", boom)
+    args = ["build", *build_args(inventory_dir, firmware_dir, tmp_path)]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.stderr == ("Error: internal error: ValueError: something broke (run with -v for the traceback, "
+                        "and please report it)\n")
+    r = CliRunner().invoke(cli, ["-v", *args])
+    assert isinstance(r.exception, ValueError)  # -v lets it through, with its traceback
