@@ -6,6 +6,7 @@ POLYGEN_FAULT_TRIALS sets the number of kill trials (default 20; `make hardening
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -119,17 +120,15 @@ def test_stale_staging_of_a_killed_build_is_cleaned(tmp_path):
     assert not stale.exists()
 
 
-def _mount_tmpfs(path: Path, size: str) -> bool:
-    path.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
-    return r.returncode == 0
-
-
-def test_full_disk_gives_a_clear_error_and_keeps_the_old_tree(tmp_path):
+@contextlib.contextmanager
+def built_on_tmpfs(tmp_path: Path, size: str):
+    """A 20-phone build on a small tmpfs of its own: (inventory, out, firmware, snapshot of out)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
     disk = tmp_path / "disk"
-    if not _mount_tmpfs(disk, "600k"):
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
         pytest.skip("cannot mount tmpfs here (no CAP_SYS_ADMIN)")
     try:
         fw = tmp_path / "fw"
@@ -138,36 +137,26 @@ def test_full_disk_gives_a_clear_error_and_keeps_the_old_tree(tmp_path):
         write_inventory(inv, 20, 1)
         out = disk / "out"
         assert polygen_build(inv, out, fw).wait() == 0
-        before = snapshot(out)
+        yield inv, out, fw, snapshot(out)
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_full_disk_gives_a_clear_error_and_keeps_the_old_tree(tmp_path):
+    with built_on_tmpfs(tmp_path, "600k") as (inv, out, fw, before):
         write_inventory(inv, 3000, 2)  # far more than 600 KiB
         proc = run_build(inv, out, fw)
         assert proc.returncode == 1
         assert proc.stderr.startswith(f"Error: writing {out} failed: no space left on the device"), proc.stderr
         assert snapshot(out) == before
-        assert not [p for p in (disk / ".out.gens").iterdir() if p.name.startswith("tmp-")]
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
+        assert not [p for p in (out.parent / ".out.gens").iterdir() if p.name.startswith("tmp-")]
 
 
 def test_read_only_filesystem_gives_a_clear_error(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting needs root")
-    disk = tmp_path / "disk"
-    if not _mount_tmpfs(disk, "4m"):
-        pytest.skip("cannot mount tmpfs here (no CAP_SYS_ADMIN)")
-    try:
-        fw = tmp_path / "fw"
-        fw.mkdir()
-        inv = tmp_path / "inv"
-        write_inventory(inv, 20, 1)
-        out = disk / "out"
-        assert polygen_build(inv, out, fw).wait() == 0
-        before = snapshot(out)
-        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    with built_on_tmpfs(tmp_path, "4m") as (inv, out, fw, before):
+        subprocess.run(["mount", "-o", "remount,ro", str(out.parent)], check=True)
         write_inventory(inv, 20, 2)
         proc = run_build(inv, out, fw)
         assert proc.returncode == 1
         assert "Read-only file system" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
         assert snapshot(out) == before
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
