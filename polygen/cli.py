@@ -236,8 +236,14 @@ def build(inventory, out, templates, firmware, secrets, group):
             bar = click.progressbar(length=p.count, label="Building", file=sys.stderr)
             bar.__enter__()
 
+    def progress(n):
+        if bar is not None:  # small builds have no bar
+            bar.update(n)
+
     try:
-        result = run(opts, progress=(lambda n: bar.update(n)) if interactive else None, on_plan=on_plan)
+        result = run(opts, progress=progress if interactive else None, on_plan=on_plan)
+        if bar is not None:
+            bar.update(bar.length - bar.pos)  # progress comes in steps; the end is the end
     except InventoryError as exc:
         _echo_problems(exc.problems)
         raise
