@@ -24,6 +24,7 @@ from polygen.errors import InventoryError, PolygenError
 log = logging.getLogger("polygen.watch")
 
 DEFAULT_QUIET_PERIOD = 0.3
+OBSERVER_CHECK = 5.0  # seconds between checks that the observer thread is alive
 UNATTENDED_MAX_PHONE_LOSS = 0.5
 _GENS_RE = re.compile(r"\..*\.gens")
 _IGNORED_EVENT_TYPES = frozenset({"opened", "closed_no_write"})
@@ -105,7 +106,7 @@ class Watcher:
         return Handler()
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> Watcher:
+    def _start_observer(self):
         if self.poll:
             from watchdog.observers.polling import PollingObserver as Observer
         else:
@@ -119,7 +120,10 @@ class Watcher:
             else:
                 log.warning("not watching %s: not a directory", path)
         observer.start()
-        self._observer = observer
+        return observer
+
+    def start(self) -> Watcher:
+        self._observer = self._start_observer()
         self._thread = threading.Thread(target=self._run, name="polygen-builder", daemon=True)
         self._thread.start()
         return self
@@ -148,7 +152,9 @@ class Watcher:
         with self._cond:
             self._dirty = self._dirty or self.initial_build
             while True:
-                self._cond.wait_for(lambda: self._dirty or self._stopping)
+                if not self._cond.wait_for(lambda: self._dirty or self._stopping, timeout=OBSERVER_CHECK):
+                    self._supervise()
+                    continue
                 if self._stopping:
                     return
                 # Debounce: build only after quiet_period without a new event.
@@ -164,6 +170,20 @@ class Watcher:
                     self._build_once()
                 finally:
                     self._cond.acquire()
+
+    def _supervise(self) -> None:
+        """A watcher whose observer thread died would stop rebuilding without a word: restart it,
+        and rebuild, since changes may have been missed meanwhile. (Called with the lock held.)"""
+        observer = self._observer
+        if observer is None or observer.is_alive() or self._stopping:
+            return
+        log.error("the file watcher stopped; restarting it and rebuilding")
+        try:
+            self._observer = self._start_observer()
+        except Exception:
+            log.exception("cannot restart the file watcher; retrying in %s s", OBSERVER_CHECK)
+            return
+        self._dirty = True
 
     def _build_once(self) -> None:
         result, error = None, None

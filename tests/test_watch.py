@@ -314,3 +314,20 @@ def test_watch_refuses_to_drop_most_phones(build_opts, caplog, save):
         assert os.readlink(build_opts.out) == target
         assert (build_opts.out / "64167f000410-phone.cfg").is_file()
     assert run(build_opts).removed > 4  # deliberate: the same change by hand is applied
+
+
+def test_a_dead_observer_is_restarted_and_a_rebuild_follows(dirs, monkeypatch, caplog):
+    import polygen.watch
+
+    monkeypatch.setattr(polygen.watch, "OBSERVER_CHECK", 0.1)
+    rec = Recorder()
+    with caplog.at_level(logging.ERROR, "polygen.watch"):
+        with make_watcher([dirs], rec) as w:
+            dead = w._observer
+            dead.stop()  # as if its thread had crashed
+            dead.join(WAIT)
+            assert rec.wait()  # the supervisor restarted it and rebuilt (changes may have been missed)
+            assert w._observer is not dead and w._observer.is_alive()
+            (dirs / "phones.yaml").write_text("phones: []\n")  # and changes are seen again
+            assert rec.wait()
+    assert "the file watcher stopped; restarting it and rebuilding" in caplog.text
