@@ -264,14 +264,18 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None, group: str |
         prefix = _digest(version, tdig, site_key, group)
         phone_fields, ext_fields = _fields_of(Phone), _fields_of(Extension)
         zone_keys: dict[str, str] = {}
+        model_keys: dict[str, str] = {}  # the template gets the model: all of it is an input
         for phone in inv.phones:
             model = inv.catalog.models[phone.model]
+            model_key = model_keys.get(phone.model)
+            if model_key is None:
+                model_key = model_keys[phone.model] = repr(_plain(model))
             zone = phone.timezone or inv.site.timezone
             zone_key = zone_keys.get(zone)
             if zone_key is None:
                 zone_key = zone_keys[zone] = repr(_plain(inv.time_rules(zone)))
             inputs = repr((prefix, phone_fields(phone), [ext_fields(inv.extensions[x]) for x in phone.lines],
-                           model.dialect, zone_key))
+                           model_key, zone_key))
             key = hashlib.blake2b(inputs.encode(), digest_size=16).hexdigest()
             yield OutputFile(phone_file(phone.mac), key, SECRET_MODE, f"phone {phone.mac}",
                              lambda phone=phone, model=model: [renderer.render(

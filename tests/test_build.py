@@ -231,3 +231,15 @@ def test_large_files_are_streamed_with_the_same_bytes(build_opts, tmp_path, monk
     r = run(other)
     assert "000000000000.cfg" in r.paths and "contacts/000000000000-directory.xml" not in r.paths
     assert directory.stat().st_ino == ino
+
+
+def test_a_model_override_rewrites_that_models_phones(build_opts):
+    run(build_opts)
+    (build_opts.inventory / "models.yaml").write_text('models:\n  VVX410: {name: "VVX 410 (lobby)"}\n')
+    r = run(build_opts)
+    # the name is not in the shipped phone template, so the bytes stay and the inode is kept,
+    # but the key saw the change (a custom template printing model.name would be rewritten)
+    from polygen.write import read_manifest, current_generation
+
+    assert r.changed and r.written == 0
+    assert read_manifest(current_generation(build_opts.out))["64167f000410-phone.cfg"][1] is not None
