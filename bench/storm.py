@@ -19,11 +19,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
 import shutil
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import time

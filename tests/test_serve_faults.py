@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import queue
 import random
 import signal
 import sqlite3
@@ -32,7 +31,7 @@ import pytest
 
 from polygen.errors import InventoryError
 from polygen.sidecar import SidecarConfig, create_app
-from tests.test_sidecar import free_port, make_generation, point_out
+from tests.test_sidecar import RecordingBuild, free_port, make_generation, point_out
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIALS = int(os.environ.get("POLYGEN_FAULT_TRIALS", "20"))
@@ -222,23 +221,10 @@ def new_mac(n: int) -> str:
 @pytest.fixture
 async def watched(aiohttp_client, build_opts, tmp_path):
     """serve --watch on a copy of the example inventory; yields (client, phones.yaml, next_result)."""
-    from polygen.watch import make_build, watch_paths
+    from polygen.watch import watch_paths
 
-    build = make_build(build_opts)
-    results: queue.Queue = queue.Queue()
-
-    def rebuild():
-        try:
-            result = build()
-        except Exception as exc:
-            results.put(exc)
-            raise
-        results.put(result)
-        return result
-
-    async def next_result():
-        return await asyncio.to_thread(results.get, True, WAIT)
-
+    rebuild = RecordingBuild(build_opts, WAIT)
+    next_result, results = rebuild.next, rebuild.results
     paths, ignore = watch_paths(build_opts)
     config = SidecarConfig(out=build_opts.out, db=tmp_path / "logs.db", rebuild=rebuild, watch_paths=tuple(paths),
                            watch_ignore=tuple(ignore), quiet_period=0.2, miss_limit=0)

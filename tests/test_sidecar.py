@@ -16,7 +16,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from yarl import URL
 
 from polygen.errors import SidecarConfigError
 from polygen.logstore import LogStore
@@ -359,7 +358,7 @@ REFUSALS = [
     ("PUT", f"/other/logs/{MAC}-app.log", b"x", 403, None),
     ("PUT", f"/logs/../{MAC}-app.log", b"x", 400, "'.' and '..' path segments are not accepted"),
     ("PUT", f"/logs/%2e%2e/{MAC}-app.log", b"x", 400, "percent-encoded paths are not accepted"),
-    ("PUT", f"/logs/%30004f2abcdef-app.log", b"x", 400, "percent-encoded paths are not accepted"),
+    ("PUT", "/logs/%30004f2abcdef-app.log", b"x", 400, "percent-encoded paths are not accepted"),
     ("PUT", f"/logs/{MAC.upper()}-app.log", b"x", 400, "MAC addresses in upload names must be lower-case"),
     ("PUT", f"/LOGS/{MAC}-app.log", b"x", 400, "MAC addresses in upload names must be lower-case"),
     ("PUT", f"/logs/{MAC}-app.log?x=1", b"x", 400, "query strings are not accepted"),
@@ -640,29 +639,40 @@ async def test_real_server_sigterm_finishes_upload_in_flight(many_macs_site, tmp
 
 
 # ---------------------------------------------------------------------------- serve --watch, end to end
+class RecordingBuild:
+    """``make_build(options)`` that also hands each outcome (a result or the exception it raised)
+    to the test, which awaits them one by one with ``await next()``."""
+
+    def __init__(self, options, wait: float = 20.0):
+        import queue
+
+        from polygen.watch import make_build
+
+        self.build = make_build(options)
+        self.results: queue.Queue = queue.Queue()
+        self.wait = wait
+
+    def __call__(self):
+        try:
+            result = self.build()
+        except Exception as exc:
+            self.results.put(exc)
+            raise
+        self.results.put(result)
+        return result
+
+    async def next(self):
+        return await asyncio.to_thread(self.results.get, True, self.wait)
+
+
 async def test_watch_rebuild_end_to_end(aiohttp_client, build_opts, tmp_path):
     """serve --watch on the example inventory: a broken edit keeps serving the last good build,
     the fix is picked up (new phone may upload, new model's bootstrap) without a restart."""
-    import queue
-
     from polygen.errors import InventoryError
-    from polygen.watch import make_build, watch_paths
+    from polygen.watch import watch_paths
 
-    build = make_build(build_opts)
-    results: queue.Queue = queue.Queue()
-
-    def rebuild():
-        try:
-            result = build()
-        except Exception as exc:
-            results.put(exc)
-            raise
-        results.put(result)
-        return result
-
-    async def next_result():
-        return await asyncio.to_thread(results.get, True, 20)
-
+    rebuild = RecordingBuild(build_opts)
+    next_result = rebuild.next
     paths, ignore = watch_paths(build_opts)
     config = SidecarConfig(out=build_opts.out, db=tmp_path / "logs.db", rebuild=rebuild,
                            watch_paths=tuple(paths), watch_ignore=tuple(ignore), quiet_period=0.1)
