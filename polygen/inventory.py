@@ -258,7 +258,7 @@ PHONE_KEYS = ("mac", "model", "lines", "settings", "timezone", "description")
 MODEL_KEYS = ("name", "ua_token", "lines", "firmware", "part_number")
 
 
-def _auth(ctx: _Ctx, m: Map, file_password: str | None, env) -> ProvAuth | None:
+def _auth(ctx: _Ctx, m: Map, found: _Secrets, env) -> ProvAuth | None:
     p = "site.provisioning_auth"
     am = ctx.mapping(m["provisioning_auth"], p)
     if am is None:
@@ -268,7 +268,7 @@ def _auth(ctx: _Ctx, m: Map, file_password: str | None, env) -> ProvAuth | None:
     if user is not None and not _AUTH_USER_RE.match(user):
         ctx.error(am["user"].loc, f"{p}.user", f"'{user}' is not a valid user name (letters, digits, . _ -)")
         user = None
-    password = env.get(PROV_PASSWORD_ENV) or file_password or ctx.text(am, "password", p)
+    password = env.get(PROV_PASSWORD_ENV) or found.provisioning or ctx.text(am, "password", p)
     if user is not None and not password:
         ctx.error(am.loc, f"{p}.password", f"missing password: set it here, as provisioning_password in the "
                                            f"secrets file or in ${PROV_PASSWORD_ENV}")
@@ -282,8 +282,13 @@ def _auth(ctx: _Ctx, m: Map, file_password: str | None, env) -> ProvAuth | None:
             if not isinstance(item, Map):
                 ctx.error(item.loc, ip, "expected {user: ..., password: ...}")
                 continue
-            ctx.keys(item, ip, ("user", "password"), ("user", "password"))
-            u, pw = ctx.text(item, "user", ip), ctx.text(item, "password", ip)
+            ctx.keys(item, ip, ("user", "password"), ("user",))
+            u = ctx.text(item, "user", ip)
+            pw = found.previous.get(u) or ctx.text(item, "password", ip) if u else None
+            if u and not pw:
+                ctx.error(item.locs.get("password", item.loc), f"{ip}.password",
+                          f"missing password for previous user '{u}': set it here or under "
+                          f"provisioning_previous: in the secrets file")
             if u and pw:
                 if u == user:
                     # nginx checks only the first line for a user name, so a rotation needs a new name
@@ -297,7 +302,7 @@ def _auth(ctx: _Ctx, m: Map, file_password: str | None, env) -> ProvAuth | None:
     return None
 
 
-def _site(ctx: _Ctx, m: Map, file_password: str | None = None, env=None) -> Site | None:
+def _site(ctx: _Ctx, m: Map, found: _Secrets | None = None, env=None) -> Site | None:
     ctx.keys(m, "site", SITE_KEYS, ("name", "provisioning_url", "sip_server", "timezone"))
     name = ctx.text(m, "name", "site", "")
     url = ctx.text(m, "provisioning_url", "site")
@@ -349,7 +354,8 @@ def _site(ctx: _Ctx, m: Map, file_password: str | None = None, env=None) -> Site
         period = ctx.integer(pm, "period", "site.polling", 86400, 3600, 31536000)
         polling = Polling(mode, _pad_hhmm(t), period, _pad_hhmm(end) if end else end)
     settings, _ = ctx.settings(m, "settings", "site")
-    auth = _auth(ctx, m, file_password, os.environ if env is None else env) if "provisioning_auth" in m else None
+    auth = _auth(ctx, m, found or _Secrets(), os.environ if env is None else env) \
+        if "provisioning_auth" in m else None
     if None in (url, host, tz):
         return None
     return Site(name, url, host, port, tz, ntp, polling, settings, auth)
@@ -693,11 +699,11 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
         ctx.error(None, "site", "no 'site:' section in any inventory file; add one (see README)", file=str(directory))
     for extra in site_keys[1:]:
         ctx.error(extra, "site", f"'site:' is defined again (first at {site_keys[0]}); keep one")
-    file_secrets, secret_locs, prov_password = _load_secrets(ctx, directory, secrets)
+    found = _load_secrets(ctx, directory, secrets)
     if site_nodes:
-        site = _site(ctx, site_nodes[0], prov_password, env)
+        site = _site(ctx, site_nodes[0], found, env)
 
-    exts = _extensions(ctx, checked, file_secrets, secret_locs, env)
+    exts = _extensions(ctx, checked, found.by_ext, found.locs, env)
     phones = _phones(ctx, checked, exts, catalog, complete=not unparsed)
 
     # raw parameter names the firmware does not know: warnings with the closest known name
@@ -716,8 +722,21 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
                      catalog, warnings, tuple(str(f) for f in files))
 
 
-def _load_secrets(ctx: _Ctx, directory: Path, secrets: Path | None
-                  ) -> tuple[dict[str, str], dict[str, Loc], str | None]:
+@dataclass
+class _Secrets:
+    """What the secrets file holds (everything optional)."""
+
+    by_ext: dict[str, str] = field(default_factory=dict)
+    locs: dict[str, Loc] = field(default_factory=dict)
+    provisioning: str | None = None
+    previous: dict[str, str] = field(default_factory=dict)  # previous provisioning user -> password
+
+
+SECRETS_KEYS = ("secrets", "provisioning_password", "provisioning_previous")
+
+
+def _load_secrets(ctx: _Ctx, directory: Path, secrets: Path | None) -> _Secrets:
+    found = _Secrets()
     path = secrets
     if path is None:
         for n in SECRETS_FILENAMES:
@@ -725,34 +744,39 @@ def _load_secrets(ctx: _Ctx, directory: Path, secrets: Path | None
                 path = directory / n
                 break
     if path is None:
-        return {}, {}, None
+        return found
     if not Path(path).is_file():
         ctx.error(None, "", f"secrets file '{path}' does not exist", file=str(path))
-        return {}, {}, None
+        return found
     if os.stat(path).st_mode & 0o004:
         ctx.warn(None, "", f"secrets file '{path}' is readable by everyone; run: chmod 600 {path}", file=str(path))
     doc, yproblems = load_file(Path(path), str(path))
     for yp in yproblems:
         ctx.error(yp.loc, "", yp.message)
     if doc is None:
-        return {}, {}, None
-    if isinstance(doc, Map) and "provisioning_password" in doc and "secrets" not in doc:
-        ctx.keys(doc, "", ("secrets", "provisioning_password"))
-        return {}, {}, ctx.text(doc, "provisioning_password", "")
-    if not isinstance(doc, Map) or "secrets" not in doc or not isinstance(doc["secrets"], Map):
+        return found
+    provisioning_only = isinstance(doc, Map) and "secrets" not in doc and any(k in doc for k in SECRETS_KEYS)
+    if not provisioning_only and (not isinstance(doc, Map) or not isinstance(doc.get("secrets"), Map)):
         ctx.error(getattr(doc, "loc", None), "secrets",
                   "expected a mapping 'secrets:' of extension -> password", file=str(path))
-        return {}, {}, None
-    ctx.keys(doc, "", ("secrets", "provisioning_password"))
-    out, locs = {}, {}
-    sm = doc["secrets"]
-    for ext, v in sm.items():
+        return found
+    ctx.keys(doc, "", SECRETS_KEYS)
+    sm = doc.get("secrets")
+    for ext, v in (sm.items() if isinstance(sm, Map) else ()):
         if not isinstance(v, Scalar) or v.is_null:
             ctx.error(sm.locs[ext], f"secrets.{ext}", "expected the password as text")
             continue
-        out[ext] = v.text
-        locs[ext] = sm.locs[ext]
-    return out, locs, ctx.text(doc, "provisioning_password", "")
+        found.by_ext[ext] = v.text
+        found.locs[ext] = sm.locs[ext]
+    found.provisioning = ctx.text(doc, "provisioning_password", "")
+    if "provisioning_previous" in doc and (pm := ctx.mapping(doc["provisioning_previous"],
+                                                             "provisioning_previous")) is not None:
+        for user, v in pm.items():
+            if not isinstance(v, Scalar) or v.is_null:
+                ctx.error(pm.locs[user], f"provisioning_previous.{user}", "expected the password as text")
+                continue
+            found.previous[user] = v.text
+    return found
 
 
 def _env_secret_name(ext: str) -> str:

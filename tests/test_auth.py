@@ -113,3 +113,22 @@ def _has_group(name):
         return True
     except KeyError:
         return False
+
+
+def test_a_rotation_can_keep_every_password_in_the_secrets_file(inventory_dir):
+    """Nothing secret in the (committed) inventory: current and previous passwords come from the
+    git-ignored secrets file."""
+    site = inventory_dir / "site.yaml"
+    site.write_text(site.read_text().replace(
+        "  settings:\n", "  provisioning_auth:\n    user: phones-b\n    previous: [{user: phones-a}]\n  settings:\n"))
+    secrets = inventory_dir / "secrets.yaml"
+    secrets.write_text('provisioning_password: "new-pass"\nprovisioning_previous:\n  phones-a: "old-pass"\n')
+    secrets.chmod(0o600)
+    auth = load(inventory_dir, env={}).site.auth
+    assert auth.accepted() == (("phones-b", "new-pass"), ("phones-a", "old-pass"))
+    secrets.write_text('provisioning_password: "new-pass"\n')
+    with pytest.raises(InventoryError) as exc:
+        load(inventory_dir, env={})
+    assert [p.message for p in exc.value.problems] == [
+        "missing password for previous user 'phones-a': set it here or under provisioning_previous: in the "
+        "secrets file"]
