@@ -205,7 +205,7 @@ def _xsd_attribute_names(path: Path) -> set[str]:
     return names
 
 
-def _cfg_attribute_names(path: Path) -> set[str]:
+def cfg_attribute_names(path: Path) -> set[str]:
     """Every attribute of a Polycom XML parameter file is a parameter name (FACTS §3)."""
     names: set[str] = set()
     for _event, elem in ET.iterparse(path):
@@ -255,7 +255,7 @@ def _load(dialect: str, sources: tuple[tuple[str, str, int, int], ...]) -> Param
     names: set[str] = set()
     for kind, path, _size, _mtime in sources:
         try:
-            names |= _xsd_attribute_names(Path(path)) if kind == "xsd" else _cfg_attribute_names(Path(path))
+            names |= _xsd_attribute_names(Path(path)) if kind == "xsd" else cfg_attribute_names(Path(path))
         except (ET.ParseError, OSError) as exc:
             raise PolygenError(f"{path}: cannot read parameter names: {exc}") from exc
     return ParamCatalog(names, source=", ".join(p for _, p, _, _ in sources))

@@ -32,8 +32,9 @@ import argparse
 import csv
 import gzip
 import logging
-import xml.etree.ElementTree as ET
 from pathlib import Path
+
+from polygen.params import cfg_attribute_names  # the same reading the build does
 
 log = logging.getLogger("polygen.gen_params")
 
@@ -43,15 +44,6 @@ DEFAULT_OUT = ROOT / "polygen" / "data"
 
 SIP3_RELEASES = ("sip-3.1.6", "sip-3.2.4B")
 SIP3_FILES = ("sip.cfg", "phone1.cfg")
-
-
-def cfg_attribute_names(path: Path) -> set[str]:
-    """Every attribute name in a Polycom XML parameter file (namespaced ones, e.g. xsi:, skipped)."""
-    names: set[str] = set()
-    for _event, elem in ET.iterparse(path):
-        names.update(a for a in elem.attrib if not a.startswith("{"))
-        elem.clear()
-    return names
 
 
 def uc_names(shared: Path) -> set[str]:
