@@ -205,26 +205,33 @@ def test_describe():
 
 
 # ---------------------------------------------------------------------------- a real build
+class Outcomes:
+    """``on_build`` for a Watcher running real builds; ``next()`` waits for the next (result, error)."""
+
+    def __init__(self):
+        self.results: list = []
+        self.done = threading.Event()
+
+    def on_build(self, result, error):
+        self.results.append((result, error))
+        self.done.set()
+
+    def next(self):
+        assert self.done.wait(WAIT)
+        self.done.clear()
+        return self.results[-1]
+
+
 def test_real_build_broken_then_fixed(build_opts, caplog):
     """The example inventory: a broken edit keeps the last good out/, the fix builds again."""
     paths, ignore = watch_paths(build_opts)
-    results: list = []
-    done = threading.Event()
-
-    def on_build(result, error):
-        results.append((result, error))
-        done.set()
-
-    def next_result():
-        assert done.wait(WAIT)
-        done.clear()
-        return results[-1]
-
+    outcomes = Outcomes()
+    next_result = outcomes.next
     phones = build_opts.inventory / "phones.yaml"
     original = phones.read_text()
     with caplog.at_level(logging.INFO, "polygen.watch"):
         with Watcher(paths, make_build(build_opts), ignore=ignore, quiet_period=0.1,
-                     on_build=on_build):
+                     on_build=outcomes.on_build):
             result, error = next_result()  # the initial build
             assert error is None and result.generation == "g000001"
             out = build_opts.out
@@ -290,24 +297,16 @@ def test_watch_refuses_to_drop_most_phones(build_opts, caplog, save):
     from polygen.errors import BuildError
 
     paths, ignore = watch_paths(build_opts)
-    results: list = []
-    done = threading.Event()
-
-    def on_build(result, error):
-        results.append((result, error))
-        done.set()
-
+    outcomes = Outcomes()
     phones = build_opts.inventory / "phones.yaml"
-    with Watcher(paths, make_build(build_opts), ignore=ignore, quiet_period=0.1, on_build=on_build):
-        assert done.wait(WAIT)
-        done.clear()
+    with Watcher(paths, make_build(build_opts), ignore=ignore, quiet_period=0.1, on_build=outcomes.on_build):
+        assert outcomes.next()[1] is None  # the initial build
         target = os.readlink(build_opts.out)
         if save == "emptied":
             phones.write_text("")
         else:
             phones.unlink()
-        assert done.wait(WAIT)
-        result, error = results[-1]
+        result, error = outcomes.next()
         assert isinstance(error, BuildError)
         assert str(error.message).startswith("refusing to remove 4 of 4 phones in one unattended rebuild")
         assert os.readlink(build_opts.out) == target
