@@ -638,7 +638,7 @@ def phone_cmd():
               show_envvar=True, help="An extension on the phone, in key order; repeat for more lines "
                                      "(env: space-separated).")
 @click.option("--model", default=None, envvar="POLYGEN_PHONE_MODEL", show_envvar=True,
-              help="Catalog model or alias (IP330, VVX410, SPIP_331, ...); needed.")
+              help="Catalog model or alias (IP330, VVX410, SPIP_331, ...). Required.")
 @inventory_option
 @secrets_option
 @_file_option("POLYGEN_PHONE_FILE", "phones", "phones.yaml")
