@@ -591,3 +591,167 @@ def simulate_cmd(url, mac, model, ua, allow_missing_firmware, timeout):
     click.echo(format_report(report))
     if not report.ok:
         sys.exit(1)
+
+
+# ================================================================ editing: phone / ext
+# (polygen/edit.py). Each edit changes only its own lines, checks the whole inventory as it
+# would be, and writes nothing when that check fails. Env vars carry the command's name.
+def _file_option(envvar: str, section: str, default: str):
+    return click.option(
+        "--file", default=None, metavar="NAME", envvar=envvar, show_envvar=True,
+        help=f"Inventory file (inside --inventory) for the new entry [default: the file holding the most "
+             f"{section}:, else {default}].")
+
+
+def _edit(fn, *args, **kwargs) -> None:
+    """Run an edit from polygen.edit; print its problems, warnings and summary."""
+    from polygen.errors import InventoryError
+
+    try:
+        result = fn(*args, **kwargs)
+    except InventoryError as exc:
+        _echo_problems(exc.problems)
+        raise
+    _echo_problems(result.warnings)
+    click.echo(result.summary)
+
+
+@cli.group("phone")
+def phone_cmd():
+    """Add, replace or remove a phone in the inventory, keeping the files as written.
+
+    Only the phone's own lines change; comments, order and quoting elsewhere stay. The whole
+    inventory is checked as it would be first: if it would fail `polygen check`, every
+    problem is printed and nothing is written.
+
+    \b
+    Example:
+      polygen phone add 64:16:7f:00:02:01 --model VVX410 --line 2001
+      polygen phone replace 64:16:7f:00:02:01 64:16:7f:00:02:02
+      polygen phone remove 64:16:7f:00:02:02
+    """
+
+
+@phone_cmd.command("add")
+@click.argument("mac")
+@click.option("--line", "lines", multiple=True, required=True, metavar="EXT", envvar="POLYGEN_PHONE_LINE",
+              show_envvar=True, help="An extension on the phone, in key order; repeat for more lines "
+                                     "(env: space-separated).")
+@click.option("--model", default=None, envvar="POLYGEN_PHONE_MODEL", show_envvar=True,
+              help="Catalog model or alias (IP330, VVX410, SPIP_331, ...). Required.")
+@inventory_option
+@secrets_option
+@_file_option("POLYGEN_PHONE_FILE", "phones", "phones.yaml")
+@handle_errors
+def phone_add_cmd(mac, lines, model, inventory, secrets, file):
+    """Add the phone MAC with its lines to the inventory.
+
+    The entry is written like the phones before it (indentation, [..] or - lists, quoting)
+    at the end of the phones: list of the file holding the most phones, or of --file.
+
+    \b
+    Example:
+      polygen phone add 64:16:7f:00:02:01 --model VVX410 --line 2001 --line 1003
+      polygen phone add 0004f2000201 --model IP331 --line 2002 --file floor2.yaml
+    """
+    from polygen.edit import add_phone
+
+    # the model a phone reports when it boots is not recorded yet: --model is needed
+    _edit(add_phone, inventory, mac, lines, model, file=file, secrets=secrets)
+
+
+@phone_cmd.command("replace")
+@click.argument("old_mac")
+@click.argument("new_mac")
+@inventory_option
+@secrets_option
+@handle_errors
+def phone_replace_cmd(old_mac, new_mac, inventory, secrets):
+    """Give the phone OLD_MAC the MAC NEW_MAC (a swapped handset): only that line changes.
+
+    \b
+    Example:
+      polygen phone replace 00:04:f2:00:03:30 00:04:f2:00:03:99
+    """
+    from polygen.edit import replace_phone
+
+    _edit(replace_phone, inventory, old_mac, new_mac, secrets=secrets)
+
+
+@phone_cmd.command("remove")
+@click.argument("mac")
+@inventory_option
+@secrets_option
+@handle_errors
+def phone_remove_cmd(mac, inventory, secrets):
+    """Remove the phone MAC (its entry, and the comments right above it) from the inventory.
+
+    \b
+    Example:
+      polygen phone remove 00-04-F2-00-03-31
+    """
+    from polygen.edit import remove_phone
+
+    _edit(remove_phone, inventory, mac, secrets=secrets)
+
+
+@cli.group("ext")
+def ext_cmd():
+    """Add or remove an extension, keeping the files as written.
+
+    A new extension gets a random SIP password in the secrets file (never printed); an
+    extension still on a phone cannot be removed. Nothing is written if the inventory
+    would then fail `polygen check`.
+
+    \b
+    Example:
+      polygen ext add 2001 --first-name Alan --last-name Turing
+      polygen ext remove 2001
+    """
+
+
+@ext_cmd.command("add")
+@click.argument("ext")
+@click.option("--first-name", required=True, envvar="POLYGEN_EXT_FIRST_NAME", show_envvar=True,
+              help="First name, shown on the phone and in the company directory.")
+@click.option("--last-name", default=None, envvar="POLYGEN_EXT_LAST_NAME", show_envvar=True,
+              help="Last name.")
+@click.option("--mailbox", default=None, envvar="POLYGEN_EXT_MAILBOX", show_envvar=True,
+              help="The number listed in the company directory [default: EXT].")
+@inventory_option
+@secrets_option
+@_file_option("POLYGEN_EXT_FILE", "extensions", "extensions.yaml")
+@handle_errors
+def ext_add_cmd(ext, first_name, last_name, mailbox, inventory, secrets, file):
+    """Add the extension EXT; its new random password goes to the secrets file.
+
+    The password (24 random letters, digits, - and _) is written to --secrets, by default
+    <inventory>/secrets.yaml, which is created with mode 0600 if missing. It is never printed.
+
+    \b
+    Example:
+      polygen ext add 2001 --first-name Alan --last-name Turing
+      polygen ext add 0100 --first-name Lobby --mailbox 100 --file lobby.yaml
+    """
+    from polygen.edit import add_extension
+
+    _edit(add_extension, inventory, ext, first_name, last_name, mailbox=mailbox, file=file, secrets=secrets)
+
+
+@ext_cmd.command("remove")
+@click.argument("ext")
+@inventory_option
+@secrets_option
+@handle_errors
+def ext_remove_cmd(ext, inventory, secrets):
+    """Remove the extension EXT and its password in the secrets file.
+
+    Refused while a phone has the extension on a line: the error names the phone and where.
+
+    \b
+    Example:
+      polygen ext remove 2001
+    """
+    from polygen.edit import remove_extension
+
+    _edit(remove_extension, inventory, ext, secrets=secrets)
