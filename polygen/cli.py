@@ -320,14 +320,21 @@ _file_type = click.Path(path_type=Path, dir_okay=False)
               envvar="POLYGEN_NGINX_CLIENT_VERIFY", show_envvar=True,
               help="With --client-ca: 'on' (default) refuses every request without a valid certificate; "
                    "'optional' still serves the bootstraps and firmware to phones without one.")
+@click.option("--miss-limit", type=click.IntRange(0), default=20, envvar="POLYGEN_NGINX_MISS_LIMIT",
+              show_envvar=True, help="404s and wrong passwords per client address per minute that nginx "
+                                     "allows by itself while the sidecar is down (the sidecar's own "
+                                     "--miss-limit holds otherwise); 0: no limit.")
 @handle_errors
-def nginx_cmd(out, server_name, listen, sidecar, auth_file, no_auth, tls_cert, tls_key, client_ca, client_verify):
+def nginx_cmd(out, server_name, listen, sidecar, auth_file, no_auth, tls_cert, tls_key, client_ca, client_verify,
+              miss_limit):
     """Print an nginx config that serves OUT to the phones.
 
     Static files from OUT, 000000000000.cfg chosen by User-Agent (works while the sidecar is
     down), log uploads proxied to the sidecar, nothing else. Save it in /etc/nginx/conf.d/.
     With site.provisioning_auth, all but the bootstraps and firmware need HTTP basic auth.
     With --client-ca, phones prove their MAC with their device certificate (mutual TLS).
+    Guessing (404s of phone files, wrong passwords) is counted by the sidecar's miss limiter,
+    which nginx asks before each private file: phones that boot together are never refused.
 
     \b
     Example:
@@ -339,7 +346,7 @@ def nginx_cmd(out, server_name, listen, sidecar, auth_file, no_auth, tls_cert, t
 
     click.echo(render_nginx(out, server_name=server_name, listen=listen, sidecar=sidecar,
                             auth_file=auth_file, auth=not no_auth, tls_cert=tls_cert, tls_key=tls_key,
-                            client_ca=client_ca, client_verify=client_verify),
+                            client_ca=client_ca, client_verify=client_verify, miss_limit=miss_limit),
                nl=False)
 
 

@@ -67,6 +67,9 @@ class SidecarConfig:
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", handlers.handle_healthz)
+    app.router.add_get(guard.GUARD_PATH, guard.handle_guard)  # nginx in front asks these (guard.py)
+    app.router.add_get(guard.MISS_PATH, guard.handle_miss)
+    app.router.add_get(guard.UNAUTHORIZED_PATH, guard.handle_unauthorized)
     app.router.add_route("*", "/{tail:.*}", handlers.handle_any)
 
 
