@@ -20,6 +20,7 @@ venv: $(STAMP)
 
 ## make run: build the example inventory into out/ and serve it on 127.0.0.1:8080, rebuilding on edits
 run: build
+	@mkdir -p firmware  # watched: a release unpacked here later triggers a rebuild
 	$(BIN)/polygen serve --watch --host $(HOST) --port $(PORT)
 
 build: venv

@@ -447,8 +447,16 @@ def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, d
         rebuild=make_build(opts) if watch else None, watch_paths=tuple(paths),
         watch_ignore=tuple(ignore), poll=poll,
     )
-    run(config, host=host, port=port, shutdown_timeout=shutdown_timeout,
-        log_level=logging.getLogger("polygen").getEffectiveLevel())
+    level = logging.getLogger("polygen").getEffectiveLevel()
+    on_listening = None
+    if static and level <= logging.INFO:  # serving out/ itself: say how to try it (not with -q)
+        from polygen.nextsteps import next_steps
+
+        steps = next_steps(host=host, port=port, out=out, db=db, inventory=inventory, watch=watch)
+        on_listening = functools.partial(click.echo, steps)
+
+    run(config, host=host, port=port, shutdown_timeout=shutdown_timeout, log_level=level,
+        on_listening=on_listening)
 
 
 @cli.command("watch")
@@ -593,7 +601,7 @@ def simulate_cmd(url, mac, model, ua, allow_missing_firmware, timeout):
         m = Catalog().find(model)
         if m is None:
             raise PolygenError(f"unknown model '{model}'")
-        ua = f"FileTransport {m.family}-{m.ua_token}-UA/{m.firmware}.0000 Type/Application"
+        ua = m.user_agent
     report = boot(HttpTransport(url, timeout), norm, ua, firmware_required=not allow_missing_firmware)
     click.echo(format_report(report))
     if not report.ok:

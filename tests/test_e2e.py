@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import EXAMPLE, TEMPLATES, make_firmware
+from tests.conftest import EXAMPLE, TEMPLATES, clean_env, make_firmware
 from tests.daemons import Nginx, free_port, nginx_check, require_binary, wait_for_port, write_nginx_main_conf
 
 from polygen.simulate import HttpTransport, TreeTransport, boot
@@ -42,14 +42,6 @@ REQUEST_RE = re.compile(r"^  (GET|PUT|HEAD) +(/\S*) +(\d{3})  (.*)$")
 
 
 # ---------------------------------------------------------------- helpers
-def clean_env(**extra: str) -> dict[str, str]:
-    """The caller's environment without POLYGEN_* options (they would change the commands),
-    except the pinned DST reference year the suite uses."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYGEN_") or k == "POLYGEN_TZ_YEAR"}
-    env.update(extra)
-    return env
-
-
 def polygen(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([*POLYGEN, *args], cwd=cwd, env=clean_env(), capture_output=True, text=True,
                           timeout=timeout, check=False)
