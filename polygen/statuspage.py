@@ -136,13 +136,14 @@ def _assets():
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        keep_trailing_newline=True,
         auto_reload=False,
     )
     env.filters.update(visible=visible, utc=format_time)
     template = env.from_string((data / "status.html.j2").read_text(encoding="utf-8"))
     csp = (f"default-src 'none'; style-src {_csp_hash(css)}; script-src {_csp_hash(js)}; "
-           "img-src data:; base-uri 'none'; form-action 'none'")
-    return template, Markup(css), Markup(js), csp
+           "base-uri 'none'; form-action 'none'")
+    return template, Markup(css), Markup(js), Markup(csp)
 
 
 def render_status_html(
