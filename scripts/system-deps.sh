@@ -38,6 +38,9 @@ for spec in $SPECS; do
     services="$services $(printf '%s' "${rest#*:}" | tr ':' ' ')"
 done
 
+# shellcheck disable=SC2086  # squeeze the blanks packages without a service (chromium) leave
+services=$(echo $services)
+
 if [ -z "$missing" ]; then
     echo "system-deps: nginx, isc-dhcp-server, kea-dhcp4-server, dnsmasq, chromium already installed"
     exit 0
@@ -47,7 +50,9 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "system-deps: missing packages:$missing" >&2
     echo "system-deps: install them as root (they must not be left running):" >&2
     echo "  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends$missing" >&2
-    echo "  sudo systemctl disable --now$services" >&2
+    if [ -n "$services" ]; then
+        echo "  sudo systemctl disable --now $services" >&2
+    fi
     exit 1
 fi
 
@@ -99,4 +104,4 @@ for svc in $services; do
     fi
 done
 
-echo "system-deps: done (installed:$missing; services left stopped and disabled:$services)"
+echo "system-deps: done (installed:$missing; services left stopped and disabled: ${services:-none})"
