@@ -42,7 +42,7 @@ bench: venv
 	$(BIN)/python -m bench.build_bench --sizes $(BENCH_SIZES)
 	$(BIN)/python -m bench.storm --phones 10000 --concurrency 200
 
-## make test: the whole suite, with the real daemons it needs (nginx, dhcpd, kea, dnsmasq)
+## make test: the whole suite, with the real daemons it needs (nginx, dhcpd, kea, dnsmasq) and chromium
 test: venv system-deps
 	$(BIN)/pytest -q
 

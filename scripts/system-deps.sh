@@ -1,6 +1,7 @@
 #!/bin/sh
-# Install the system daemons polygen's deployment tests validate against:
-#   nginx, isc-dhcp-server (dhcpd), kea-dhcp4-server (kea-dhcp4), dnsmasq.
+# Install the system packages polygen's tests run against:
+#   nginx, isc-dhcp-server (dhcpd), kea-dhcp4-server (kea-dhcp4), dnsmasq (deployment tests)
+#   and chromium (headless, for the status page's browser tests; it has no service).
 #
 # * Idempotent: installs only the packages that are missing; does nothing if all are present.
 # * Installs leave nothing running or enabled: Debian's postinst scripts start nginx, dnsmasq
@@ -13,11 +14,12 @@
 # Usage: scripts/system-deps.sh            (called by `make test`)
 set -eu
 
-# package:binary:service[:service...]
+# package:binary:[service[:service...]] (the colon after the binary is required, even with no service)
 SPECS="nginx:/usr/sbin/nginx:nginx
 isc-dhcp-server:/usr/sbin/dhcpd:isc-dhcp-server:isc-dhcp-server6
 kea-dhcp4-server:/usr/sbin/kea-dhcp4:kea-dhcp4-server
-dnsmasq:/usr/sbin/dnsmasq:dnsmasq"
+dnsmasq:/usr/sbin/dnsmasq:dnsmasq
+chromium:/usr/bin/chromium:"
 
 is_installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = "installed" ]
@@ -36,8 +38,11 @@ for spec in $SPECS; do
     services="$services $(printf '%s' "${rest#*:}" | tr ':' ' ')"
 done
 
+# shellcheck disable=SC2086  # squeeze the blanks packages without a service (chromium) leave
+services=$(echo $services)
+
 if [ -z "$missing" ]; then
-    echo "system-deps: nginx, isc-dhcp-server, kea-dhcp4-server, dnsmasq already installed"
+    echo "system-deps: nginx, isc-dhcp-server, kea-dhcp4-server, dnsmasq, chromium already installed"
     exit 0
 fi
 
@@ -45,7 +50,9 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "system-deps: missing packages:$missing" >&2
     echo "system-deps: install them as root (they must not be left running):" >&2
     echo "  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends$missing" >&2
-    echo "  sudo systemctl disable --now$services" >&2
+    if [ -n "$services" ]; then
+        echo "  sudo systemctl disable --now $services" >&2
+    fi
     exit 1
 fi
 
@@ -97,4 +104,4 @@ for svc in $services; do
     fi
 done
 
-echo "system-deps: done (installed:$missing; services left stopped and disabled:$services)"
+echo "system-deps: done (installed:$missing; services left stopped and disabled: ${services:-none})"
