@@ -26,7 +26,7 @@ from polygen.sidecar import SidecarConfig, create_app, keys
 from tests.test_fuzz_sidecar import ServeLikeServer
 from tests.test_sidecar import ROOT, Server, counts, log_body, make_generation, point_out, rows
 from tests.test_sidecar import site  # noqa: F401 (a fixture)
-from tests.test_sidecar_security import FakeClock
+from tests.test_sidecar_security import FakeClock, serve_configs
 
 MAC = "0004f2abcdef"
 MAC2 = "64167f000410"
@@ -320,15 +320,9 @@ LIMIT_OPTIONS = {  # option -> (SidecarConfig field, environment variable, a val
 
 def test_serve_limit_options_and_envvars(monkeypatch, tmp_path):
     """Each limit comes from its option or its POLYGEN_SERVE_* variable; the defaults agree."""
-    import polygen.sidecar.app as sidecar_app
-    from click.testing import CliRunner
-
     from polygen.cli import cli
 
-    seen = []
-    monkeypatch.setattr(sidecar_app, "run", lambda config, **kw: seen.append(config))
-    args = ["serve", "-o", str(tmp_path / "out"), "--db", str(tmp_path / "x.db"), "-i", str(ROOT / "inventory")]
-    runner = CliRunner()
+    runner, args, seen = serve_configs(monkeypatch, tmp_path)
     assert runner.invoke(cli, args, catch_exceptions=False).exit_code == 0
     default = SidecarConfig(out=tmp_path, db=tmp_path / "x.db")
     for field, _, _ in LIMIT_OPTIONS.values():

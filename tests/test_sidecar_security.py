@@ -403,14 +403,20 @@ def test_limits_validation(tmp_path):
         SidecarConfig(out=tmp_path, db=tmp_path / "x.db", upload_window=0)
 
 
-def test_serve_options_and_envvars(monkeypatch, tmp_path):
-    """--miss-limit/--upload-limit and POLYGEN_SERVE_* reach SidecarConfig; defaults agree."""
+def serve_configs(monkeypatch, tmp_path) -> tuple[CliRunner, list[str], list[SidecarConfig]]:
+    """A runner, the arguments of a `polygen serve` that only builds its SidecarConfig, and the
+    list each invocation appends that config to."""
     import polygen.sidecar.app as sidecar_app
 
-    seen = []
+    seen: list[SidecarConfig] = []
     monkeypatch.setattr(sidecar_app, "run", lambda config, **kw: seen.append(config))
     args = ["serve", "-o", str(tmp_path / "out"), "--db", str(tmp_path / "x.db"), "-i", str(ROOT / "inventory")]
-    runner = CliRunner()
+    return CliRunner(), args, seen
+
+
+def test_serve_options_and_envvars(monkeypatch, tmp_path):
+    """--miss-limit/--upload-limit and POLYGEN_SERVE_* reach SidecarConfig; defaults agree."""
+    runner, args, seen = serve_configs(monkeypatch, tmp_path)
     assert runner.invoke(cli, args, catch_exceptions=False).exit_code == 0
     default = SidecarConfig(out=tmp_path, db=tmp_path / "x.db")
     assert (seen[-1].miss_limit, seen[-1].upload_limit) == (default.miss_limit, default.upload_limit)
