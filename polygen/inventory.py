@@ -133,7 +133,12 @@ class Inventory:
         return rules_for(zone, _rules_year())
 
     def secrets(self) -> set[str]:
-        return {e.secret for e in self.extensions.values() if e.secret}
+        """Every password the inventory holds: SIP secrets and provisioning passwords."""
+        found = {e.secret for e in self.extensions.values() if e.secret}
+        if self.site.auth is not None:
+            found.add(self.site.auth.password)
+            found.update(pw for _, pw in self.site.auth.previous)
+        return found
 
 
 def _rules_year() -> int:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from polygen.errors import LogStoreError, PolygenError
 from polygen.logparse import count_lines, parse_log_line, text_lines
+from polygen.safetext import json_dumps, mask, visible
 
 __all__ = [
     "KINDS",
@@ -474,15 +475,18 @@ def _iso(ts: float) -> str:
 
 
 def format_text(row: Row) -> str:
-    """``2026-11-29T10:41:45+00:00 0004f2abcdef app:12 L2 so    011511.006 text``."""
+    """``2026-11-29T10:41:45+00:00 0004f2abcdef app:12 L2 so    011511.006 text``.
+
+    What the phone sent is shown with its control characters as visible escapes (a log line
+    cannot clear the screen or rewrite what is above it) and its credentials masked.
+    """
     level = f"L{row.level}" if row.level is not None else "- "
     return (f"{_iso(row.received_at)} {row.mac} {row.kind}:{row.line_no} {level} "
-            f"{(row.module or '-'):<5} {(row.time or '-'):<10} {row.text}")
+            f"{visible(row.module or '-'):<5} {visible(row.time or '-'):<10} {visible(mask(row.text))}")
 
 
 def format_json(rows: Sequence[Row]) -> str:
-    """A JSON array of rows; ``received`` is ``received_at`` in ISO 8601."""
-    import json
-
-    return json.dumps([{**r.as_dict(), "received": _iso(r.received_at)} for r in rows],
-                      ensure_ascii=False, indent=2)
+    """A JSON array of rows; ``received`` is ``received_at`` in ISO 8601. Control characters are
+    JSON escapes (C1 and DEL too), credentials masked."""
+    return json_dumps([{**r.as_dict(), "text": mask(r.text), "received": _iso(r.received_at)} for r in rows],
+                      indent=2)

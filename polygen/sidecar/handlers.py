@@ -37,6 +37,7 @@ from polygen.sidecar import keys
 from polygen.sidecar.guard import is_public, require_auth, too_many
 from polygen.sidecar.guard import note as _note
 from polygen.logparse import count_lines
+from polygen.safetext import json_dumps
 from polygen.useragent import parse_user_agent
 
 log = logging.getLogger("polygen.sidecar")
@@ -464,7 +465,7 @@ def kv(value: object) -> str:
     text = "" if value is None else str(value)
     if text and re.fullmatch(r"[A-Za-z0-9._:/@+-]+", text):
         return text
-    return json.dumps(text, ensure_ascii=False)
+    return json_dumps(text)  # C0, C1 and DEL escaped: a User-Agent cannot drive a terminal
 
 
 class KeyValueAccessLogger(AbstractAccessLogger):
