@@ -52,8 +52,9 @@ def secret_problem(value: str) -> str | None:
     if _SURROGATE_RE.search(value):
         return "is not valid UTF-8 text; set it again as UTF-8"
     if m := _SECRET_CONTROL_RE.search(value):
-        return (f"contains the control character U+{ord(m.group()):04X}; a password is one line of printable "
-                "text (check the quoting: a YAML block scalar adds a newline)")
+        hint = " (a YAML block scalar, | or >, ends with a newline: quote the password instead)" \
+            if m.group() == "\n" else ""
+        return f"contains the control character U+{ord(m.group()):04X}; a password is one line of printable text{hint}"
     return None
 
 
