@@ -459,10 +459,20 @@ def test_secret_paths_are_ignored_by_git():
 
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    paths = ["inventory/secrets.yaml", "out", ".out.gens/g000001/0004f2000330-phone.cfg",
-             "logs.db", "logs.db-wal", "polygen-logs.db"]
+    from polygen.inventory import SECRETS_FILENAMES
+
+    # every secrets file name polygen reads, where the README puts it and elsewhere, and the
+    # copies editors leave beside it (backup, swap, autosave, lock link)
+    secrets = [f"{d}{name}" for name in SECRETS_FILENAMES for d in ("inventory/", "", "site/inventory/")]
+    secrets += [f"inventory/{copy.format(name)}" for name in SECRETS_FILENAMES for copy in (
+        "{}~", ".{}.swp", ".{}.swo", "#{}#", ".#{}", "{}.bak", "{}.orig", "{}.save", "{}.tmp", ".{}.un~")]
+    paths = secrets + ["out", ".out.gens/g000001/0004f2000330-phone.cfg", "logs.db", "logs.db-wal", "polygen-logs.db"]
     r = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True)
-    assert sorted(r.stdout.split()) == sorted(paths)
+    assert sorted(r.stdout.splitlines()) == sorted(paths)
+    # the test corpus's broken secrets files are test data, and stay in git
+    kept = ["tests/corpus/secrets-file-bad-shape/secrets.yaml", "inventory/phones.yaml", "polygen/inventory.py"]
+    r = subprocess.run(["git", "check-ignore", "--no-index", *kept], cwd=ROOT, capture_output=True, text=True)
+    assert r.stdout == ""
 
 
 # ---------------------------------------------------------------------------- SECURITY.md
