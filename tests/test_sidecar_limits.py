@@ -219,7 +219,7 @@ async def test_a_flooding_mac_does_not_hold_up_other_phones_or_healthz(tmp_path,
         conn.close()
     worst = {k: max(v) for k, v in latency.items()}
     with capsys.disabled():
-        print(f"\nFIGURE flood uploads={sum(statuses.values())} "
+        print(f"\nFIGURE flood uploads={sum(statuses.values())} seconds={FLOOD_SECONDS:g} "
               + " ".join(f"status_{s}={n}" for s, n in sorted(statuses.items()))
               + f" flooder_lines_stored={flooded} probes={len(latency['healthz'])}"
               + "".join(f" {k}_median_ms={statistics.median(v) * 1000:.0f} {k}_max_ms={worst[k] * 1000:.0f}"
