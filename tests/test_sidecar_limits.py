@@ -207,7 +207,9 @@ async def test_a_flooding_mac_does_not_hold_up_other_phones_or_healthz(tmp_path,
                     latency["upload"].append(time.monotonic() - t0)
                     await asyncio.sleep(0.05)
 
+            started = time.monotonic()
             await asyncio.gather(probe(), *(flood(k) for k in range(FLOODERS)))
+            elapsed = time.monotonic() - started
     finally:
         assert server.stop() == 0
     conn = sqlite3.connect(db)
@@ -225,7 +227,8 @@ async def test_a_flooding_mac_does_not_hold_up_other_phones_or_healthz(tmp_path,
               + "".join(f" {k}_median_ms={statistics.median(v) * 1000:.0f} {k}_max_ms={worst[k] * 1000:.0f}"
                         for k, v in latency.items()))
     assert phone_lines == 2 * len(latency["upload"])  # every line of the other phone, once
-    assert flooded <= SidecarConfig(out=base, db=db).line_limit
+    budget = SidecarConfig(out=base, db=db).line_limit  # an hour's worth, refilled as the hour goes
+    assert flooded <= budget + budget * (elapsed + 1) / 3600
     assert worst["healthz"] < 1.0 and worst["upload"] < 1.0, worst
 
 
