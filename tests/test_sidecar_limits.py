@@ -350,3 +350,18 @@ def test_limit_validation(tmp_path):
                         ({"body_timeout": -1}, "timeouts must be a positive")):
         with pytest.raises(SidecarConfigError, match=message):
             SidecarConfig(out=tmp_path, db=tmp_path / "x.db", **kw)
+
+
+def test_readme_table_of_limits_matches_serve():
+    """README's table of serve's limits names each option's real variable and default."""
+    import re
+
+    from polygen.cli import cli
+
+    params = {p.opts[0]: p for p in cli.commands["serve"].params if p.opts}
+    rows = re.findall(r"^\| `(--[a-z-]+)` \| `(POLYGEN_[A-Z_]+)` \| ([0-9.]+) \|", (ROOT / "README.md").read_text(),
+                      re.MULTILINE)
+    assert {option for option, _, _ in rows} >= set(LIMIT_OPTIONS) | {"--max-upload", "--upload-limit"}
+    for option, env, default in rows:
+        assert params[option].envvar == env, option
+        assert float(params[option].default) == float(default), option
