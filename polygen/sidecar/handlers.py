@@ -33,11 +33,11 @@ from aiohttp import ClientPayloadError, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
+from polygen.logparse import count_lines
+from polygen.safetext import json_dumps
 from polygen.sidecar import keys
 from polygen.sidecar.guard import is_public, require_auth, too_many
 from polygen.sidecar.guard import note as _note
-from polygen.logparse import count_lines
-from polygen.safetext import json_dumps
 from polygen.useragent import parse_user_agent
 
 log = logging.getLogger("polygen.sidecar")
@@ -383,7 +383,7 @@ async def handle_upload(request: web.Request, raw: str) -> web.Response:
     stored = None
     try:
         stored = await request.app[keys.STORE].store_upload(
-            mac, kind, body, ua.version if ua else None, user_agent, max_lines=reserved
+            mac, kind, body, ua.version if ua else None, user_agent, max_lines=reserved if wanted else None
         )
     finally:
         guard.lines.give_back(mac, reserved - (stored.lines if stored else 0))
