@@ -26,6 +26,8 @@ their /64, the unit one host can pick addresses from.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import logging
 import math
@@ -132,7 +134,24 @@ class Guard:
         self.misses = TokenBuckets(config.miss_limit, config.miss_window)
         self.uploads = TokenBuckets(config.upload_limit, config.upload_window)
         self.lines = TokenBuckets(config.line_limit, config.line_window)
+        self._writing: dict[str, tuple[asyncio.Lock, int]] = {}  # MAC -> (its lock, uploads holding or waiting)
         self.real_ip_from = frozenset(_ip_key(a) for a in config.real_ip_from)
+
+    @contextlib.asynccontextmanager
+    async def one_upload_at_a_time(self, mac: str):
+        """Uploads of one MAC reach the single database writer one after the other, so a MAC that
+        floods has at most one upload queued ahead of every other phone's."""
+        lock, users = self._writing.get(mac) or (asyncio.Lock(), 0)
+        self._writing[mac] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._writing[mac]
+            if users == 1:
+                del self._writing[mac]
+            else:
+                self._writing[mac] = (lock, users - 1)
 
     def client(self, request: web.Request) -> str:
         remote = _ip_key(request.remote or "")

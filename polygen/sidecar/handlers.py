@@ -382,9 +382,10 @@ async def handle_upload(request: web.Request, raw: str) -> web.Response:
     ua = parse_user_agent(user_agent)
     stored = None
     try:
-        stored = await request.app[keys.STORE].store_upload(
-            mac, kind, body, ua.version if ua else None, user_agent, max_lines=reserved if wanted else None
-        )
+        async with guard.one_upload_at_a_time(mac):
+            stored = await request.app[keys.STORE].store_upload(
+                mac, kind, body, ua.version if ua else None, user_agent, max_lines=reserved if wanted else None
+            )
     finally:
         guard.lines.give_back(mac, reserved - (stored.lines if stored else 0))
     _note(request, upload_id=stored.upload_id, lines=stored.lines, skipped=stored.skipped_bytes)
