@@ -43,7 +43,7 @@ _URL_FORBIDDEN = re.compile(r"[\s\"'\\`#]|[\x00-\x1f\x7f]")
 
 def normalize_oui(oui: str) -> str:
     """``"00-04-F2"``, ``"0004f2"`` or ``"00:04:f2"`` → ``"00:04:f2"``; PolygenError otherwise."""
-    m = _OUI_RE.match(str(oui).strip().lower())
+    m = _OUI_RE.fullmatch(str(oui).strip().lower())
     if not m:
         raise PolygenError(
             f"invalid OUI {oui!r}: expected three hex octets such as 00:04:f2"

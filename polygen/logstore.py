@@ -15,7 +15,9 @@ only the part after it is stored and line numbers continue; otherwise the whole 
 numbered from 1. Either way nothing is duplicated or lost; a body identical to the previous one
 stores no lines. ``line_no`` is therefore the line's number in the file as the phone sent it. (If
 the previous body ended in the middle of a line, the rest of that line arrives as a line of its
-own: split, but neither lost nor duplicated.)
+own: split, but neither lost nor duplicated.) Blank lines are not stored, but keep their numbers.
+An upload cut at a line limit records only the part it stored, so the rest is stored when the
+phone sends its file again.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from datetime import datetime
 from pathlib import Path
 
 from polygen.errors import LogStoreError, PolygenError
-from polygen.logparse import iter_lines, parse_log_line
+from polygen.logparse import count_lines, parse_log_line, text_lines
+from polygen.safetext import json_dumps, mask, visible
 
 __all__ = [
     "KINDS",
@@ -53,6 +56,13 @@ KINDS = ("boot", "app")
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000
 PRUNE_BATCH = 5000
+CUT_MODULE = "polygen"  # the module of the marker row where an upload was cut
+
+
+def cut_marker(line_no: int, cut_bytes: int, max_lines: int | None) -> str:
+    """The text of the row stored where an upload went over its line limit."""
+    return (f"[polygen] lines {line_no} and on ({cut_bytes} bytes) not stored: this upload went over its "
+            f"limit of {max_lines} lines; they are stored when the phone sends them again")
 
 # version -> statements that bring the schema from version-1 to version. Never edit a released
 # entry: add the next version instead.
@@ -105,6 +115,8 @@ class StoredUpload:
     upload_id: int
     lines: int  # lines stored by this upload
     skipped_bytes: int  # leading bytes already stored by the previous upload (append mode)
+    cut_line: int | None = None  # the first line not stored (over max_lines), or None
+    cut_bytes: int = 0  # bytes from that line on, not stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,10 +232,19 @@ class LogStore:
         fw_version: str | None,
         user_agent: str | None,
         received_at: float | None = None,
+        max_lines: int | None = None,
     ) -> StoredUpload:
-        """Store one uploaded log file in one transaction (see the module docstring for append mode)."""
+        """Store one uploaded log file in one transaction (see the module docstring for append mode).
+
+        Blank lines are not stored. With ``max_lines``, at most that many lines are stored; if more
+        follow, one marker row says from which line on nothing was stored, and the append state
+        ends before that line, so when the phone sends its file again (it re-sends the whole
+        growing file) the rest is stored then, as far as the limits allow.
+        """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        if max_lines is not None and max_lines < 0:
+            raise ValueError("max_lines must be >= 0")
         if received_at is None:
             received_at = _time.time()
         body = bytes(body)
@@ -246,28 +267,38 @@ class LogStore:
             )
             upload_id = cur.lastrowid
             count = 0
+            cut: tuple[int, int] | None = None  # (line_no, offset in new_part) of the first line not stored
 
             def rows():
-                nonlocal count
-                for count, line in enumerate(iter_lines(new_part), start=1):
+                nonlocal count, cut
+                for line_no, start, _, line in text_lines(new_part, first_line_no):
+                    if max_lines is not None and count >= max_lines:
+                        cut = (line_no, start)
+                        return
+                    count += 1
                     p = parse_log_line(line)
-                    yield (upload_id, mac, kind, first_line_no + count - 1, received_at,
+                    yield (upload_id, mac, kind, line_no, received_at,
                            p.time, p.module, p.level, p.missed, p.text, int(p.parsed))
 
-            conn.executemany(
-                "INSERT INTO log_lines (upload_id, mac, kind, line_no, received_at, time, module,"
-                " level, missed, text, parsed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows(),
-            )
+            insert = ("INSERT INTO log_lines (upload_id, mac, kind, line_no, received_at, time, module,"
+                      " level, missed, text, parsed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            conn.executemany(insert, rows())
+            kept = new_part if cut is None else new_part[:cut[1]]
+            cut_bytes = len(new_part) - len(kept)
+            if cut is not None:
+                conn.execute(insert, (upload_id, mac, kind, cut[0], received_at, None, CUT_MODULE, None, None,
+                                      cut_marker(cut[0], cut_bytes, max_lines), 0))
             conn.execute("UPDATE uploads SET lines = ? WHERE id = ?", (count, upload_id))
+            state = body[:skipped + len(kept)]
             conn.execute(
                 "INSERT INTO upload_state (mac, kind, last_len, last_sha256, last_lines)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (mac, kind) DO UPDATE SET"
                 " last_len = excluded.last_len, last_sha256 = excluded.last_sha256,"
                 " last_lines = excluded.last_lines",
-                (mac, kind, len(body), hashlib.sha256(body).hexdigest(), first_line_no - 1 + count),
+                (mac, kind, len(state), hashlib.sha256(state).hexdigest(), first_line_no - 1 + count_lines(kept)),
             )
-        return StoredUpload(upload_id=upload_id, lines=count, skipped_bytes=skipped)
+        return StoredUpload(upload_id=upload_id, lines=count, skipped_bytes=skipped,
+                            cut_line=cut[0] if cut else None, cut_bytes=cut_bytes)
 
     def prune(self, older_than_seconds: float, now: float | None = None) -> int:
         """Delete uploads and lines received more than ``older_than_seconds`` ago; return rows deleted.
@@ -444,15 +475,18 @@ def _iso(ts: float) -> str:
 
 
 def format_text(row: Row) -> str:
-    """``2026-11-29T10:41:45+00:00 0004f2abcdef app:12 L2 so    011511.006 text``."""
+    """``2026-11-29T10:41:45+00:00 0004f2abcdef app:12 L2 so    011511.006 text``.
+
+    What the phone sent is shown with its control characters as visible escapes (a log line
+    cannot clear the screen or rewrite what is above it) and its credentials masked.
+    """
     level = f"L{row.level}" if row.level is not None else "- "
     return (f"{_iso(row.received_at)} {row.mac} {row.kind}:{row.line_no} {level} "
-            f"{(row.module or '-'):<5} {(row.time or '-'):<10} {row.text}")
+            f"{visible(row.module or '-'):<5} {visible(row.time or '-'):<10} {visible(mask(row.text))}")
 
 
 def format_json(rows: Sequence[Row]) -> str:
-    """A JSON array of rows; ``received`` is ``received_at`` in ISO 8601."""
-    import json
-
-    return json.dumps([{**r.as_dict(), "received": _iso(r.received_at)} for r in rows],
-                      ensure_ascii=False, indent=2)
+    """A JSON array of rows; ``received`` is ``received_at`` in ISO 8601. Control characters are
+    JSON escapes (C1 and DEL too), credentials masked."""
+    return json_dumps([{**r.as_dict(), "text": mask(r.text), "received": _iso(r.received_at)} for r in rows],
+                      indent=2)

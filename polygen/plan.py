@@ -182,7 +182,7 @@ def _firmware_files(firmware: Path | None, release: str, dialect: str) -> list[P
         return []
     keep = []
     for p in sorted(d.iterdir()):
-        if not p.is_file() or not _FW_NAME_RE.match(p.name):
+        if not p.is_file() or not _FW_NAME_RE.fullmatch(p.name):
             continue
         if p.suffix in (".ld", ".ver", ".sig") or (dialect == "sip3" and p.name in ("sip.cfg", "phone1.cfg")):
             keep.append(p)

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Protocol
 
 from polygen.errors import PolygenError
+from polygen.safetext import MASK, mask, visible
 
-MASK = "********"
 
 
 class Transport(Protocol):
@@ -318,4 +318,6 @@ def format_report(r: BootReport) -> str:
     out += [f"  FAILED: {f}" for f in r.failures]
     out += [f"  hint: {h}" for h in r.hints]
     out.append("  result: OK" if r.ok else "  result: FAILED")
-    return "\n".join(out)
+    # What the server sent (names, paths, parse errors) is shown, never obeyed; passwords masked.
+    secrets = {ln.password for ln in r.lines if ln.password}
+    return "\n".join(visible(mask(line, secrets), newlines=True) for line in out)
