@@ -1,7 +1,7 @@
 """DHCP snippets that point Polycom/Poly phones at the provisioning server.
 
 The phones' default boot-server setting is "Custom + Option 66" with the custom option 160
-(FACTS §7), so the snippets hand out the same URL in option 66 (tftp-server-name, a string)
+(docs/polycom.md §7), so the snippets hand out the same URL in option 66 (tftp-server-name, a string)
 and option 160 (Polycom's custom boot-server option, a string), only to clients whose MAC
 starts with a Polycom/Poly OUI.
 

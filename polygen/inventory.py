@@ -883,7 +883,7 @@ def _extensions(ctx: _Ctx, checked: list[_FileResult], file_secrets: dict[str, s
     for ext, loc in secret_locs.items():
         if ext not in out:
             ctx.warn(loc, f"secrets.{ext}", f"no extension '{ext}' in the inventory{_suggest(ext, out)}")
-    # the directory's contact field must be unique (FACTS §4: ct "cannot be Null or duplicated")
+    # the directory's contact field must be unique (docs/polycom.md §4: ct "cannot be Null or duplicated")
     seen: dict[str, _RawExt] = {}
     for r in out.values():
         e = r.obj

@@ -1,4 +1,4 @@
-"""Parse the lines of the log files phones upload (FACTS.md §5).
+"""Parse the lines of the log files phones upload (docs/polycom.md §5).
 
 A line is ``time|module|level|missed|text``:
 

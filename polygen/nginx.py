@@ -9,7 +9,7 @@ What the server does, and why:
 * ``/000000000000.cfg`` is answered from ``bootstrap/<TOKEN>.cfg`` chosen by User-Agent through a
   ``map`` generated from ``out/ua-index.json``, falling back to the default bootstrap. nginx needs
   no sidecar for this, so phones boot while the sidecar is down. Regenerate the config after a
-  build adds a model (the default bootstrap carries every model's element anyway, FACTS §1).
+  build adds a model (the default bootstrap carries every model's element anyway, docs/polycom.md §1).
 * ``root`` is the ``out`` symlink itself, never its target: a build swaps the symlink atomically
   and nginx resolves it per request. ``open_file_cache`` stays off so no stale generation is
   served.

@@ -1,4 +1,4 @@
-"""polygen.logparse: the log line grammar of FACTS.md §5 and the body splitter."""
+"""polygen.logparse: the log line grammar of docs/polycom.md §5 and the body splitter."""
 
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ _PUBLIC_RE = re.compile(
 
 # Asked for by every phone at every boot and never generated: their 404s are no information.
 # <mac>.cfg, the web-UI override <mac>-web.cfg, <mac>-license.cfg (000000000000-license.cfg too)
-# and the call list <mac>-calls.xml (FACTS.md §2, observed boot sequences).
+# and the call list <mac>-calls.xml (docs/polycom.md §2, observed boot sequences).
 _ALWAYS_MISSING_RE = re.compile(
     r"(?:/[A-Za-z0-9._-]+)*/[0-9A-Fa-f]{12}(?:(?:-web|-license)?\.cfg|-calls\.xml)", re.ASCII
 )

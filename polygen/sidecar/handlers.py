@@ -336,7 +336,7 @@ def _known_mac(request: web.Request, gen: Path, mac: str) -> bool:
 
 
 def handle_log_head(request: web.Request, mac: str) -> web.Response:
-    # Phones send HEAD <mac>-app.log before uploading the app log (FACTS.md §2, observed). Nothing
+    # Phones send HEAD <mac>-app.log before uploading the app log (docs/polycom.md §2, observed). Nothing
     # is kept on disk, so we answer "exists, empty": 200 with Content-Length 0. A phone that wants
     # to append then sends its whole file, and the store keeps only the part it has not seen
     # (polygen.logstore, append mode). A 404 here could make a phone skip the upload.
