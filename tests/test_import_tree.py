@@ -496,3 +496,86 @@ def test_differences_count_an_unset_parameter_as_its_default():
     assert differences({"reg.3.type": "private"}, {}, "uc") == []
     # the release's own files stand for the defaults of a SIP 3.x phone
     assert differences({}, {"up.oneTouchVoiceMail": "0"}, "sip3", {"up.oneTouchVoiceMail": "0"}) == []
+
+
+# ------------------------------------------------------------------ the command
+def invoke(args, env=None):
+    from click.testing import CliRunner
+
+    from polygen.cli import cli
+
+    return CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+
+
+def test_cli_report_as_json_and_models_from_the_environment(tmp_path):
+    tree = write_tree(tmp_path / "prov", UC_WAZO_LIKE)
+    r = invoke(["import", "tree", str(tree), "--format", "json"],
+               env={"POLYGEN_IMPORT_INTO": str(tmp_path / "inv"), "POLYGEN_IMPORT_DEFAULT_MODEL": "VVX410",
+                    "POLYGEN_FIRMWARE": str(tmp_path / "fw")})
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert (doc["phones"], doc["extensions"], doc["contacts"]) == (3, 2, 0)
+    assert [w["path"] for w in doc["written"]] == [str(tmp_path / "inv" / n) for n in (
+        "site.yaml", "extensions.yaml", "phones.yaml", "secrets.yaml")]
+    assert {"name": "reg.1.auth.password", "value": "********", "destination": "phone settings",
+            "phones": ["64167fcc0003"], "sources": ["64167fcc0003-user.cfg"]} in doc["parameters"]
+    assert doc["unused_files"] == []
+    assert "Pr0v-Secret" not in r.output and "p102" not in r.output
+
+
+def test_cli_dry_run_writes_nothing(tmp_path):
+    tree = write_tree(tmp_path / "prov", UC_WAZO_LIKE)
+    r = invoke(["import", "tree", str(tree), "--into", str(tmp_path / "inv"), "--dry-run",
+                "--model", "64167fcc0001=VVX410", "--model", "64167fcc0002=VVX410", "--model", "64167fcc0003=VVX410"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[:2] == [f"imported 3 phones, 2 extensions, 0 contacts into {tmp_path / 'inv'}",
+                                         "  (dry run: nothing written)"]
+    assert not (tmp_path / "inv").exists()
+
+
+def test_cli_errors_list_every_problem_and_exit_1(tmp_path):
+    tree = write_tree(tmp_path / "prov", UC_WAZO_LIKE)
+    r = invoke(["import", "tree", str(tree), "--into", str(tmp_path / "inv"), "--model", "64167fcc0001=VVX410"])
+    assert r.exit_code == 1
+    assert r.stderr.splitlines() == [
+        "64167fcc0002-user.cfg: phone 64167fcc0002: cannot tell its model; give it with --model 64167fcc0002=MODEL "
+        "(e.g. VVX410) or --default-model MODEL",
+        "64167fcc0003-user.cfg: phone 64167fcc0003: cannot tell its model; give it with --model 64167fcc0003=MODEL "
+        "(e.g. VVX410) or --default-model MODEL",
+        f"Error: 2 problems in {tree}; nothing written",
+    ]
+    r = invoke(["import", "tree", str(tree), "--model", "VVX410"])
+    assert r.exit_code == 2 and "'VVX410': write it as MAC=MODEL, e.g. 0004f2000330=IP330" in r.stderr
+
+
+@pytest.mark.parametrize("args", [["import"], ["import", "csv"], ["import", "tree"], ["export"], ["export", "csv"]])
+def test_every_command_has_an_example_in_its_help(args):
+    r = invoke([*args, "--help"])
+    assert r.exit_code == 0 and "Example:" in r.stdout
+
+
+def test_config_files_outside_the_tree_are_not_read(tmp_path):
+    (tmp_path / "outside.cfg").write_text('<x reg.1.address="9999" reg.1.auth.password="stolen"/>')
+    files = dict(UC_WAZO_LIKE)
+    files["000000000000.cfg"] = files["000000000000.cfg"].replace(
+        'CONFIG_FILES="[PHONE_MAC_ADDRESS]-user.cfg, common.cfg"',
+        f'CONFIG_FILES="[PHONE_MAC_ADDRESS]-user.cfg, common.cfg, ../outside.cfg, {tmp_path}/outside.cfg, '
+        'http://127.0.0.1:9/x.cfg"')
+    tree = write_tree(tmp_path / "prov", files)
+    inferred, _ = import_tree(tree, tmp_path / "inv", default_model="VVX410", dry_run=True)
+    warnings = [str(p) for p in inferred.problems if p.severity == "warning"]
+    for name in ("../outside.cfg", f"{tmp_path}/outside.cfg", "http://127.0.0.1:9/x.cfg"):
+        assert (f"000000000000.cfg: warning: phone 64167fcc0001: {name} (CONFIG_FILES) answered 404: the phone ran "
+                "without it") in warnings
+    assert "9999" not in repr(inferred.draft) and "stolen" not in repr(inferred.draft)
+
+
+def test_a_phone_directory_of_its_own_is_added_to_the_company_directory(tmp_path):
+    files = dict(UC_WAZO_LIKE)
+    files["contacts/64167fcc0001-directory.xml"] = (
+        "<directory><item_list><item><fn>Pizza</fn><ct>5550199</ct></item></item_list></directory>")
+    tree = write_tree(tmp_path / "prov", files)
+    inferred, _ = import_tree(tree, tmp_path / "inv", default_model="VVX410", env={})
+    assert "contacts/64167fcc0001-directory.xml: warning: phone 64167fcc0001 has a directory of its own; polygen " \
+           "serves one company directory, to which its entries are added" in [str(p) for p in inferred.problems]
+    assert load(tmp_path / "inv", env={}).contacts == (Contact("5550199", "Pizza"),)

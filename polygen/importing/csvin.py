@@ -41,7 +41,7 @@ SPELLINGS = {
     "directory": "directory", "listed": "directory", "indirectory": "directory",
 }
 _EXT_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+\-]{0,63}$")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\ufffe\uffff]")  # a line break too: a directory name is one line
 _YES = {"1", "y", "yes", "true", "x"}
 _NO = {"0", "n", "no", "false"}
 MAX_NAME_BYTES = 40
@@ -170,10 +170,9 @@ class _Reader:
     # ------------------------------------------------------------ one row
     def check_row(self, r: _Row) -> None:
         v = r.values
-        for fld, text in list(v.items()):
+        for fld, text in v.items():
             if _CONTROL_RE.search(text):
                 self.error(r.line, fld, "contains control characters the phones cannot show")
-                del v[fld]
         if "mac" in v:
             mac = normalise_mac(v["mac"])
             if mac is None:
@@ -224,17 +223,22 @@ class _Reader:
 
 
 def _sniff(text: str):
+    """Excel's CSV with the delimiter the file uses (only the delimiter is sniffed: the sniffer's
+    guesses about quoting are less reliable than Excel's rules)."""
     sample = "".join(text.splitlines(keepends=True)[:20])
     try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
     except csv.Error:
         first = text.splitlines()[0]
         counts = {d: first.count(d) for d in ",;\t|"}
         best = max(counts, key=counts.get)
+        delimiter = best if counts[best] else ","
 
-        class _D(csv.excel):
-            delimiter = best if counts[best] else ","
-        return _D
+    class Dialect(csv.excel):
+        pass
+
+    Dialect.delimiter = delimiter
+    return Dialect
 
 
 def read_csv(path: Path, *, mapping: dict[str, str] | None = None, display: str | None = None,

@@ -8,6 +8,13 @@ from polygen.importing.commit import Written
 from polygen.importing.infer import Inferred
 
 
+DESTINATIONS = {
+    "built in": "built in: polygen writes the same",
+    "firmware default": "left out: the firmware's default",
+    "release file": "the release's own files, which the build links",
+}
+
+
 def _phones(macs: list[str]) -> str:
     return ", ".join(macs) if len(macs) <= 2 else f"{len(macs)} phones"
 
@@ -30,9 +37,12 @@ def tree_text(inferred: Inferred, written: Written | None, into) -> str:
     if not inferred.placements:
         out.append("  (none)")
     for p in inferred.placements:
-        srcs = ", ".join(s or "unset before: pinned to the firmware default" for s in p.sources)
-        out.append(f"  {p.name} = {json.dumps(p.shown_value(), ensure_ascii=False)}: {p.destination} "
-                   f"({_phones(p.phones)}; {srcs})")
+        srcs = [s or "unset before: pinned to the firmware default" for s in p.sources]
+        if len(srcs) > 3:
+            srcs = srcs[:2] + [f"{len(srcs) - 2} more files"]
+        dest = DESTINATIONS.get(p.destination, p.destination)
+        out.append(f"  {p.name} = {json.dumps(p.shown_value(), ensure_ascii=False)} -> {dest} "
+                   f"({_phones(p.phones)}; from {', '.join(srcs)})")
     out.append("files not used:")
     if not inferred.unused:
         out.append("  (none)")

@@ -64,6 +64,7 @@ class DirTransport:
         self.root = Path(root)
         self.served: set[str] = set()
         self._lower: dict[str, list[str]] | None = None
+        self._bytes: dict[str, bytes] = {}  # the shared files are read by every phone
 
     def _find(self, path: str) -> str | None:
         if "://" in path or path.startswith("/") or ".." in path.split("/") or "\\" in path:
@@ -84,7 +85,9 @@ class DirTransport:
         if rel is None:
             return 404, b""
         self.served.add(rel)
-        return 200, (self.root / rel).read_bytes()
+        if rel not in self._bytes:
+            self._bytes[rel] = (self.root / rel).read_bytes()
+        return 200, self._bytes[rel]
 
 
 def files_of(root: Path) -> list[str]:
@@ -260,7 +263,12 @@ def read_tree(root: Path, *, models: dict[str, str] | None = None, default_model
             if rel is None or rel in seen_dirs:
                 continue
             seen_dirs.add(rel)
-            tree.directory += _directory_items(root / rel, rel, tree.problems)
+            items = _directory_items(root / rel, rel, tree.problems)
+            if name != "000000000000-directory.xml" and items:
+                tree.problems.append(Problem(rel, None, "", f"phone {pc.mac} has a directory of its own; polygen "
+                                                            "serves one company directory, to which its entries "
+                                                            "are added", "warning"))
+            tree.directory += items
     used = transport.served | seen_dirs
     tree.unused = [(rel, _unused_reason(rel, root)) for rel in all_files if rel not in used]
     return tree
