@@ -293,3 +293,17 @@ def test_cli_import_csv_errors_exit_1_and_write_nothing(here):
         "Error: 1 problem in bad.csv; nothing written",
     ]
     assert not (here / "site2").exists() and not (here / "inventory").exists()
+
+
+def test_merge_into_one_file_holding_both_lists(here):
+    inv = here / "inv"
+    inv.mkdir()
+    text = "".join((EXAMPLE / n).read_text() for n in ("site.yaml", "extensions.yaml", "phones.yaml"))
+    write(inv / "all.yaml", text)
+    write(here / "more.csv", "mac,model,ext,first_name,secret\n0004f2000999,IP330,2001,Zed,z\n")
+    draft, written = import_csv(Path("more.csv"), inv, merge=True, env={})
+    assert [(p.name, what) for p, what in written.files] == [("all.yaml", "1 extension, 1 phone"),
+                                                             ("secrets.yaml", "1 password (mode 0600)")]
+    assert len(added_lines_only(text, (inv / "all.yaml").read_text())) == 5
+    loaded = load(inv, env={})
+    assert "2001" in loaded.extensions and any(p.mac == "0004f2000999" for p in loaded.phones)

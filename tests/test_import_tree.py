@@ -579,3 +579,19 @@ def test_a_phone_directory_of_its_own_is_added_to_the_company_directory(tmp_path
     assert "contacts/64167fcc0001-directory.xml: warning: phone 64167fcc0001 has a directory of its own; polygen " \
            "serves one company directory, to which its entries are added" in [str(p) for p in inferred.problems]
     assert load(tmp_path / "inv", env={}).contacts == (Contact("5550199", "Pizza"),)
+
+
+@pytest.mark.parametrize("server_name, server_type, url", [
+    ("prov.example.net", "3", "https://prov.example.net/"),
+    ("phones:s3cret@prov.example.net", None, "http://prov.example.net/"),
+    ("https://phones:s3cret@prov.example.net:8443/pv/", None, "https://prov.example.net:8443/pv/"),
+])
+def test_the_provisioning_url_comes_from_device_prov_without_credentials(tmp_path, server_name, server_type, url):
+    files = dict(UC_WAZO_LIKE)
+    kind = f' device.prov.serverType="{server_type}"' if server_type else ""
+    files["common.cfg"] = files["common.cfg"].replace(
+        'device.prov.serverName="prov.wazo.example" device.prov.serverType="2"',
+        f'device.prov.serverName="{server_name}"{kind}')
+    tree = write_tree(tmp_path / "prov", files)
+    inferred, _ = import_tree(tree, tmp_path / "inv", default_model="VVX410", dry_run=True, env={})
+    assert inferred.draft.site["provisioning_url"] == url

@@ -151,11 +151,13 @@ class _Layout:
             target = max(holders, key=lambda f: counts[f][section]) if holders else into / f"{section}.yaml"
             start = counts.get(target, {}).get(section, 0)
             if target.exists() and merge:
-                text = merging.add_items(target.read_text(encoding="utf-8"), section,
-                                         yamltext.items([e.data for e in entries]), str(target))
+                # one file may hold several sections: each edit goes on top of the one before
+                current = self.texts.get(target) or target.read_text(encoding="utf-8")
+                text = merging.add_items(current, section, yamltext.items([e.data for e in entries]), str(target))
             else:
                 text = yamltext.dump({section: [e.data for e in entries]}, draft.comment)
-            self._set(target, text, _what(draft, section))
+            what = _what(draft, section)
+            self._set(target, text, f"{self.what[target]}, {what}" if target in self.what else what)
             for i, e in enumerate(entries):
                 self.placed[(target, section, start + i)] = e
         if draft.secrets or draft.provisioning_password:

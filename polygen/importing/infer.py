@@ -29,10 +29,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, available_timezones
 
 from polygen.catalog import Catalog
-from polygen.importing.commit import Draft, Entry, Origin
+from polygen.importing.commit import Draft, Entry
 from polygen.importing.compare import effective
 from polygen.importing.defaults import _DST, release_params
 from polygen.importing.tree import PhoneConfig, Tree
@@ -353,8 +354,12 @@ class _Inference:
         name = _majority(self.eff(pc, "device.prov.serverName") for pc in self.phones)
         if not name:
             return None
+        # credentials in the name stay out of site.yaml (they are device.prov.user/password's job)
         if "://" in name:
-            return name
+            parts = urlsplit(name)
+            host = parts.netloc.rsplit("@", 1)[-1]
+            return urlunsplit((parts.scheme, host, parts.path or "/", "", "")) if host else None
+        name = name.rsplit("@", 1)[-1]
         kind_ = _majority(self.eff(pc, "device.prov.serverType") for pc in self.phones) or "2"
         scheme = {"0": "ftp", "ftp": "ftp", "1": "tftp", "tftp": "tftp", "3": "https", "https": "https",
                   "4": "ftps", "ftps": "ftps"}.get(kind_.lower(), "http")
@@ -419,7 +424,7 @@ def infer(tree: Tree, *, site_name: str = "Imported site", provisioning_url: str
             entry["label"] = d["label"]
         if it is None:
             entry["directory"] = False
-        draft.entries.append(Entry("extensions", entry, Origin("extensions.yaml", None)))
+        draft.entries.append(Entry("extensions", entry))
         draft.secrets[ext] = d["secret"]
         extensions[ext] = Extension(ext, first, last, d["secret"], mailbox, it is not None,
                                     entry.get("display_name") or composed or ext, entry.get("label", ext))
@@ -485,9 +490,9 @@ def infer(tree: Tree, *, site_name: str = "Imported site", provisioning_url: str
             entry["timezone"] = phone.timezone
         if settings[pc.mac]:
             entry["settings"] = dict(sorted(settings[pc.mac].items()))
-        draft.entries.append(Entry("phones", entry, Origin(pc.master_file, None)))
+        draft.entries.append(Entry("phones", entry))
     for c in contacts:
-        draft.entries.append(Entry("contacts", c, Origin("contacts", None)))
+        draft.entries.append(Entry("contacts", c))
     placements = _placements(inf, residual, writes, site_settings)
     for p in placements:
         if p.destination in ("site settings", "phone settings") and _SECRET_NAME_RE.search(p.name) and p.value:

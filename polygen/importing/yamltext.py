@@ -15,8 +15,10 @@ import re
 _PLAIN_RE = re.compile(r"[A-Za-z][A-Za-z0-9 _.()/&+-]*")
 # YAML 1.1 reads these as booleans or null, in any case
 _SPECIAL = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
-# characters a YAML stream may not carry raw (C1 controls, DEL, surrogates, non-characters)
-_UNPRINTABLE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
+# characters a YAML stream may not carry raw (controls, DEL, surrogates, non-characters, a byte
+# order mark) or would read as a line break (NEL, LS, PS)
+_UNPRINTABLE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff"
+                             "\ufffe\uffff]")
 KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
 
