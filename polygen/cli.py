@@ -724,13 +724,26 @@ def import_tree_cmd(directory, into, models, default_model, site_name, provision
             raise click.BadParameter(f"'{item}': write it as MAC=MODEL, e.g. 0004f2000330=IP330",
                                      param_hint="--model")
         pairs[mac.strip()] = model.strip()
+    bar = None
+
+    def progress(done, total):  # a bar on a terminal for large trees; nothing when piped
+        nonlocal bar
+        if bar is None and total >= 500 and sys.stderr.isatty():
+            bar = click.progressbar(length=total, label="Reading phones", file=sys.stderr)
+            bar.__enter__()
+        if bar is not None:
+            bar.update(1)
+
     try:
         inferred, written = import_tree(directory, into, models=pairs, default_model=default_model,
                                         site_name=site_name, provisioning_url=provisioning_url,
-                                        firmware=firmware, secrets=secrets, dry_run=dry_run)
+                                        firmware=firmware, secrets=secrets, dry_run=dry_run, progress=progress)
     except InventoryError as exc:
         _import_problems(exc)
         raise
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
     if fmt == "json":
         click.echo(tree_json(inferred, written, into))
         return

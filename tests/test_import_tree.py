@@ -595,3 +595,24 @@ def test_the_provisioning_url_comes_from_device_prov_without_credentials(tmp_pat
     tree = write_tree(tmp_path / "prov", files)
     inferred, _ = import_tree(tree, tmp_path / "inv", default_model="VVX410", dry_run=True, env={})
     assert inferred.draft.site["provisioning_url"] == url
+
+
+def test_reading_a_large_tree_shows_progress_on_a_terminal_only(tmp_path):
+    import subprocess
+    import sys
+
+    from .test_faults import write_inventory
+    from .test_progress import on_a_terminal
+
+    write_inventory(tmp_path / "inv", 600, 1)
+    build(tmp_path / "inv", tmp_path / "out", tmp_path / "fw")
+
+    def args(into):
+        return [sys.executable, "-m", "polygen", "import", "tree", str(tmp_path / "out"), "--into", str(into),
+                "--default-model", "VVX410", "--provisioning-url", "http://prov.example.com/", "--dry-run"]
+    text = on_a_terminal(tmp_path, args(tmp_path / "a"))
+    assert "Reading phones" in text and "100%" in text
+    assert "imported 600 phones, 600 extensions, 0 contacts into" in text
+    r = subprocess.run(args(tmp_path / "b"), capture_output=True, text=True)
+    assert r.returncode == 0 and "Reading phones" not in r.stdout + r.stderr
+    assert r.stdout.startswith("imported 600 phones")

@@ -17,10 +17,10 @@ def _args(tmp_path):
             "-t", str(TEMPLATES), "--firmware", str(tmp_path / "fw")]
 
 
-def on_a_terminal(tmp_path) -> str:
+def on_a_terminal(tmp_path, args=None) -> str:
     pid, fd = pty.fork()
     if pid == 0:  # the child: stdout and stderr are the terminal
-        os.execv(sys.executable, _args(tmp_path))
+        os.execv(sys.executable, args or _args(tmp_path))
     out = b""
     while True:
         try:

@@ -528,8 +528,9 @@ def _placements(inf: _Inference, residual: dict[str, dict[str, str]], writes: di
 def import_tree(root: Path, into: Path, *, models: dict[str, str] | None = None, default_model: str | None = None,
                 site_name: str = "Imported site", provisioning_url: str | None = None,
                 firmware: Path | None = None, secrets: Path | None = None, env: dict | None = None,
-                dry_run: bool = False):
+                dry_run: bool = False, progress=None):
     """Read the tree, infer the inventory, check it and (unless ``dry_run``) write it into ``into``.
+    ``progress(done, total)``: after each phone's boot is played.
 
     Returns (Inferred, commit.Written or None); raises InventoryError with every problem.
     """
@@ -540,7 +541,7 @@ def import_tree(root: Path, into: Path, *, models: dict[str, str] | None = None,
     root = Path(root)
     if not root.is_dir():
         raise PolygenError(f"'{root}' is not a directory")
-    tree = read_tree(root, models=models, default_model=default_model)
+    tree = read_tree(root, models=models, default_model=default_model, progress=progress)
     inferred = infer(tree, site_name=site_name, provisioning_url=provisioning_url, firmware=firmware,
                      source=str(root))
     errors = [p for p in inferred.problems if p.severity == "error"]

@@ -180,8 +180,9 @@ def _directory_items(path: Path, rel: str, problems: list[Problem]) -> list[Dire
 
 
 def read_tree(root: Path, *, models: dict[str, str] | None = None, default_model: str | None = None,
-              catalog: Catalog | None = None) -> Tree:
-    """Play every phone's boot over ``root``; ``models``: MAC (any spelling) -> model name."""
+              catalog: Catalog | None = None, progress=None) -> Tree:
+    """Play every phone's boot over ``root``; ``models``: MAC (any spelling) -> model name;
+    ``progress(done, total)`` after each phone."""
     root = Path(root)
     catalog = catalog or Catalog()
     tree = Tree(root)
@@ -232,7 +233,9 @@ def read_tree(root: Path, *, models: dict[str, str] | None = None, default_model
         problem(str(root), "no phones found: no <mac>.cfg masters, and no files named by the CONFIG_FILES of "
                            "000000000000.cfg through [PHONE_MAC_ADDRESS]; name the phones with --model MAC=MODEL")
 
-    for mac in sorted(macs):
+    for done, mac in enumerate(sorted(macs), 1):
+        if progress is not None:
+            progress(done, len(macs))
         own_rel = next((r for r in all_files if r.lower() == f"{mac}.cfg"), None)
         own_root = _xml_root(root / own_rel) if own_rel else None
         model, how = given.get(mac), "--model"
