@@ -332,7 +332,7 @@ class _Inference:
         if port and port.isdigit() and 0 < int(port) < 65536:
             host = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         site["sip_server"] = host
-        zones = _Zones(lambda z: Inventory.time_rules(None, z))
+        zones = _Zones(Inventory(None, {}, (), self.catalog).time_rules)  # the rules a build will use
         per_phone = {pc.mac: zones.zone({k: self.eff(pc, k) for k in TIME_KEYS}) for pc in ph}
         zone = _majority(per_phone.values())
         for pc in ph:
