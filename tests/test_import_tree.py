@@ -616,3 +616,14 @@ def test_reading_a_large_tree_shows_progress_on_a_terminal_only(tmp_path):
     r = subprocess.run(args(tmp_path / "b"), capture_output=True, text=True)
     assert r.returncode == 0 and "Reading phones" not in r.stdout + r.stderr
     assert r.stdout.startswith("imported 600 phones")
+
+
+def test_a_master_named_in_capitals_is_found_as_a_phone_would_on_a_case_blind_server(tmp_path):
+    files = {k: v for k, v in FREEPBX_LIKE.items() if k != "0004f2bb0002.cfg"}
+    files["0004F2BB0002.cfg"] = FREEPBX_LIKE["0004f2bb0002.cfg"]
+    tree = write_tree(tmp_path / "tftp", files)
+    inferred, _ = import_tree(tree, tmp_path / "inv", provisioning_url="http://prov.fbi.example/", dry_run=True,
+                              env={})
+    phones = {e.data["mac"]: e.data for e in inferred.draft.entries if e.section == "phones"}
+    assert phones["00:04:f2:bb:00:02"]["model"] == "VVX410"  # from the part number of its own master
+    assert phones["00:04:f2:bb:00:02"]["lines"] == ["2002", "2003"]
