@@ -794,3 +794,214 @@ def ext_remove_cmd(ext, inventory, secrets):
     from polygen.edit import remove_extension
 
     _edit(remove_extension, inventory, ext, secrets=secrets)
+
+# ================================================================ moving a site in: import / export
+# (polygen/importing/). Env vars carry the command's name: POLYGEN_IMPORT_*, POLYGEN_EXPORT_*.
+def _import_problems(exc) -> None:
+    """Every problem of a failed import on stderr; the caller re-raises for ``Error: …``."""
+    _echo_problems(exc.problems)
+
+
+def _echo_written(header: str, written) -> None:
+    from polygen.importing.report import written_lines
+
+    click.echo(header)
+    for line in written_lines(written):
+        click.echo(line)
+
+
+_into_option = click.option(
+    "--into", type=click.Path(path_type=Path, file_okay=False), default="inventory", envvar="POLYGEN_IMPORT_INTO",
+    show_envvar=True, help="Inventory directory to write (created if missing).")
+_dry_run_option = click.option(
+    "--dry-run", is_flag=True, envvar="POLYGEN_IMPORT_DRY_RUN", show_envvar=True,
+    help="Check everything and report, but write nothing.")
+_provisioning_url_option = click.option(
+    "--provisioning-url", default=None, envvar="POLYGEN_IMPORT_PROVISIONING_URL", show_envvar=True,
+    help="site.provisioning_url of a new site (the URL DHCP gives the phones).")
+
+
+@cli.group("import", context_settings=CONTEXT_SETTINGS)
+def import_group() -> None:
+    """Make an inventory from a spreadsheet or another system's provisioning tree.
+
+    \b
+    Example:
+      polygen import csv phones.csv --into inventory --merge
+      polygen import tree /srv/tftp --into inventory --default-model VVX410
+    """
+
+
+@import_group.command("csv")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@_into_option
+@click.option("--merge", is_flag=True, envvar="POLYGEN_IMPORT_MERGE", show_envvar=True,
+              help="Add to the inventory in --into (its files keep their comments) instead of refusing "
+                   "to write where phones or extensions exist.")
+@click.option("--map", "maps", multiple=True, metavar="COLUMN=FIELD", envvar="POLYGEN_IMPORT_MAP",
+              show_envvar=True, help="Read a column as a field: mac, model, ext, first_name, last_name, name, "
+                                     "display_name, secret, mailbox, label, directory, or 'ignore' (repeatable).")
+@secrets_option
+@click.option("--site-name", default=None, envvar="POLYGEN_IMPORT_SITE_NAME", show_envvar=True,
+              help="site.name of a new site, for an inventory that has none yet.")
+@_provisioning_url_option
+@click.option("--sip-server", default=None, envvar="POLYGEN_IMPORT_SIP_SERVER", show_envvar=True,
+              help="site.sip_server of a new site (host or host:port).")
+@click.option("--timezone", default=None, envvar="POLYGEN_IMPORT_TIMEZONE", show_envvar=True,
+              help="site.timezone of a new site (IANA name, e.g. America/New_York).")
+@_dry_run_option
+@handle_errors
+def import_csv_cmd(file, into, merge, maps, secrets, site_name, provisioning_url, sip_server, timezone, dry_run):
+    """Read phones and extensions from a CSV or TSV file into the inventory.
+
+    One row per line of a phone (rows with the same MAC give it several lines, in order),
+    or per extension without a phone. Columns are found by name (mac/MAC Address, model,
+    ext/extension, first_name/First Name, last_name, name, secret/password, mailbox, label,
+    display_name, directory). Passwords go only into the secrets file (mode 0600). Every bad
+    row is reported with its line and column, and nothing is written until all are good.
+
+    \b
+    Example:
+      polygen import csv phones.csv --into newsite --site-name "Example Corp" \\
+          --provisioning-url http://prov.example.com/ --sip-server pbx.example.com --timezone America/New_York
+      polygen import csv more-phones.csv --merge --map 'Phone Number=ext' --map 'Dept=ignore'
+    """
+    from polygen.errors import InventoryError
+    from polygen.importing.csvin import import_csv, parse_map
+
+    site = {"name": site_name, "provisioning_url": provisioning_url, "sip_server": sip_server, "timezone": timezone}
+    try:
+        draft, written = import_csv(file, into, merge=merge, mapping=parse_map(maps), secrets=secrets, site=site,
+                             dry_run=dry_run)
+    except InventoryError as exc:
+        _import_problems(exc)
+        raise
+    for w in written.warnings:
+        click.echo(str(w), err=True)
+    _echo_written(f"{file}: {draft.count('phones')} phones, {draft.count('extensions')} extensions into {into}",
+                  None if dry_run else written)
+
+
+@import_group.command("tree")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@_into_option
+@click.option("--model", "models", multiple=True, metavar="MAC=MODEL", envvar="POLYGEN_IMPORT_MODEL",
+              show_envvar=True, help="The model of a phone the tree does not tell (repeatable).")
+@click.option("--default-model", default=None, metavar="MODEL", envvar="POLYGEN_IMPORT_DEFAULT_MODEL",
+              show_envvar=True, help="The model of every phone whose model neither the tree nor --model tells.")
+@click.option("--site-name", default="Imported site", envvar="POLYGEN_IMPORT_SITE_NAME", show_envvar=True,
+              help="site.name of the new inventory.")
+@_provisioning_url_option
+@firmware_option
+@secrets_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              envvar="POLYGEN_IMPORT_FORMAT", show_envvar=True, help="The report as text or JSON.")
+@_dry_run_option
+@handle_errors
+def import_tree_cmd(directory, into, models, default_model, site_name, provisioning_url, firmware, secrets, fmt,
+                    dry_run):
+    """Make an inventory from an existing provisioning directory.
+
+    Plays each phone's boot over DIRECTORY (its master, CONFIG_FILES in order, override
+    files; SIP 3.x and UC files alike) and writes an inventory whose build gives every phone
+    the same effective parameters: registrations become extensions, shared values the site,
+    the directory names and contacts, and whatever has no first-class key settings. The
+    report lists every such parameter and where it went, and every file not used and why.
+    --firmware is where the build will find Polycom's releases (SIP 3.x sip.cfg/phone1.cfg).
+
+    \b
+    Example:
+      polygen import tree /srv/tftp --into inventory --provisioning-url http://prov.example.com/ \\
+          --model 0004f2000330=IP330 --default-model VVX410
+      polygen import tree old-out/ --into /tmp/check --dry-run --format json
+    """
+    from polygen.errors import InventoryError
+    from polygen.importing.infer import import_tree
+    from polygen.importing.report import tree_json, tree_text
+
+    pairs = {}
+    for item in models:
+        mac, sep, model = item.partition("=")
+        if not sep or not mac.strip() or not model.strip():
+            raise click.BadParameter(f"'{item}': write it as MAC=MODEL, e.g. 0004f2000330=IP330",
+                                     param_hint="--model")
+        pairs[mac.strip()] = model.strip()
+    bar = None
+
+    def progress(done, total):  # a bar on a terminal for large trees; nothing when piped
+        nonlocal bar
+        if bar is None and total >= 500 and sys.stderr.isatty():
+            bar = click.progressbar(length=total, label="Reading phones", file=sys.stderr)
+            bar.__enter__()
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        inferred, written = import_tree(directory, into, models=pairs, default_model=default_model,
+                                        site_name=site_name, provisioning_url=provisioning_url,
+                                        firmware=firmware, secrets=secrets, dry_run=dry_run, progress=progress)
+    except InventoryError as exc:
+        _import_problems(exc)
+        raise
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    if fmt == "json":
+        click.echo(tree_json(inferred, written, into))
+        return
+    for w in inferred.problems:
+        click.echo(str(w), err=True)
+    click.echo(tree_text(inferred, written, into))
+
+
+@cli.group("export", context_settings=CONTEXT_SETTINGS)
+def export_group() -> None:
+    """Write the inventory out in other shapes.
+
+    \b
+    Example:
+      polygen export csv > phones.csv
+    """
+
+
+@export_group.command("csv")
+@inventory_option
+@secrets_option
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True), default="-",
+              envvar="POLYGEN_EXPORT_OUTPUT", show_envvar=True, help="File to write ('-': standard output).")
+@click.option("--with-secrets", is_flag=True, envvar="POLYGEN_EXPORT_WITH_SECRETS", show_envvar=True,
+              help="Add the SIP passwords (a 'secret' column); a file written with them is mode 0600.")
+@handle_errors
+def export_csv_cmd(inventory, secrets, output, with_secrets):
+    """Write the phones and extensions as CSV, in the shape `polygen import csv` reads.
+
+    One row per line of each phone, then the extensions on no phone. Passwords only with
+    --with-secrets. Phone settings, time zones, the site and contacts are not in the CSV
+    (listed on stderr).
+
+    \b
+    Example:
+      polygen export csv -o phones.csv
+      polygen export csv --with-secrets -o /root/phones-with-passwords.csv
+    """
+    import os
+
+    from polygen.errors import InventoryError
+    from polygen.importing.csvout import export_csv, left_out
+    from polygen.inventory import load
+
+    try:
+        inv = load(inventory, secrets)
+    except InventoryError as exc:
+        _echo_problems(exc.problems)
+        raise
+    text = export_csv(inv, with_secrets=with_secrets)
+    if str(output) == "-":
+        click.echo(text, nl=False)
+    else:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if with_secrets else 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            if with_secrets:
+                os.fchmod(fh.fileno(), 0o600)
+            fh.write(text)
+    click.echo(f"not in the CSV: {', '.join(left_out(inv))}", err=True)

@@ -134,6 +134,16 @@ class Phone:
 
 
 @dataclass(frozen=True)
+class Contact:
+    """An entry of the company directory that is not an extension (an outside number)."""
+
+    number: str  # the directory's contact field (ct): digits or a SIP URI
+    first_name: str = ""
+    last_name: str = ""
+    label: str = ""
+
+
+@dataclass(frozen=True)
 class Inventory:
     site: Site
     extensions: dict[str, Extension]  # by ext, in ext order
@@ -141,6 +151,7 @@ class Inventory:
     catalog: Catalog
     warnings: tuple[Problem, ...] = ()
     sources: tuple[str, ...] = ()
+    contacts: tuple[Contact, ...] = ()  # in file order
 
     def model(self, phone: Phone) -> Model:
         return self.catalog.models[phone.model]
@@ -271,7 +282,7 @@ class _Ctx:
 
 
 # ------------------------------------------------------------------ sections
-TOP_KEYS = ("site", "extensions", "phones", "models")
+TOP_KEYS = ("site", "extensions", "phones", "models", "contacts")
 SITE_KEYS = ("name", "provisioning_url", "sip_server", "timezone", "ntp_server", "polling", "settings",
              "provisioning_auth")
 AUTH_KEYS = ("user", "password", "previous")
@@ -281,6 +292,8 @@ POLL_KEYS = ("mode", "time", "period", "time_random_end")
 EXT_KEYS = ("ext", "first_name", "last_name", "secret", "mailbox", "directory", "display_name", "label")
 PHONE_KEYS = ("mac", "model", "lines", "settings", "timezone", "description")
 MODEL_KEYS = ("name", "ua_token", "lines", "firmware", "part_number")
+CONTACT_KEYS = ("number", "first_name", "last_name", "label")
+_NAME_BYTES = 40  # fn, ln and lb of a directory entry (FACTS §4)
 
 
 def _auth(ctx: _Ctx, m: Map, found: _Secrets, env) -> ProvAuth | None:
@@ -558,6 +571,7 @@ class _FileResult:
     models: Map | None = None
     exts: list = field(default_factory=list)
     phones: list = field(default_factory=list)
+    contacts: list = field(default_factory=list)
 
 
 def _check_file(f: Path, name: str) -> _FileResult:
@@ -581,7 +595,8 @@ def _check_file(f: Path, name: str) -> _FileResult:
             r.site_bad = True  # reported as "expected a mapping"
     if "models" in doc:
         r.models = ctx.mapping(doc["models"], "models")
-    for section, check, bucket in (("extensions", _check_ext, r.exts), ("phones", _check_phone, r.phones)):
+    for section, check, bucket in (("extensions", _check_ext, r.exts), ("phones", _check_phone, r.phones),
+                                   ("contacts", _check_contact, r.contacts)):
         if section not in doc:
             continue
         seq = doc[section]
@@ -742,6 +757,7 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
 
     exts = _extensions(ctx, checked, found.by_ext, found.locs, env)
     phones = _phones(ctx, checked, exts, catalog, complete=not unparsed)
+    contacts = _contacts(ctx, checked, exts)
 
     # raw parameter names the firmware does not know: warnings with the closest known name
     _check_params(ctx, site_nodes[0] if site_nodes else None, site, phones, catalog, firmware)
@@ -756,7 +772,7 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
             f"the inventory has {len(errors)} error{'s' if len(errors) != 1 else ''}", ctx.problems)
     extensions = {e.ext: e for e in sorted((r.obj for r in exts.values()), key=lambda e: e.ext)}
     return Inventory(site, extensions, tuple(sorted((r.phone for r in phones), key=lambda p: p.mac)),
-                     catalog, warnings, tuple(str(f) for f in files))
+                     catalog, warnings, tuple(str(f) for f in files), contacts)
 
 
 @dataclass
@@ -838,9 +854,7 @@ def _check_ext(ctx: _Ctx, m: Map, path: str) -> _ExtRec | None:
     first = ctx.text(m, "first_name", path, "")
     last = ctx.text(m, "last_name", path, "")
     for key, val in (("first_name", first), ("last_name", last)):
-        if len(val.encode()) > 40:
-            ctx.error(m[key].loc, f"{path}.{key}",
-                      f"{len(val.encode())} bytes in UTF-8, but at most 40 fit in the phone directory; shorten it")
+        _check_name_bytes(ctx, m, path, key, val)
     inline = ctx.text(m, "secret", path)
     if inline and (why := secret_problem(inline)):
         ctx.error(m["secret"].loc, f"{path}.secret", f"the password {why}")
@@ -851,6 +865,56 @@ def _check_ext(ctx: _Ctx, m: Map, path: str) -> _ExtRec | None:
     mailbox_loc = m.locs.get("mailbox")
     return _ExtRec(path, m.loc.line, m.locs["ext"].line, ext, first, last, inline, mailbox,
                    mailbox_loc.line if mailbox_loc else None, directory_flag, display, label)
+
+
+def _check_name_bytes(ctx: _Ctx, m: Map, path: str, key: str, val: str) -> None:
+    if len(val.encode()) > _NAME_BYTES:
+        ctx.error(m[key].loc, f"{path}.{key}", f"{len(val.encode())} bytes in UTF-8, but at most {_NAME_BYTES} "
+                                               "fit in the phone directory; shorten it")
+
+
+@dataclass(slots=True)
+class _ContactRec:
+    """What one ``contacts[]`` item says, checked on its own (cacheable per file)."""
+
+    path: str
+    number_line: int
+    contact: Contact
+
+
+def _check_contact(ctx: _Ctx, m: Map, path: str) -> _ContactRec | None:
+    ctx.keys(m, path, CONTACT_KEYS, ("number",))
+    number = ctx.text(m, "number", path)
+    names = {k: ctx.text(m, k, path, "") for k in ("first_name", "last_name", "label")}
+    for key, val in names.items():
+        _check_name_bytes(ctx, m, path, key, val)
+    if number is None:
+        return None
+    if not number.strip() or number != number.strip() or len(number) > 255:
+        ctx.error(m["number"].loc, f"{path}.number", f"'{number}' is not a number or SIP URI the phones can dial "
+                                                     "(no spaces around it, at most 255 characters)")
+        return None
+    if not any(names.values()):
+        ctx.error(m.loc, path, f"contact '{number}' needs a first_name, last_name or label to show in the directory")
+    return _ContactRec(path, m["number"].loc.line, Contact(number, **names))
+
+
+def _contacts(ctx: _Ctx, checked: list[_FileResult], exts: dict[str, _RawExt]) -> tuple[Contact, ...]:
+    """The directory's contact field must be unique across contacts and listed extensions (FACTS §4)."""
+    seen = {r.obj.mailbox: f"extension '{r.ext}' ({Loc(r.file, r.mailbox_line)})"
+            for r in exts.values() if r.obj.directory}
+    out = []
+    for fr in checked:
+        for r in fr.contacts:
+            number = r.contact.number
+            if number in seen:
+                ctx.error(Loc(fr.name, r.number_line), f"{r.path}.number",
+                          f"directory contact '{number}' is also used by {seen[number]}; "
+                          "the phone directory needs unique contacts")
+                continue
+            seen[number] = f"contacts ({fr.name}:{r.number_line})"
+            out.append(r.contact)
+    return tuple(out)
 
 
 def _extensions(ctx: _Ctx, checked: list[_FileResult], file_secrets: dict[str, str],

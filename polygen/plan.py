@@ -47,6 +47,26 @@ class OutputFile:
     secret: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class DirectoryEntry:
+    """One <item> of the company directory: a listed extension or a contact."""
+
+    first_name: str
+    last_name: str
+    contact: str  # <ct>: the extension's mailbox or the contact's number
+    label: str = ""  # <lb>; the phone shows "first last" without it
+    key: str = ""  # the tie-break of the sort: extension or number
+
+
+def directory_entries(inv: Inventory) -> list[DirectoryEntry]:
+    """Listed extensions and contacts, by last name, first name, then extension or number."""
+    entries = [DirectoryEntry(e.first_name, e.last_name, e.mailbox, key=e.ext)
+               for e in inv.extensions.values() if e.directory]
+    entries += [DirectoryEntry(c.first_name, c.last_name, c.number, c.label, c.number) for c in inv.contacts]
+    entries.sort(key=lambda e: (e.last_name.casefold(), e.first_name.casefold(), e.key))
+    return entries
+
+
 @dataclass
 class Plan:
     files: Callable[[], Iterator[OutputFile]]  # a fresh iterator each call; nothing kept in memory
@@ -215,10 +235,9 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None, group: str |
             seen_releases.add(m.firmware)
             fw_files += [(m, p) for p in files]
 
-    directory_entries = [e for e in inv.extensions.values() if e.directory]
-    directory_entries.sort(key=lambda e: (e.last_name.casefold(), e.first_name.casefold(), e.ext))
-    if len(directory_entries) > MAX_CONTACTS:
-        warnings.append(f"the directory lists {len(directory_entries)} contacts; phones keep at most "
+    listed = directory_entries(inv)
+    if len(listed) > MAX_CONTACTS:
+        warnings.append(f"the directory lists {len(listed)} contacts; phones keep at most "
                         f"{MAX_CONTACTS} (set directory: false on some extensions)")
     site_key = _digest(inv.site, group)  # the group of secret files is part of what they are
 
@@ -250,9 +269,9 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None, group: str |
             auth_text = htpasswd.render(inv.site.auth.accepted(), inv.site.name)
             yield OutputFile(htpasswd.FILENAME, _digest(version, auth_text), SECRET_MODE, "provisioning users",
                              lambda: [auth_text], secret=True)
-        dir_key = _digest(version, tdig, repr([(e.first_name, e.last_name, e.mailbox) for e in directory_entries]))
+        dir_key = _digest(version, tdig, listed)
         yield OutputFile(DIRECTORY_FILE, dir_key, PUBLIC_MODE, "company directory",
-                         lambda: renderer.stream("directory.xml.j2", entries=directory_entries))
+                         lambda: renderer.stream("directory.xml.j2", entries=listed))
         for m, src in fw_files:
             st = src.stat()
             yield OutputFile(f"firmware/{m.firmware}/{src.name}", _digest("link", str(src.resolve()), st.st_size,

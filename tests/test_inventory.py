@@ -275,7 +275,7 @@ def test_secrets_file_is_not_part_of_the_inventory(inv_dir, name):
 def test_secrets_file_in_a_subdirectory_is_an_inventory_file(inv_dir):
     d = inv_dir(base(**{"sub/secrets.yaml": 'secrets:\n  "1001": x\n'}))
     assert problems(d) == [
-        "inv/sub/secrets.yaml:1: secrets: unknown key 'secrets'; allowed: site, extensions, phones, models"]
+        "inv/sub/secrets.yaml:1: secrets: unknown key 'secrets'; allowed: site, extensions, phones, models, contacts"]
 
 
 def test_explicit_secrets_file_outside_the_inventory(inv_dir, tmp_path):

@@ -17,8 +17,8 @@ def _args(tmp_path):
             "-t", str(TEMPLATES), "--firmware", str(tmp_path / "fw")]
 
 
-def on_a_terminal(tmp_path) -> str:
-    return run_on_a_terminal(_args(tmp_path))
+def on_a_terminal(tmp_path, args=None) -> str:
+    return run_on_a_terminal(args or _args(tmp_path))
 
 
 def run_on_a_terminal(argv: list[str]) -> str:
