@@ -527,7 +527,8 @@ class _PhoneRec:
     settings: tuple[tuple[str, str], ...]
     settings_lines: tuple[tuple[str, int], ...]
     keys: tuple[tuple[str, str, str, int, int], ...] = ()  # (kind, target, label, line, index)
-    keys_line: int | None = None
+    keys_line: int | None = None  # the line of 'keys:'
+    keys_len: int = 0
 
 
 @dataclass
@@ -916,22 +917,23 @@ def _check_phone(ctx: _Ctx, m: Map, path: str) -> _PhoneRec:
             tz = None
     settings, slocs = ctx.settings(m, "settings", path)
     ctx.text(m, "description", path)
-    keys, keys_line = _check_keys(ctx, m, path)
+    keys, keys_len = _check_keys(ctx, m, path)
     mac_loc, model_loc = m.get("mac"), m.get("model")
     return _PhoneRec(path, m.loc.line, mac, mac_loc.loc.line if mac_loc is not None else m.loc.line,
                      model_name, model_loc.loc.line if model_loc is not None else m.loc.line,
                      tuple(lines), lines_line, lines_len, tz, settings,
-                     tuple((n, loc.line) for n, loc in slocs.items()), keys, keys_line)
+                     tuple((n, loc.line) for n, loc in slocs.items()), keys,
+                     m.locs["keys"].line if "keys" in m else None, keys_len)
 
 
-def _check_keys(ctx: _Ctx, m: Map, path: str) -> tuple[tuple[tuple[str, str, str, int, int], ...], int | None]:
-    """``keys:``, each item ``blf: EXT`` or ``speed_dial: {number: ..., label: ...}``."""
+def _check_keys(ctx: _Ctx, m: Map, path: str) -> tuple[tuple[tuple[str, str, str, int, int], ...], int]:
+    """``keys:``, each item ``blf: EXT`` or ``speed_dial: {number: ..., label: ...}``; and how many."""
     node = m.get("keys")
     if node is None or (isinstance(node, Scalar) and node.is_null):
-        return (), None
+        return (), 0
     if not isinstance(node, Seq):
         ctx.error(node.loc, f"{path}.keys", 'expected a list of keys, e.g. [{blf: "1002"}]')
-        return (), None
+        return (), 0
     out = []
     for j, item in enumerate(node):
         kp = f"{path}.keys[{j}]"
@@ -967,7 +969,7 @@ def _check_keys(ctx: _Ctx, m: Map, path: str) -> tuple[tuple[tuple[str, str, str
             label = None
         if number is not None and label is not None:
             out.append(("speed_dial", number, label, sm.loc.line, j))
-    return tuple(out), node.loc.line
+    return tuple(out), len(node)
 
 
 def _phones(ctx: _Ctx, checked: list[_FileResult], exts: dict[str, _RawExt], catalog: Catalog,
@@ -1018,10 +1020,10 @@ def _phones(ctx: _Ctx, checked: list[_FileResult], exts: dict[str, _RawExt], cat
             if model is not None and r.lines_line is not None and r.lines_len > model.lines:
                 ctx.error(Loc(name, r.lines_line), f"{path}.lines",
                           f"{r.lines_len} lines, but the {model.name} supports {model.lines}")
-            elif model is not None and r.keys_line is not None and r.lines_len + len(r.keys) > model.lines:
+            elif model is not None and r.keys_len and r.lines_len + r.keys_len > model.lines:
                 ctx.error(Loc(name, r.keys_line), f"{path}.keys",
-                          f"{r.lines_len} line{'s' if r.lines_len != 1 else ''} and {len(r.keys)} "
-                          f"key{'s' if len(r.keys) != 1 else ''}, but the {model.name} has {model.lines} "
+                          f"{r.lines_len} line{'s' if r.lines_len != 1 else ''} and {r.keys_len} "
+                          f"key{'s' if r.keys_len != 1 else ''}, but the {model.name} has {model.lines} "
                           f"line key{'s' if model.lines != 1 else ''}")
             if mac and model:
                 out.append(_RawPhone(Phone(mac, model.key, tuple(lines), r.settings, r.tz,
@@ -1052,7 +1054,8 @@ def _phone_keys(ctx: _Ctx, r: _PhoneRec, name: str, exts: dict[str, _RawExt],
         kp = f"{r.path}.keys[{j}]"
         if kind == "blf" and target not in exts:
             if complete:
-                ctx.error(Loc(name, line), f"{kp}.blf", f"no extension '{target}' in the inventory{_suggest(target, exts)}")
+                ctx.error(Loc(name, line), f"{kp}.blf",
+                          f"no extension '{target}' in the inventory{_suggest(target, exts)}")
             continue
         if (kind, target) in seen:
             what = "a busy lamp field for" if kind == "blf" else "a speed dial to"
