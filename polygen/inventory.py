@@ -2,7 +2,8 @@
 
 Three passes, all collecting problems instead of stopping: parse every YAML file (keeping line
 numbers), validate each section field by field into frozen dataclasses, then cross-check
-(duplicate MACs and extensions across files, lines naming missing extensions, line counts per
+(duplicate MACs and extensions across files, lines naming missing extensions, an extension
+on two phones, keys naming missing extensions, line and key counts per model, directory size per
 model, secrets). Every problem reads ``file:line: path: message``.
 """
 
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 from polygen.catalog import Catalog, Model, dialect_of
 from polygen.errors import InventoryError
 from polygen.safetext import visible
+from polygen.linekeys import directory_limit, has_flexible_line_keys, has_static_blf
 from polygen.tzrules import TimeRules, UnknownZone, rules_for, suggest_zone
 from polygen.yamlnodes import Loc, Map, Scalar, Seq, load_file
 
@@ -122,6 +124,16 @@ class Extension:
     directory: bool
     display_name: str
     label: str
+    shared: bool = False  # a shared line: it may be on several phones (reg.N.type="shared")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key after a phone's lines (polygen.linekeys)."""
+
+    kind: str  # "blf" (watch an extension, pick up its calls) or "speed_dial"
+    target: str  # the extension (blf) or the number to dial (speed_dial)
+    label: str = ""  # speed_dial: the text on the key ("" = the contact's name, else the number)
 
 
 @dataclass(frozen=True)
@@ -131,6 +143,7 @@ class Phone:
     lines: tuple[str, ...]
     settings: tuple[tuple[str, str], ...]
     timezone: str | None = None
+    keys: tuple[Key, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -289,11 +302,15 @@ AUTH_KEYS = ("user", "password", "previous")
 PROV_PASSWORD_ENV = "POLYGEN_PROVISIONING_PASSWORD"
 _AUTH_USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
 POLL_KEYS = ("mode", "time", "period", "time_random_end")
-EXT_KEYS = ("ext", "first_name", "last_name", "secret", "mailbox", "directory", "display_name", "label")
-PHONE_KEYS = ("mac", "model", "lines", "settings", "timezone", "description")
+EXT_KEYS = ("ext", "first_name", "last_name", "secret", "mailbox", "directory", "display_name", "label",
+            "shared")
+PHONE_KEYS = ("mac", "model", "lines", "keys", "settings", "timezone", "description")
+KEY_KINDS = ("blf", "speed_dial")
+SPEED_DIAL_KEYS = ("number", "label")
+_NUMBER_RE = re.compile(r"^\+?[0-9*#]{1,32}$")
 MODEL_KEYS = ("name", "ua_token", "lines", "firmware", "part_number")
 CONTACT_KEYS = ("number", "first_name", "last_name", "label")
-_NAME_BYTES = 40  # fn, ln and lb of a directory entry (FACTS §4)
+_NAME_BYTES = 40  # fn, ln and lb of a directory entry (docs/polycom.md §4)
 
 
 def _auth(ctx: _Ctx, m: Map, found: _Secrets, env) -> ProvAuth | None:
@@ -490,6 +507,8 @@ class _RawPhone:
     path: str
     lines_loc: Loc
     settings_locs: dict
+    model_loc: Loc | None = None
+    keys_loc: Loc | None = None
 
 
 # ------------------------------------------------------------------ entry point
@@ -538,6 +557,7 @@ class _ExtRec:
     directory: bool
     display: str | None
     label: str | None
+    shared: bool = False
 
 
 @dataclass(slots=True)
@@ -556,6 +576,9 @@ class _PhoneRec:
     tz: str | None
     settings: tuple[tuple[str, str], ...]
     settings_lines: tuple[tuple[str, int], ...]
+    keys: tuple[tuple[str, str, str, int, int], ...] = ()  # (kind, target, label, line, index)
+    keys_line: int | None = None  # the line of 'keys:'
+    keys_len: int = 0
 
 
 @dataclass
@@ -758,6 +781,7 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
     exts = _extensions(ctx, checked, found.by_ext, found.locs, env)
     phones = _phones(ctx, checked, exts, catalog, complete=not unparsed)
     contacts = _contacts(ctx, checked, exts)
+    _check_directory(ctx, exts, contacts, phones, catalog)
 
     # raw parameter names the firmware does not know: warnings with the closest known name
     _check_params(ctx, site_nodes[0] if site_nodes else None, site, phones, catalog, firmware)
@@ -862,9 +886,10 @@ def _check_ext(ctx: _Ctx, m: Map, path: str) -> _ExtRec | None:
     directory_flag = ctx.boolean(m, "directory", path, True)
     display = ctx.text(m, "display_name", path)
     label = ctx.text(m, "label", path)
+    shared = ctx.boolean(m, "shared", path, False)
     mailbox_loc = m.locs.get("mailbox")
     return _ExtRec(path, m.loc.line, m.locs["ext"].line, ext, first, last, inline, mailbox,
-                   mailbox_loc.line if mailbox_loc else None, directory_flag, display, label)
+                   mailbox_loc.line if mailbox_loc else None, directory_flag, display, label, shared)
 
 
 def _check_name_bytes(ctx: _Ctx, m: Map, path: str, key: str, val: str) -> None:
@@ -900,7 +925,7 @@ def _check_contact(ctx: _Ctx, m: Map, path: str) -> _ContactRec | None:
 
 
 def _contacts(ctx: _Ctx, checked: list[_FileResult], exts: dict[str, _RawExt]) -> tuple[Contact, ...]:
-    """The directory's contact field must be unique across contacts and listed extensions (FACTS §4)."""
+    """The directory's contact field must be unique across contacts and listed extensions (docs/polycom.md §4)."""
     seen = {r.obj.mailbox: f"extension '{r.ext}' ({Loc(r.file, r.mailbox_line)})"
             for r in exts.values() if r.obj.directory}
     out = []
@@ -941,7 +966,8 @@ def _extensions(ctx: _Ctx, checked: list[_FileResult], file_secrets: dict[str, s
                           f"(secrets: {{\"{ext}\": …}}) or in ${env_name}")
                 secret = ""
             display = r.display or " ".join(x for x in (r.first, r.last) if x) or ext
-            obj = Extension(ext, r.first, r.last, secret, r.mailbox or ext, r.directory, display, r.label or ext)
+            obj = Extension(ext, r.first, r.last, secret, r.mailbox or ext, r.directory, display, r.label or ext,
+                            r.shared)
             out[ext] = _RawExt(ext, name, r.ext_line, path, obj, r.mailbox_line or r.ext_line)
     # a secret for an extension that does not exist is probably a typo
     for ext, loc in secret_locs.items():
@@ -1002,11 +1028,59 @@ def _check_phone(ctx: _Ctx, m: Map, path: str) -> _PhoneRec:
             tz = None
     settings, slocs = ctx.settings(m, "settings", path)
     ctx.text(m, "description", path)
+    keys, keys_len = _check_keys(ctx, m, path)
     mac_loc, model_loc = m.get("mac"), m.get("model")
     return _PhoneRec(path, m.loc.line, mac, mac_loc.loc.line if mac_loc is not None else m.loc.line,
                      model_name, model_loc.loc.line if model_loc is not None else m.loc.line,
                      tuple(lines), lines_line, lines_len, tz, settings,
-                     tuple((n, loc.line) for n, loc in slocs.items()))
+                     tuple((n, loc.line) for n, loc in slocs.items()), keys,
+                     m.locs["keys"].line if "keys" in m else None, keys_len)
+
+
+def _check_keys(ctx: _Ctx, m: Map, path: str) -> tuple[tuple[tuple[str, str, str, int, int], ...], int]:
+    """``keys:``, each item ``blf: EXT`` or ``speed_dial: {number: ..., label: ...}``; and how many."""
+    node = m.get("keys")
+    if node is None or (isinstance(node, Scalar) and node.is_null):
+        return (), 0
+    if not isinstance(node, Seq):
+        ctx.error(node.loc, f"{path}.keys", 'expected a list of keys, e.g. [{blf: "1002"}]')
+        return (), 0
+    out = []
+    for j, item in enumerate(node):
+        kp = f"{path}.keys[{j}]"
+        expected = 'expected either blf: "EXT" or speed_dial: {number: "...", label: "..."}'
+        if not isinstance(item, Map):
+            ctx.error(item.loc, kp, expected)
+            continue
+        ctx.keys(item, kp, KEY_KINDS)  # a misspelt kind is reported there, with a suggestion
+        kinds = [k for k in item if k in KEY_KINDS]
+        if len(kinds) != 1:
+            if len(kinds) > 1 or not len(item):
+                ctx.error(item.loc, kp, expected)
+            continue
+        if "blf" in item:
+            ext = ctx.text(item, "blf", kp, what="an extension")
+            if ext is not None:
+                out.append(("blf", ext, "", item["blf"].loc.line, j))
+            continue
+        sp = f"{kp}.speed_dial"
+        sm = ctx.mapping(item["speed_dial"], sp)
+        if sm is None:
+            ctx.error(item.loc, sp, 'expected {number: "...", label: "..."}')
+            continue
+        ctx.keys(sm, sp, SPEED_DIAL_KEYS, ("number",))
+        number, label = ctx.text(sm, "number", sp), ctx.text(sm, "label", sp, "")
+        if number is not None and not _NUMBER_RE.match(number):
+            ctx.error(sm["number"].loc, f"{sp}.number",
+                      f"'{number}' is not a number to dial: digits (also * and #), optionally after a '+'")
+            number = None
+        if len(label.encode()) > 40:
+            ctx.error(sm["label"].loc, f"{sp}.label",
+                      f"{len(label.encode())} bytes in UTF-8, but at most 40 fit in the phone directory; shorten it")
+            label = None
+        if number is not None and label is not None:
+            out.append(("speed_dial", number, label, sm.loc.line, j))
+    return tuple(out), len(node)
 
 
 def _phones(ctx: _Ctx, checked: list[_FileResult], exts: dict[str, _RawExt], catalog: Catalog,
@@ -1014,6 +1088,7 @@ def _phones(ctx: _Ctx, checked: list[_FileResult], exts: dict[str, _RawExt], cat
     out: list[_RawPhone] = []
     macs: dict[str, Loc] = {}
     models: dict[str, Model | None] = {}  # a site has few distinct spellings: look each up once
+    carried: dict[str, tuple[Loc, str]] = {}  # extension -> where a phone first has it as a line
     for fr in checked:
         name = fr.name
         for r in fr.phones:
@@ -1047,14 +1122,104 @@ def _phones(ctx: _Ctx, checked: list[_FileResult], exts: dict[str, _RawExt], cat
                               f"extension '{text}' is on this phone twice")
                 else:
                     lines.append(text)
+                    if mac is not None or r.mac is None:  # a duplicate MAC is the same phone again
+                        _check_carried(ctx, carried, exts[text], Loc(name, line), f"{path}.lines[{j}]",
+                                       mac or path)
+            keys = _phone_keys(ctx, r, name, exts, complete)
+            if model is not None and keys:
+                _check_key_support(ctx, r, name, keys, model)
             if model is not None and r.lines_line is not None and r.lines_len > model.lines:
                 ctx.error(Loc(name, r.lines_line), f"{path}.lines",
                           f"{r.lines_len} lines, but the {model.name} supports {model.lines}")
+            elif model is not None and r.keys_len and r.lines_len + r.keys_len > model.lines:
+                ctx.error(Loc(name, r.keys_line), f"{path}.keys",
+                          f"{r.lines_len} line{'s' if r.lines_len != 1 else ''} and {r.keys_len} "
+                          f"key{'s' if r.keys_len != 1 else ''}, but the {model.name} has {model.lines} "
+                          f"line key{'s' if model.lines != 1 else ''}")
             if mac and model:
-                out.append(_RawPhone(Phone(mac, model.key, tuple(lines), r.settings, r.tz), Loc(name, r.line), path,
-                                     Loc(name, r.lines_line or r.line),
-                                     {n: Loc(name, ln) for n, ln in r.settings_lines}))
+                out.append(_RawPhone(Phone(mac, model.key, tuple(lines), r.settings, r.tz,
+                                           tuple(k for k, _, _ in keys)), Loc(name, r.line),
+                                     path, Loc(name, r.lines_line or r.line),
+                                     {n: Loc(name, ln) for n, ln in r.settings_lines},
+                                     Loc(name, r.model_line), Loc(name, r.keys_line) if r.keys_line else None))
     return out
+
+
+def _check_carried(ctx: _Ctx, carried: dict, ext: _RawExt, loc: Loc, path: str, phone: str) -> None:
+    """An extension on two phones is two private registrations on one account (each phone takes
+    the other's calls) unless it is a shared line. ``phone``: its MAC, or its path if it has none."""
+    first = carried.get(ext.ext)
+    if first is None:
+        carried[ext.ext] = (loc, phone)
+    elif not ext.obj.shared:
+        ctx.error(loc, path, f"extension '{ext.ext}' is also a line of phone {first[1]} ({first[0]}); "
+                             f"put it on one phone, or set shared: true on the extension ({ext.loc}) "
+                             "to make it a shared line")
+
+
+def _phone_keys(ctx: _Ctx, r: _PhoneRec, name: str, exts: dict[str, _RawExt],
+                complete: bool) -> list[tuple[Key, int, int]]:
+    keys: list[tuple[Key, int, int]] = []  # (key, line, index in the YAML list)
+    seen: set[tuple[str, str]] = set()
+    for kind, target, label, line, j in r.keys:
+        kp = f"{r.path}.keys[{j}]"
+        if kind == "blf" and target not in exts:
+            if complete:
+                ctx.error(Loc(name, line), f"{kp}.blf",
+                          f"no extension '{target}' in the inventory{_suggest(target, exts)}")
+            continue
+        if (kind, target) in seen:
+            what = "a busy lamp field for" if kind == "blf" else "a speed dial to"
+            ctx.error(Loc(name, line), kp, f"{what} '{target}' is on this phone twice")
+            continue
+        seen.add((kind, target))
+        keys.append((Key(kind, target, label), line, j))
+    return keys
+
+
+def _check_key_support(ctx: _Ctx, r: _PhoneRec, name: str, keys: list[tuple[Key, int, int]], model: Model) -> None:
+    """Warn about keys the phone's firmware cannot carry as given (docs/polycom.md §10)."""
+    if not has_static_blf(model):
+        for key, line, j in keys:
+            if key.kind == "blf":
+                ctx.warn(Loc(name, line), f"{r.path}.keys[{j}].blf",
+                         f"busy lamp fields need SIP 3.2 or later, but the {model.name} runs {model.firmware}; "
+                         "this key is not written")
+    elif not has_flexible_line_keys(model):
+        first_sd = next((i for i, (key, _, _) in enumerate(keys) if key.kind == "speed_dial"), len(keys))
+        if any(key.kind == "blf" for key, _, _ in keys[first_sd:]):
+            ctx.warn(Loc(name, r.keys_line), f"{r.path}.keys",
+                     f"the {model.name} ({model.firmware}) places busy lamp fields and speed dials itself "
+                     "(lineKey.* needs UC Software 4), so a speed dial before a busy lamp field may not "
+                     "keep its place")
+
+
+def _check_directory(ctx: _Ctx, exts: dict[str, _RawExt], contacts, phones: list[_RawPhone],
+                     catalog: Catalog) -> None:
+    """Warn where the company directory (and a phone's own, with its speed dials) holds more
+    contacts than a model keeps (dir.local.contacts.maxNum, docs/polycom.md §10)."""
+    listed = {r.obj.mailbox for r in exts.values() if r.obj.directory} | {c.number for c in contacts}
+    over: dict[str, tuple[Model, int, _RawPhone]] = {}  # model key -> (model, limit, first phone)
+    limits: dict[str, int] = {}
+    for r in phones:
+        model = catalog.models[r.phone.model]
+        limit = limits.get(model.key) or limits.setdefault(model.key, directory_limit(model))
+        if len(listed) > limit:
+            over.setdefault(model.key, (model, limit, r))
+            continue
+        if not r.phone.keys:
+            continue
+        own = len(listed) + sum(1 for k in r.phone.keys if k.kind == "speed_dial" and k.target not in listed)
+        if own > limit:
+            ctx.warn(r.keys_loc, f"{r.path}.keys",
+                     f"with its speed dials this phone's directory lists {own} contacts, but a {model.name} "
+                     f"keeps at most {limit}; remove speed dials or set directory: false on some extensions")
+    if over:
+        models = ", ".join(f"{m.name} ({limit})" for m, limit, _ in over.values())
+        first = next(iter(over.values()))[2]  # the first phone, in file order, of a model over
+        ctx.warn(first.model_loc, f"{first.path}.model",
+                 f"the company directory lists {len(listed)} contacts, more than these models keep: {models}; "
+                 "set directory: false on some extensions")
 
 
 def _check_params(ctx: _Ctx, site_node, site, phones: list[_RawPhone], catalog: Catalog, firmware) -> None:

@@ -15,7 +15,8 @@ What the server does, and why:
   served.
 * Only the file names out/ can contain are served (an allow-list of regex locations); everything
   else, dotfiles (``.polygen-manifest.json``) and directory URLs included, is 404. No autoindex.
-* ``contacts/<mac>-directory.xml`` is answered from ``contacts/000000000000-directory.xml``.
+* ``contacts/<mac>-directory.xml`` is the phone's own directory when the build made one (a phone
+  with speed dials), else ``contacts/000000000000-directory.xml``.
 * ``PUT`` of ``[logs/]<mac>-{boot,app}.log`` goes to the sidecar with the URI rebuilt from the
   strict captures (never ``$request_uri``), 1 MiB at most; so does ``HEAD``, which phones send
   before an app-log upload and the sidecar answers. Other methods are refused (403), so
@@ -336,9 +337,10 @@ server {{
     location ~ "{FIRMWARE_RE}" {{
 {static}{open_}    }}
 
-    # Every phone's directory is the shared one (DESIGN.md); the phone's own upload is refused.
+    # A phone's own directory if the build made one, else the shared one (DESIGN.md); the
+    # phone's own upload is refused.
     location ~ "{CONTACTS_RE}" {{
-{mac_check}{static}{guarded}        try_files {SHARED_DIRECTORY} =404;
+{mac_check}{static}{guarded}        try_files $uri {SHARED_DIRECTORY} =404;
     }}
 {shared_dir}
     # Log uploads go to the sidecar (which counts their misses itself); the URI is rebuilt from

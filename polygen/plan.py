@@ -21,6 +21,8 @@ from typing import Callable, Iterable, Iterator
 from polygen import __version__, htpasswd
 from polygen.catalog import Model
 from polygen.inventory import Extension, Inventory, Phone
+from polygen.directory import directory_entries, phone_directory
+from polygen.linekeys import key_params
 from polygen.render import Renderer
 
 LOG_DIR = "logs"
@@ -32,7 +34,6 @@ UA_INDEX = "ua-index.json"
 SITE_FILE = {"uc": "site.cfg", "sip3": "site-sip3.cfg"}
 SECRET_MODE = 0o640
 PUBLIC_MODE = 0o644
-MAX_CONTACTS = 9999  # dir.local.contacts.maxNum upper bound (docs/polycom.md §3)
 _FW_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 
 
@@ -45,26 +46,6 @@ class OutputFile:
     render: Callable[[], Iterable[str]] | None = None  # produces the text
     link: Path | None = None  # or: a file to link (firmware)
     secret: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class DirectoryEntry:
-    """One <item> of the company directory: a listed extension or a contact."""
-
-    first_name: str
-    last_name: str
-    contact: str  # <ct>: the extension's mailbox or the contact's number
-    label: str = ""  # <lb>; the phone shows "first last" without it
-    key: str = ""  # the tie-break of the sort: extension or number
-
-
-def directory_entries(inv: Inventory) -> list[DirectoryEntry]:
-    """Listed extensions and contacts, by last name, first name, then extension or number."""
-    entries = [DirectoryEntry(e.first_name, e.last_name, e.mailbox, key=e.ext)
-               for e in inv.extensions.values() if e.directory]
-    entries += [DirectoryEntry(c.first_name, c.last_name, c.number, c.label, c.number) for c in inv.contacts]
-    entries.sort(key=lambda e: (e.last_name.casefold(), e.first_name.casefold(), e.key))
-    return entries
 
 
 @dataclass
@@ -113,6 +94,11 @@ def phone_file(mac: str) -> str:
     return f"{mac}-phone.cfg"
 
 
+def phone_directory_file(mac: str) -> str:
+    """A phone's own directory: written only for a phone with speed dials (polygen.linekeys)."""
+    return f"{CONTACTS_DIR}/{mac}-directory.xml"
+
+
 def firmware_path(model: Model) -> str:
     return f"firmware/{model.firmware}/sip.ld"
 
@@ -140,15 +126,16 @@ def phone_sections(inv: Inventory, phone: Phone) -> list[tuple[str, list[tuple[s
             (p + "auth.password", e.secret),
             (p + "displayName", e.display_name),
             (p + "label", e.label),
-            (p + "type", "private"),
+            (p + "type", "shared" if e.shared else "private"),
             (p + "server.1.address", site.sip_server),
         ]
         if site.sip_port:
             reg.append((p + "server.1.port", str(site.sip_port)))
     time = _time_params(inv.time_rules(phone.timezone or site.timezone))
-    if not own:  # the common case, 100k times a build: no filtering needed
+    keys = key_params(inv, phone, inv.model(phone)) if phone.keys else []
+    if not own and not keys:  # the common case, 100k times a build: no filtering needed
         return [("reg", reg), ("tcpIpApp", time)] if reg else [("tcpIpApp", time)]
-    sections = [("reg", reg), ("tcpIpApp", time)]
+    sections = [("reg", reg), ("tcpIpApp", time), ("keys", keys)]
     out = [(name, [(k, v) for k, v in params if k not in own]) for name, params in sections]
     out.append(("settings", list(phone.settings)))
     return [(n, ps) for n, ps in out if ps]
@@ -173,10 +160,13 @@ def site_sections(inv: Inventory, dialect: str) -> list[tuple[str, list[tuple[st
         prov.append(("prov.polling.timeRandomEnd", pol.time_random_end))
     ntp = [("tcpIpApp.sntp.address", site.ntp_server), ("tcpIpApp.sntp.address.overrideDHCP", "1")] \
         if site.ntp_server else []
+    # the directory is served from the inventory: a phone's own edits would be lost at its next
+    # boot, so the phone does not offer them (docs/polycom.md §4, §10)
+    directory = [("dir.local.readonly", "1")]
     # logs are uploaded daily in append mode to LOG_FILE_DIRECTORY, where the sidecar takes them
     log = [("log.render.file", "1"), ("log.render.file.upload.period", "86400"),
            ("log.render.file.upload.append", "1")]
-    sections = [("voIpProt", server), ("prov", prov), ("tcpIpApp", ntp), ("log", log)]
+    sections = [("voIpProt", server), ("prov", prov), ("tcpIpApp", ntp), ("log", log), ("dir", directory)]
     if site.auth:
         # the phones keep these credentials in flash; the servers also accept site.auth.previous
         # until every phone has polled, so a rotation strands no phone (README, "Provisioning auth")
@@ -236,9 +226,7 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None, group: str |
             fw_files += [(m, p) for p in files]
 
     listed = directory_entries(inv)
-    if len(listed) > MAX_CONTACTS:
-        warnings.append(f"the directory lists {len(listed)} contacts; phones keep at most "
-                        f"{MAX_CONTACTS} (set directory: false on some extensions)")
+    # more contacts than a model keeps: a warning of inventory.load (per model, with its place)
     site_key = _digest(inv.site, group)  # the group of secret files is part of what they are
 
     def files() -> Iterator[OutputFile]:
@@ -272,6 +260,12 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None, group: str |
         dir_key = _digest(version, tdig, listed)
         yield OutputFile(DIRECTORY_FILE, dir_key, PUBLIC_MODE, "company directory",
                          lambda: renderer.stream("directory.xml.j2", entries=listed))
+        for phone in inv.phones:
+            if any(k.kind == "speed_dial" for k in phone.keys):
+                yield OutputFile(phone_directory_file(phone.mac), _digest(dir_key, phone.keys), PUBLIC_MODE,
+                                 f"directory of phone {phone.mac}",
+                                 lambda phone=phone: renderer.stream(
+                                     "directory.xml.j2", entries=phone_directory(inv, listed, phone)))
         for m, src in fw_files:
             st = src.stat()
             yield OutputFile(f"firmware/{m.firmware}/{src.name}", _digest("link", str(src.resolve()), st.st_size,
@@ -294,7 +288,10 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None, group: str |
             if zone_key is None:
                 zone_key = zone_keys[zone] = repr(_plain(inv.time_rules(zone)))
             inputs = repr((prefix, phone_fields(phone), [ext_fields(inv.extensions[x]) for x in phone.lines],
-                           model_key, zone_key))
+                           model_key, zone_key,
+                           # a busy lamp field's label is its extension's name
+                           [ext_fields(inv.extensions[k.target]) for k in phone.keys if k.kind == "blf"]
+                           if phone.keys else None))
             key = hashlib.blake2b(inputs.encode(), digest_size=16).hexdigest()
             yield OutputFile(phone_file(phone.mac), key, SECRET_MODE, f"phone {phone.mac}",
                              lambda phone=phone, model=model: [renderer.render(
@@ -302,5 +299,7 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None, group: str |
                                  sections=phone_sections(inv, phone))],
                              secret=True)
 
-    count = 1 + len(model_ctx) + 1 + len(dialects) + 1 + len(fw_files) + len(inv.phones) + bool(inv.site.auth)
+    own_directories = sum(1 for p in inv.phones if any(k.kind == "speed_dial" for k in p.keys))
+    count = 1 + len(model_ctx) + 1 + len(dialects) + 1 + len(fw_files) + len(inv.phones) + bool(inv.site.auth) \
+        + own_directories
     return Plan(files, count, len(inv.phones), warnings)

@@ -66,6 +66,7 @@ class BootReport:
     sources: dict[str, str] = field(default_factory=dict)  # parameter -> file it came from
     lines: list[Line] = field(default_factory=list)
     directory_entries: int = 0
+    directory: list[dict[str, str]] = field(default_factory=list)  # the items of the directory in use
     redirects: list[str] = field(default_factory=list)
     hints: list[str] = field(default_factory=list)
 
@@ -121,7 +122,8 @@ class HttpTransport:
 
 class TreeTransport:
     """A built out/ tree answered like polygen's sidecar in static mode: User-Agent dispatch for
-    000000000000.cfg, the shared directory for every <mac>-directory.xml, uploads accepted."""
+    000000000000.cfg, the shared directory for a <mac>-directory.xml the build did not make,
+    uploads accepted."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -143,7 +145,7 @@ class TreeTransport:
             ua = parse_user_agent(headers.get("User-Agent", ""))
             path = index["models"].get(ua.model, index["default"]) if ua else index["default"]
         m = re.fullmatch(r"contacts/[0-9a-f]{12}-directory\.xml", path)
-        if m:
+        if m and not (self.root / path).is_file():
             path = "contacts/000000000000-directory.xml"
         f = self.root / path
         if ".." in path.split("/") or not f.is_file():
@@ -263,6 +265,7 @@ def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: 
 
     # 6. directories
     cd = m.get("CONTACTS_DIRECTORY", "")
+    in_use = False
     for name in (f"{mac}-directory.xml", "000000000000-directory.xml"):
         status, body = get(_join(cd, name), note="directory")
         if status != 200:
@@ -273,7 +276,10 @@ def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: 
         except ET.ParseError as exc:
             report.failures.append(f"{_join(cd, name)} is not well-formed XML: {exc}")
             continue
-        report.directory_entries = len(d.findall("./item_list/item"))
+        if not in_use:  # the phone's own directory, when there is one, is the one it uses
+            in_use = True
+            report.directory = [{c.tag: c.text or "" for c in item} for item in d.findall("./item_list/item")]
+            report.directory_entries = len(report.directory)
 
     # 7. the boot log, as the Updater uploads it
     ld = m.get("LOG_FILE_DIRECTORY", "")

@@ -32,6 +32,7 @@ SIP3_SIP_CFG = """\
     <sntp tcpIpApp.sntp.address="" tcpIpApp.sntp.gmtOffset="0"/>
   </tcpIpApp>
   <up up.headsetMode="0"/>
+  <dir dir.local.readonly=""/>
 </sip>
 """
 SIP3_PHONE1_CFG = """\
@@ -39,7 +40,9 @@ SIP3_PHONE1_CFG = """\
 <!-- polygen tests: a stand-in for a SIP 3.x release's phone1.cfg -->
 <phone1>
   <reg reg.1.displayName="" reg.1.address="" reg.1.label="" reg.1.auth.userId="" reg.1.auth.password=""
-       reg.1.server.1.address="" reg.2.displayName="" reg.2.address=""/>
+       reg.1.server.1.address="" reg.1.type="private" reg.2.displayName="" reg.2.address=""/>
+  <attendant attendant.resourceList.1.address="" attendant.resourceList.1.label=""
+             attendant.resourceList.1.type=""/>
 </phone1>
 """
 

@@ -71,6 +71,17 @@ def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
             for p in sorted(root.rglob("*")) if p.is_file() and ".git" not in p.parts}
 
 
+# extensions no phone has yet, for new phones: an extension is on one phone unless it is shared
+SPARE = ('extensions:\n  - {ext: "2101", first_name: Spare, secret: s}\n'
+         '  - {ext: "2102", first_name: Spare, secret: s}\n  - {ext: "2103", first_name: Spare, secret: s}\n')
+
+
+def spare_extensions(site: Path) -> None:
+    (site / "inventory/spare.yaml").write_text(SPARE)
+    git(site, "add", "-A")
+    git(site, "commit", "-qm", "spare extensions")
+
+
 def secret_of(ext: str, path: Path = Path("inventory/secrets.yaml")) -> str:
     m = re.search(rf'^  "{ext}": "([^"]+)"$', path.read_text(), re.M)
     assert m, path.read_text()
@@ -79,17 +90,29 @@ def secret_of(ext: str, path: Path = Path("inventory/secrets.yaml")) -> str:
 
 # ---------------------------------------------------------------- each edit touches only its lines
 def test_phone_add_adds_exactly_the_new_entry(site):
-    r = polygen("phone", "add", "64:16:7f:00:02:01", "--model", "VVX410", "--line", "1002", "--line", "1001")
+    spare_extensions(site)
+    r = polygen("phone", "add", "64:16:7f:00:02:01", "--model", "VVX410", "--line", "2102", "--line", "2101")
     assert (r.exit_code, r.stdout, r.stderr) == (
-        0, "inventory/phones.yaml:17: added phone 64167f000201 (VVX410; lines 1002, 1001)\n", "")
+        0, "inventory/phones.yaml:17: added phone 64167f000201 (VVX410; lines 2102, 2101)\n", "")
     assert changes(site) == [
         "inventory/phones.yaml",
         "@@ -16,0 +17,3 @@",
         "+  - mac: 64:16:7f:00:02:01",
         "+    model: VVX410",
-        '+    lines: ["1002", "1001"]',
+        '+    lines: ["2102", "2101"]',
     ]
-    assert polygen("check").stdout == "inventory: 5 phones, 6 extensions: OK\n"
+    assert polygen("check").stdout == "inventory: 5 phones, 9 extensions: OK\n"
+
+
+def test_phone_add_refuses_an_extension_another_phone_has(site):
+    before = snapshot(site)
+    r = polygen("phone", "add", "64:16:7f:00:02:01", "--model", "VVX410", "--line", "1001")
+    assert (r.exit_code, r.stderr) == (
+        1, "inventory/phones.yaml:19: phones[4].lines[0]: extension '1001' is also a line of phone 0004f2000330 "
+           "(inventory/phones.yaml:5); put it on one phone, or set shared: true on the extension "
+           "(inventory/extensions.yaml:4) to make it a shared line\n"
+           "Error: nothing written: the inventory would have 1 error after this edit\n")
+    assert snapshot(site) == before
 
 
 def test_phone_replace_changes_exactly_one_line(site):
@@ -233,11 +256,11 @@ REFUSED = [
      "Error: 000000000000 is reserved for the default files\n"),
     (["phone", "add", "00:04:f2:00:02:01", "--line", "1001"],
      "Error: no model for 0004f2000201: give it with --model, e.g. --model VVX410\n"),
-    (["phone", "add", "00:04:f2:00:02:01", "--model", "VVX41", "--line", "1001"],
+    (["phone", "add", "00:04:f2:00:02:01", "--model", "VVX41", "--line", "2101"],
      "inventory/phones.yaml:18: phones[4].model: unknown model 'VVX41' (did you mean VVX410?); "
      "add it under models: if it is new\n"
      "Error: nothing written: the inventory would have 1 error after this edit\n"),
-    (["phone", "add", "00:04:f2:00:02:01", "--model", "IP330", "--line", "1001", "--line", "1002", "--line", "1003"],
+    (["phone", "add", "00:04:f2:00:02:01", "--model", "IP330", "--line", "2101", "--line", "2102", "--line", "2103"],
      "inventory/phones.yaml:19: phones[4].lines: 3 lines, but the SoundPoint IP 330 supports 2\n"
      "Error: nothing written: the inventory would have 1 error after this edit\n"),
     (["phone", "add", "00:04:f2:00:02:01", "--model", "IP330", "--line", "1001", "--file", "../x.yaml"],
@@ -276,6 +299,7 @@ REFUSED = [
 
 @pytest.mark.parametrize("args, message", REFUSED, ids=[" ".join(a[:3]) for a, _ in REFUSED])
 def test_refused_edits_write_nothing(site, args, message):
+    spare_extensions(site)
     before = snapshot(site)
     r = polygen(*args)
     assert (r.exit_code, r.stdout, r.stderr) == (1, "", message)
@@ -283,6 +307,8 @@ def test_refused_edits_write_nothing(site, args, message):
 
 
 def test_an_extension_on_several_phones_names_each(site):
+    ext = Path("inventory/extensions.yaml")
+    ext.write_text(ext.read_text().replace('    secret: "s3cret-1001"\n', '    secret: "s3cret-1001"\n    shared: true\n'))
     assert polygen("phone", "add", "64:16:7f:00:02:01", "--model", "VVX410", "--line", "1001").exit_code == 0
     before = snapshot(site)
     r = polygen("ext", "remove", "1001")
@@ -311,7 +337,8 @@ def test_a_file_that_is_not_yaml_is_named(site):
 
 
 def test_a_warning_on_the_new_entry_is_shown(site):
-    r = polygen("phone", "add", "00:11:22:00:02:01", "--model", "VVX410", "--line", "1001")
+    spare_extensions(site)
+    r = polygen("phone", "add", "00:11:22:00:02:01", "--model", "VVX410", "--line", "2101")
     assert r.exit_code == 0
     assert r.stderr == "inventory/phones.yaml:17: phones[4].mac: warning: 00:11:22 is not a Polycom/Poly OUI; check the MAC\n"
 
@@ -319,6 +346,7 @@ def test_a_warning_on_the_new_entry_is_shown(site):
 def test_a_file_changed_during_the_edit_is_not_overwritten(site):
     """The edit reads, checks, then writes: a change made in between (here by the model lookup,
     which runs between the two) is kept and the edit refused."""
+    spare_extensions(site)
     phones = Path("inventory/phones.yaml")
 
     def meanwhile(mac):
@@ -327,29 +355,30 @@ def test_a_file_changed_during_the_edit_is_not_overwritten(site):
 
     with pytest.raises(PolygenError, match=r"^inventory/phones.yaml changed while it was being edited; "
                                            "nothing written, run the command again$"):
-        edit.add_phone(Path("inventory"), "64:16:7f:00:02:01", ["1001"], lookup_reported_model=meanwhile)
+        edit.add_phone(Path("inventory"), "64:16:7f:00:02:01", ["2101"], lookup_reported_model=meanwhile)
     assert phones.read_text().endswith('      up.backlight.idleIntensity: "1"\n# edited by someone else\n')
 
 
 # ---------------------------------------------------------------- the library
 def test_the_model_reported_by_the_phone_is_the_default(site):
+    spare_extensions(site)
     seen = []
 
     def reported(mac):
         seen.append(mac)
         return "VVX_410"
 
-    r = edit.add_phone(Path("inventory"), "64-16-7F-00-02-01", ["1001"], lookup_reported_model=reported)
+    r = edit.add_phone(Path("inventory"), "64-16-7F-00-02-01", ["2101"], lookup_reported_model=reported)
     assert seen == ["64167f000201"]
-    assert r.summary == "inventory/phones.yaml:17: added phone 64167f000201 (VVX410; line 1001)"
+    assert r.summary == "inventory/phones.yaml:17: added phone 64167f000201 (VVX410; line 2101)"
     assert r.files == (Path("inventory/phones.yaml"),)
     assert [p.mac for p in r.inventory.phones if p.model == "VVX410"] == ["64167f000201", "64167f000410"]
     assert changes(site)[2] == "+  - mac: 64-16-7F-00-02-01"
     # a model given wins; a phone that reported nothing needs one
-    r = edit.add_phone(Path("inventory"), "64:16:7f:00:02:02", ["1002"], "IP331", lookup_reported_model=reported)
-    assert seen == ["64167f000201"] and "(IP331; line 1002)" in r.summary
+    r = edit.add_phone(Path("inventory"), "64:16:7f:00:02:02", ["2102"], "IP331", lookup_reported_model=reported)
+    assert seen == ["64167f000201"] and "(IP331; line 2102)" in r.summary
     with pytest.raises(PolygenError, match="^no model for 64167f000203: give it with --model"):
-        edit.add_phone(Path("inventory"), "64:16:7f:00:02:03", ["1003"], lookup_reported_model=lambda mac: None)
+        edit.add_phone(Path("inventory"), "64:16:7f:00:02:03", ["2103"], lookup_reported_model=lambda mac: None)
 
 
 def test_mode_and_owner_are_kept_and_no_temporary_file_is_left(site):
@@ -457,22 +486,22 @@ phones:
 
 def test_block_lists_blank_lines_and_comments(inv):
     inv("e.yaml", "extensions:\n" + "".join(f'  - {{ext: "{e}", first_name: X{e}, secret: s}}\n'
-                                            for e in ("1001", "1002", "1003")))
+                                            for e in ("1001", "1002", "1003", "1004")))
     phones = inv("p.yaml", BLANKS)
-    ok("phone", "add", "00:04:f2:00:03:32", "--model", "IP330", "--line", "1003", "--line", "1001")
+    ok("phone", "add", "00:04:f2:00:03:32", "--model", "IP330", "--line", "1003", "--line", "1004")
     assert phones.read_text() == BLANKS + (
         "\n"
         "    -   mac: '00:04:f2:00:03:32'\n"
         "        model: IP330\n"
         "        lines:\n"
         "          - '1003'\n"
-        "          - '1001'\n")
+        "          - '1004'\n")
     ok("phone", "remove", "0004f2000330")  # with its comment above and its commented-out settings
     assert phones.read_text() == BLANKS.replace(
         "    # the front desk\n    -   mac: '0004f2000330'\n        model: IP330\n        lines:\n"
         "          - '1001'\n        # settings: {}\n\n", "") + (
         "\n    -   mac: '00:04:f2:00:03:32'\n        model: IP330\n        lines:\n          - '1003'\n"
-        "          - '1001'\n")
+        "          - '1004'\n")
     ok("phone", "remove", "00:04:f2:00:03:32")  # the last one: the blank line before it goes too
     assert phones.read_text() == "phones:\n\n    -   mac: '0004f2000331'\n        model: IP331\n" \
                                  "        lines:\n          - '1002'\n"
@@ -490,7 +519,7 @@ def test_an_empty_phones_list(inv, written):
 
 
 def test_the_target_file_holds_the_most_phones_or_is_named(inv):
-    inv("e.yaml", 'extensions:\n  - {ext: "1001", first_name: Ada, secret: s}\n')
+    inv("e.yaml", 'extensions:\n  - {ext: "1001", first_name: Ada, secret: s, shared: true}\n')
     inv("a.yaml", "phones:\n  - {mac: 0004f2000001, model: IP330, lines: []}\n")
     inv("b/c.yaml", "phones:\n  - {mac: 0004f2000002, model: IP330, lines: []}\n"
                     "  - {mac: 0004f2000003, model: IP330, lines: []}\n")

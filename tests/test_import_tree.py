@@ -116,7 +116,7 @@ RICHER = {
         extensions:
           - {ext: "201", first_name: Zoë, last_name: "Ångström", secret: "pw-201", label: "Zoë"}
           - {ext: "202", first_name: Bob, secret: "pw 202 & <x>\\"", display_name: "Robert (Sales)"}
-          - {ext: "203", first_name: Shared, last_name: Line, secret: "pw-203"}
+          - {ext: "203", first_name: Shared, last_name: Line, secret: "pw-203", shared: true}
           - {ext: "204", first_name: "", last_name: Lobby, secret: "pw-204", mailbox: "2040"}
           - {ext: "sales.1", first_name: Sales, last_name: Queue, secret: "pw-s1", directory: false}
           - {ext: "4930-123", first_name: Berlin, last_name: Office, secret: "pw-b"}

@@ -368,10 +368,10 @@ def test_problems_are_in_file_then_line_order(inv_dir):
     assert problems(d) == [
         "inv/extensions.yaml:5: extensions[1].first_name: missing required field 'first_name'",
         "inv/extensions.yaml:6: extensions[1].frist_name: unknown key 'frist_name' (did you mean 'first_name'?); "
-        "allowed: ext, first_name, last_name, secret, mailbox, directory, display_name, label",
+        "allowed: ext, first_name, last_name, secret, mailbox, directory, display_name, label, shared",
         "inv/phones.yaml:4: phones[0].lines[1]: no extension '1009' in the inventory (did you mean '1002'?)",
-        "inv/phones.yaml:5: phones[0].color: unknown key 'color'; allowed: mac, model, lines, settings, timezone, "
-        "description",
+        "inv/phones.yaml:5: phones[0].color: unknown key 'color'; allowed: mac, model, lines, keys, settings, "
+        "timezone, description",
     ]
 
 

@@ -42,10 +42,10 @@ def test_only_changed_files_are_read_again(inventory_dir, tmp_path, monkeypatch)
     load(inventory_dir, cache=cache)
     assert calls == []
     phones = inventory_dir / "phones.yaml"
-    phones.write_text(phones.read_text().replace('lines: ["1002"]', 'lines: ["1002", "1003"]'))
+    phones.write_text(phones.read_text().replace('lines: ["1002"]', 'lines: ["1002"]\n    timezone: Europe/Berlin'))
     inv = load(inventory_dir, cache=cache)
     assert calls == ["phones.yaml"]
-    assert next(p for p in inv.phones if p.mac == "0004f2000331").lines == ("1002", "1003")
+    assert next(p for p in inv.phones if p.mac == "0004f2000331").timezone == "Europe/Berlin"
 
 
 def test_cross_file_checks_still_run_on_cached_files(inventory_dir, tmp_path):

@@ -302,10 +302,16 @@ def test_static_files(served):
     assert request(served, "HEAD", "/firmware/5.9.7/sip.ver")[0] == 200
 
 
-def test_every_directory_is_the_shared_one(served):
+def test_a_phone_without_its_own_directory_gets_the_shared_one(served, out_tree):
     shared = (200, b"<directory><item_list/></directory>\n")
     assert request(served, "GET", f"/contacts/{MAC}-directory.xml") == shared
     assert request(served, "GET", "/contacts/000000000000-directory.xml") == shared
+    assert request(served, "PUT", f"/contacts/{MAC}-directory.xml", body=b"<directory/>")[0] == 403
+    # a phone with speed dials has its own (DESIGN.md); the others still get the shared one
+    own = b"<directory><item_list><item><ct>5551000</ct><sd>1</sd></item></item_list></directory>\n"
+    (out_tree / "contacts" / f"{MAC}-directory.xml").write_bytes(own)
+    assert request(served, "GET", f"/contacts/{MAC}-directory.xml") == (200, own)
+    assert request(served, "GET", "/contacts/0004f2000999-directory.xml") == shared
     assert request(served, "PUT", f"/contacts/{MAC}-directory.xml", body=b"<directory/>")[0] == 403
 
 

@@ -223,6 +223,8 @@ async def watched(aiohttp_client, build_opts, tmp_path):
     """serve --watch on a copy of the example inventory; yields (client, phones.yaml, next_result)."""
     from polygen.watch import watch_paths
 
+    exts = build_opts.inventory / "extensions.yaml"  # the new phones share line 1002 with the IP 331
+    exts.write_text(exts.read_text().replace('secret: "s3cret-1002"\n', 'secret: "s3cret-1002"\n    shared: true\n'))
     rebuild = RecordingBuild(build_opts, WAIT)
     next_result, results = rebuild.next, rebuild.results
     paths, ignore = watch_paths(build_opts)

@@ -426,6 +426,19 @@ async def test_directory_for_known_macs(client):
         assert (r.status, await r.read()) == (200, shared)
 
 
+async def test_a_phone_with_its_own_directory_gets_it(client, site):
+    # the build writes contacts/<mac>-directory.xml for a phone with speed dials (DESIGN.md)
+    own = b"<directory><item_list><item><ct>5551000</ct><sd>1</sd></item></item_list></directory>"
+    (site / "out" / "contacts" / f"{MAC2}-directory.xml").write_bytes(own)
+    r = await client.get(f"/contacts/{MAC2}-directory.xml")
+    assert (r.status, await r.read()) == (200, own)
+    r = await client.get(f"/contacts/{MAC}-directory.xml")
+    assert (r.status, await r.read()) == (200, b"<directory><item_list/></directory>")
+    # an unknown MAC gets neither, even if such a file were there
+    (site / "out" / "contacts" / f"{UNKNOWN}-directory.xml").write_bytes(own)
+    assert (await client.get(f"/contacts/{UNKNOWN}-directory.xml")).status == 404
+
+
 async def test_static_off(aiohttp_client, site, tmp_path):
     config = SidecarConfig(out=site / "out", db=tmp_path / "logs.db", static=False)
     client = await aiohttp_client(create_app(config))
@@ -710,12 +723,12 @@ async def test_watch_rebuild_end_to_end(aiohttp_client, build_opts, tmp_path):
 
     phones = build_opts.inventory / "phones.yaml"
     original = phones.read_text()
-    phones.write_text(original + "  - mac: 00:04:f2:00:05:00\n    model: VVX5000\n    lines: [\"1002\"]\n")
+    phones.write_text(original + "  - mac: 00:04:f2:00:05:00\n    model: VVX5000\n    lines: []\n")
     assert isinstance(await next_result(), InventoryError)
     assert (await (await client.get("/healthz")).json())["generation"] == "g000001"
     assert (await client.put(f"/logs/{new_mac}-app.log", data=b"x\n")).status == 404
 
-    phones.write_text(original + "  - mac: 00:04:f2:00:05:00\n    model: VVX500\n    lines: [\"1002\"]\n")
+    phones.write_text(original + "  - mac: 00:04:f2:00:05:00\n    model: VVX500\n    lines: []\n")
     fixed = await next_result()
     assert fixed.generation == "g000002", fixed
     health = await (await client.get("/healthz")).json()

@@ -220,6 +220,8 @@ def test_each_warning_is_logged_once(build_opts, tmp_path, caplog):
     from polygen.build import run
 
     opts = dataclasses.replace(build_opts, firmware=tmp_path / "no-firmware")
+    exts = opts.inventory / "extensions.yaml"  # the conference room's line goes on a second phone too
+    exts.write_text(exts.read_text().replace('secret: "s3cret-1099"\n', 'secret: "s3cret-1099"\n    shared: true\n'))
     printed = run(opts).warnings  # what `polygen build` printed
     assert any(w.startswith("firmware/3.3.5/sip.ld not found") for w in printed)
 
@@ -284,7 +286,7 @@ def test_real_build_broken_then_fixed(build_opts, caplog):
             assert os.readlink(out) == target  # out/ untouched: the last good build is served
             assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == good
 
-            phones.write_text(original.replace('lines: ["1002"]', 'lines: ["1002", "1099"]'))
+            phones.write_text(original.replace('lines: ["1002"]', 'lines: ["1002"]\n    timezone: Europe/Berlin'))
             result, error = next_result()
             assert error is None and result.generation == "g000002"
             assert os.readlink(out) != target

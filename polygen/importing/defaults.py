@@ -54,6 +54,7 @@ UC = {
     "device.prov.user": "",
     "device.prov.password.set": "0",
     "device.prov.password": "",
+    "dir.local.readonly": "0",  # the phone lets its user edit the directory (docs/polycom.md §10)
 }
 SIP3 = {
     **{k: v for k, v in UC.items() if k != "prov.polling.timeRandomEnd"},  # UC only (FACTS §3)

@@ -247,10 +247,13 @@ class _Inference:
                               f"phone {pc.mac}: reg.{i} and later registrations kept as raw settings: {why}")
                     break
                 own.append(addr)
+                if addr in exts and pc.params.get(f"reg.{i}.type") == "shared":
+                    exts[addr]["shared"] = True
                 if addr not in exts:
                     exts[addr] = {"secret": pc.params[f"reg.{i}.auth.password"],
                                   "display": pc.params.get(f"reg.{i}.displayName", ""),
-                                  "label": pc.params.get(f"reg.{i}.label", "")}
+                                  "label": pc.params.get(f"reg.{i}.label", ""),
+                                  "shared": pc.params.get(f"reg.{i}.type") == "shared"}
                 i += 1
             lines[pc.mac] = own
         return lines, exts
@@ -424,10 +427,13 @@ def infer(tree: Tree, *, site_name: str = "Imported site", provisioning_url: str
             entry["label"] = d["label"]
         if it is None:
             entry["directory"] = False
+        if d["shared"]:
+            entry["shared"] = True  # reg.N.type="shared": a line that may be on several phones
         draft.entries.append(Entry("extensions", entry))
         draft.secrets[ext] = d["secret"]
         extensions[ext] = Extension(ext, first, last, d["secret"], mailbox, it is not None,
-                                    entry.get("display_name") or composed or ext, entry.get("label", ext))
+                                    entry.get("display_name") or composed or ext, entry.get("label", ext),
+                                    shared=d["shared"])
 
     # the inventory without settings, and what polygen would write for each phone with it
     pol = site.get("polling", {})

@@ -440,10 +440,12 @@ def handle_static(request: web.Request, raw: str) -> web.StreamResponse:
     gen = _generation(request)
     tree = request.app[keys.TREE]
     if (m := _CONTACTS_RE.fullmatch(rel)) and m[1] != "000000000000":
-        # Every <mac>-directory.xml is the shared directory (DESIGN.md), for phones we know.
+        # A known phone's own directory if the build made one (speed dials), else the shared
+        # directory (DESIGN.md).
         if not _known_mac(request, gen, m[1]):
             raise not_found
-        rel = SHARED_DIRECTORY
+        if safe_file(gen, rel) is None:
+            rel = SHARED_DIRECTORY
     path = safe_file(gen, rel)
     if path is None:
         # Firmware entries may be symlinks out of the generation into the firmware directory:
