@@ -191,7 +191,8 @@ def run(opts: BuildOptions, progress: Callable[[int], None] | None = None,
 
 # ------------------------------------------------------------------ diff
 MASK = "********"
-_PASSWORD_ATTR_RE = re.compile(r'((?:password|Password|secret)[A-Za-z.]*=")([^"]*)(")')
+# reg.N.auth.password, device.prov.password, device.auth.localAdminPassword…; not their ".set" flags
+_PASSWORD_ATTR_RE = re.compile(r'((?:password|Password|secret)[A-Za-z.]*(?<!\.set)=")([^"]*)(")')
 
 
 def mask(text: str, secrets: set[str]) -> str:
