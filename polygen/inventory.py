@@ -399,7 +399,8 @@ def _site(ctx: _Ctx, m: Map, found: _Secrets | None = None, env=None) -> Site | 
     admin = _admin_password(ctx, m, found, env)
     if None in (url, host, tz):
         return None
-    return Site(name, url, host, port, tz, ntp, polling, settings, auth, dialing, voicemail, admin)
+    return Site(name, url, host, port, tz, ntp, polling, settings, auth,
+                dialing=dialing, voicemail=voicemail, admin_password=admin)
 
 
 def _admin_password(ctx: _Ctx, m: Map, found: _Secrets, env) -> str | None:
