@@ -103,7 +103,7 @@ def plan_digitmap(ctx: _Ctx, site_node: Map, site: Site, exts: dict[str, _RawExt
     if not _valid(ctx, site_own, "site", lambda k: _node_loc(settings_at, k, default=here)):
         return site
     base = {**dict(site_params(site)), **site_own}
-    failing: set[int] = set()  # numbers the site's map fails: a phone's other timeouts will not help
+    failing: set[int] = set()  # reported once, not again for each phone that changes only the handling
     if d.digitmap is not None or site_own:  # a generated map was proven as it was made
         named = ([] if DIGITMAP in site_own or d.digitmap is None else ["site.dialing.digitmap"]) + \
             [f"site.settings.{k}" for k in PARAMS if k in site_own]
