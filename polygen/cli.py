@@ -184,7 +184,8 @@ def check(inventory, firmware, secrets, fmt, strict):
 
     try:
         inv = load(inventory, secrets, firmware=firmware)
-        problems = list(inv.warnings)
+        order = {f: i for i, f in enumerate(inv.sources)}  # warnings and advice, in file and line order
+        problems = sorted(inv.warnings + inv.advice, key=lambda p: (order.get(p.file, len(order)), p.line or 0))
         summary = (f"{inventory}: {len(inv.phones)} phones, {len(inv.extensions)} extensions: OK"
                    + (f" ({len(problems)} warning{'s' if len(problems) != 1 else ''})" if problems else ""))
     except InventoryError as exc:

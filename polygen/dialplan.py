@@ -30,6 +30,7 @@ which every extension is sent at once and checks that by dialling them.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -302,6 +303,66 @@ def dial(digitmap: str | DigitMap, digits: str, impossible_handling: int = 0, *,
     return DialResult(digits, digits, "on-send", n)
 
 
+def dial_many(digitmap: str | DigitMap, numbers: Iterable[str], impossible_handling: int = 0, *,
+              timeouts: str | None = None) -> list[DialResult]:
+    """`dial` for each number, in order. Numbers sharing a beginning share its steps (a site's
+    100k extensions cost about as many steps as one dial each, not one per digit)."""
+    dm = digitmap if isinstance(digitmap, DigitMap) else parse_digitmap(digitmap, timeouts)
+    numbers = list(numbers)
+    for digits in numbers:
+        if not digits or not set(digits) <= KEYS:
+            raise ValueError(f"cannot dial {digits!r}: only 0-9, * and # are keys")
+    if impossible_handling not in (0, 1, 2):
+        raise ValueError(f"impossible_handling must be 0, 1 or 2, not {impossible_handling!r}")
+    if not dm.rules or not numbers:
+        return [DialResult(d, d, "on-send", len(d)) for d in numbers]
+    # depth-first over the sorted distinct numbers: a node is a beginning shared by nums[lo:hi]
+    nums = sorted(set(numbers))
+    found: dict[str, DialResult] = {}
+    stack = [(0, 0, len(nums), [_close(r, {0: ()}) for r in dm.rules])]
+    while stack:
+        k, lo, hi, states = stack.pop()
+        if k:
+            done = _decided(dm, states, nums[lo][:k], impossible_handling)
+            if done is not None:
+                for d in nums[lo:hi]:
+                    found[d] = done(d)
+                continue
+        if len(nums[lo]) == k:  # the beginning itself sorts first
+            found[nums[lo]] = _at_end(dm, states, nums[lo])
+            lo += 1
+        while lo < hi:  # one child per next key: "~" sorts after every key
+            key = nums[lo][k]
+            end = bisect.bisect_left(nums, nums[lo][:k + 1] + "~", lo, hi)
+            stack.append((k + 1, lo, end, [_step(r, s, key) for r, s in zip(dm.rules, states)]))
+            lo = end
+    return [found[d] for d in numbers]
+
+
+def _decided(dm: DigitMap, states, keys: str, handling: int):
+    """What the phone does after ``keys`` whatever follows (a DialResult for each number), or None."""
+    k = len(keys)
+    for i, (r, s) in enumerate(zip(dm.rules, states)):
+        if not r.timer and len(r.elements) in s:
+            sent = r.output(keys, s[len(r.elements)])
+            return lambda d: DialResult(d, sent, "immediately", k, i, r.text)
+    if not any(states):
+        if handling == 0:
+            return lambda d: DialResult(d, keys, "immediately", k, impossible_at=k)
+        if handling == 1:
+            return lambda d: DialResult(d, "", "rejected", k, impossible_at=k)
+        return lambda d: DialResult(d, d, "on-send", len(d), impossible_at=k)
+    return None
+
+
+def _at_end(dm: DigitMap, states, digits: str) -> DialResult:
+    for i, (r, s) in enumerate(zip(dm.rules, states)):
+        if len(r.elements) in s:  # only T rules are left complete here
+            return DialResult(digits, r.output(digits, s[len(r.elements)]), "after-timeout", len(digits),
+                              i, r.text, r.timeout)
+    return DialResult(digits, digits, "on-send", len(digits))
+
+
 @dataclass(frozen=True)
 class Finding:
     index: int  # position in the extensions given
@@ -316,10 +377,9 @@ def check_extensions(digitmap: str | DigitMap, extensions: Iterable[str], imposs
     """Dial every extension; one `Finding` for each that does not dial correctly."""
     dm = digitmap if isinstance(digitmap, DigitMap) else parse_digitmap(digitmap, timeouts)
     findings = []
-    for index, ext in enumerate(extensions):
-        r = dial(dm, ext, impossible_handling)
+    for index, r in enumerate(dial_many(dm, extensions, impossible_handling)):
         if r.verdict != "ok":
-            findings.append(Finding(index, ext, r.verdict, r.describe(), r))
+            findings.append(Finding(index, r.dialled, r.verdict, r.describe(), r))
     return findings
 
 
@@ -372,6 +432,11 @@ def _sample(rule: Rule) -> str:
     return "".join(min(e.chars) for e in rule.elements if not e.star)
 
 
+def sample_keys(code: str) -> str:
+    """The keys that test a one-rule code such as ``*97`` or ``*72x.T``."""
+    return _sample(parse_digitmap(code).rules[0])
+
+
 def generate_digitmap(extensions: Iterable[str], *, emergency: Iterable[str] = (),
                       outside_prefix: str | None = None, feature_codes: Iterable[str] = ()) -> str:
     """A digit map that sends every extension, emergency number and feature code the moment it is
@@ -415,8 +480,7 @@ def generate_digitmap(extensions: Iterable[str], *, emergency: Iterable[str] = (
     tests = [(f"extension {e}", e, True) for e in exts] + [(f"emergency number {e}", e, True) for e in sos]
     for code, rule in zip(codes, dm.rules[len(sos):]):
         tests.append((f"feature code {code}", _sample(rule), not rule.timer))
-    for label, keys, immediate in tests:
-        r = dial(dm, keys)
+    for (label, _, immediate), r in zip(tests, dial_many(dm, [keys for _, keys, _ in tests])):
         if r.verdict != "ok" or (immediate and r.when != "immediately"):
             conflicts.append(f"{label}: {r.describe()}")
     if conflicts:

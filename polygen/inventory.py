@@ -102,6 +102,16 @@ class ProvAuth:
 
 
 @dataclass(frozen=True)
+class Dialing:
+    """``site.dialing``: what the generated digit map must dial besides the extensions."""
+
+    emergency: tuple[str, ...] = ()
+    outside_prefix: str | None = None
+    feature_codes: tuple[str, ...] = ()
+    digitmap: str | None = None  # the admin's own map, used instead of a generated one
+
+
+@dataclass(frozen=True)
 class Site:
     name: str
     provisioning_url: str
@@ -112,6 +122,12 @@ class Site:
     polling: Polling
     settings: tuple[tuple[str, str], ...]
     auth: ProvAuth | None = None
+    dialing: Dialing = Dialing()
+    voicemail: str | None = None  # what the Messages key dials
+    admin_password: str | None = field(default=None, repr=False)
+    # the digit map the site files carry (generated, or site.dialing.digitmap): set by load()
+    digitmap: str | None = None
+    digitmap_timeout: str | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +181,9 @@ class Inventory:
     warnings: tuple[Problem, ...] = ()
     sources: tuple[str, ...] = ()
     contacts: tuple[Contact, ...] = ()  # in file order
+    # warnings only `polygen check` prints (the phones' admin password): a site may live with
+    # them, so builds and the watcher do not repeat them on every run
+    advice: tuple[Problem, ...] = ()
 
     def model(self, phone: Phone) -> Model:
         return self.catalog.models[phone.model]
@@ -177,11 +196,13 @@ class Inventory:
         return rules_for(zone, _rules_year())
 
     def secrets(self) -> set[str]:
-        """Every password the inventory holds: SIP secrets and provisioning passwords."""
+        """Every password the inventory holds: SIP secrets, provisioning and admin passwords."""
         found = {e.secret for e in self.extensions.values() if e.secret}
         if self.site.auth is not None:
             found.add(self.site.auth.password)
             found.update(pw for _, pw in self.site.auth.previous)
+        if self.site.admin_password:
+            found.add(self.site.admin_password)
         return found
 
 
@@ -297,7 +318,12 @@ class _Ctx:
 # ------------------------------------------------------------------ sections
 TOP_KEYS = ("site", "extensions", "phones", "models", "contacts")
 SITE_KEYS = ("name", "provisioning_url", "sip_server", "timezone", "ntp_server", "polling", "settings",
-             "provisioning_auth")
+             "provisioning_auth", "dialing", "voicemail", "admin_password")
+DIALING_KEYS = ("emergency", "outside_prefix", "feature_codes", "digitmap")
+ADMIN_PASSWORD_ENV = "POLYGEN_ADMIN_PASSWORD"
+MAX_ADMIN_PASSWORD = 32  # device.auth.localAdminPassword is String_0_32 (XSD)
+MAX_MWI_NUMBER = 64  # msg.mwi.N.callBack and .subscribe are String_0_64 (XSD)
+_VOICEMAIL_RE = re.compile(r"^(?:[0-9]+|[*#][0-9*#]*)$")
 AUTH_KEYS = ("user", "password", "previous")
 PROV_PASSWORD_ENV = "POLYGEN_PROVISIONING_PASSWORD"
 _AUTH_USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
@@ -420,12 +446,106 @@ def _site(ctx: _Ctx, m: Map, found: _Secrets | None = None, env=None) -> Site | 
             ctx.error(pm.loc, "site.polling", "mode random needs time_random_end (\"HH:MM\")")
         period = ctx.integer(pm, "period", "site.polling", 86400, 3600, 31536000)
         polling = Polling(mode, _pad_hhmm(t), period, _pad_hhmm(end) if end else end)
-    settings, _ = ctx.settings(m, "settings", "site")
-    auth = _auth(ctx, m, found or _Secrets(), os.environ if env is None else env) \
-        if "provisioning_auth" in m else None
+    settings, settings_locs = ctx.settings(m, "settings", "site")
+    if "device.auth.localAdminPassword" in settings_locs and "provisioning_auth" not in m:
+        # the site file is 0644 without provisioning auth: anyone could read the password
+        ctx.error(settings_locs["device.auth.localAdminPassword"], "site.settings.device.auth.localAdminPassword",
+                  "would be in the site file, which everyone may read; use site.admin_password, which "
+                  "goes into each phone's private file")
+    env = os.environ if env is None else env
+    found = found or _Secrets()
+    auth = _auth(ctx, m, found, env) if "provisioning_auth" in m else None
+    dialing = _dialing(ctx, m["dialing"]) if "dialing" in m else Dialing()
+    voicemail = ctx.text(m, "voicemail", "site")
+    if voicemail is not None and (not _VOICEMAIL_RE.match(voicemail) or len(voicemail) > MAX_MWI_NUMBER):
+        ctx.error(m["voicemail"].loc, "site.voicemail",
+                  f"'{voicemail}' is not a number the phones can dial: digits, or * or # then digits "
+                  f"(e.g. \"*97\", quoted), at most {MAX_MWI_NUMBER} characters")
+        voicemail = None
+    admin = _admin_password(ctx, m, found, env)
     if None in (url, host, tz):
         return None
-    return Site(name, url, host, port, tz, ntp, polling, settings, auth)
+    return Site(name, url, host, port, tz, ntp, polling, settings, auth,
+                dialing=dialing, voicemail=voicemail, admin_password=admin)
+
+
+def _admin_password(ctx: _Ctx, m: Map, found: _Secrets, env) -> str | None:
+    """``site.admin_password``: $POLYGEN_ADMIN_PASSWORD, then the secrets file, then inline."""
+    where = "$" + ADMIN_PASSWORD_ENV if env.get(ADMIN_PASSWORD_ENV) else \
+        "admin_password in the secrets file" if found.admin else None
+    password = env.get(ADMIN_PASSWORD_ENV) or found.admin or ctx.text(m, "admin_password", "site")
+    if not password:
+        return None
+    problem = None
+    if len(password) > MAX_ADMIN_PASSWORD:
+        problem = f"{len(password)} characters, but the phones take at most {MAX_ADMIN_PASSWORD}"
+    elif not all(" " <= c <= "~" for c in password):
+        problem = "only printable ASCII characters (letters, digits, space and punctuation) fit"
+    if problem:
+        ctx.error(m.locs.get("admin_password", m.loc), "site.admin_password",
+                  problem + (f" (the password from {where})" if where else "") + "; choose another password")
+        return None
+    return password
+
+
+def _digit_list(ctx: _Ctx, m: Map, key: str, path: str, check) -> tuple[str, ...]:
+    """A list of numbers or codes (a single one is taken as a list of one)."""
+    node = m.get(key)
+    if node is None or (isinstance(node, Scalar) and node.is_null):
+        return ()
+    items = list(node) if isinstance(node, Seq) else [node]
+    out = []
+    for j, item in enumerate(items):
+        p = f"{path}.{key}[{j}]" if isinstance(node, Seq) else f"{path}.{key}"
+        if not isinstance(item, Scalar) or item.is_null:
+            ctx.error(item.loc, p, "expected a number (quote it, e.g. \"911\")")
+            continue
+        problem = check(item.text)
+        if problem:
+            ctx.error(item.loc, p, problem)
+            continue
+        out.append(item.text)
+    return tuple(out)
+
+
+def _dialing(ctx: _Ctx, node) -> Dialing:
+    """``site.dialing`` (see README, "Dialling"); every number is checked against the dial plan later."""
+    from polygen.dialplan import DigitMapError, parse_digitmap
+
+    p = "site.dialing"
+    m = ctx.mapping(node, p)
+    if m is None:
+        return Dialing()
+    ctx.keys(m, p, DIALING_KEYS)
+
+    def digits(text: str) -> str | None:
+        if not (text.isascii() and text.isdigit()):
+            return f"'{text}' must be digits 0-9"
+        return None
+
+    def code(text: str) -> str | None:
+        if text[:1] not in ("*", "#") or "|" in text:
+            return f"'{text}' must be one digit-map rule starting with * or # (e.g. \"*97\" or \"*7x\"), quoted"
+        try:
+            parse_digitmap(text)
+        except DigitMapError as e:
+            return f"'{text}': {e.reason}"
+        return None
+
+    emergency = _digit_list(ctx, m, "emergency", p, digits)
+    codes = _digit_list(ctx, m, "feature_codes", p, code)
+    prefix = ctx.text(m, "outside_prefix", p)
+    if prefix is not None and digits(prefix):
+        ctx.error(m["outside_prefix"].loc, f"{p}.outside_prefix", digits(prefix) + " (e.g. \"9\")")
+        prefix = None
+    digitmap = ctx.text(m, "digitmap", p)
+    if digitmap is not None:
+        try:
+            parse_digitmap(digitmap)
+        except DigitMapError as e:
+            ctx.error(m["digitmap"].loc, f"{p}.digitmap", f"character {e.position + 1}: {e.reason}")
+            digitmap = None
+    return Dialing(emergency, prefix, codes, digitmap)
 
 
 def _pad_hhmm(t: str) -> str:
@@ -785,6 +905,13 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
 
     # raw parameter names the firmware does not know: warnings with the closest known name
     _check_params(ctx, site_nodes[0] if site_nodes else None, site, phones, catalog, firmware)
+    advice: list[Problem] = []
+    if site is not None:
+        from polygen.dialcheck import plan_digitmap
+
+        site = plan_digitmap(ctx, site_nodes[0], site, exts, phones)
+        _check_mwi(ctx, site, exts)
+        advice = _admin_advice(site_nodes[0], site_keys[0], site, phones, catalog)
 
     # report in the order of the files and lines (stable: same-line problems keep their order)
     order = {str(f): i for i, f in enumerate(files)}
@@ -796,7 +923,50 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
             f"the inventory has {len(errors)} error{'s' if len(errors) != 1 else ''}", ctx.problems)
     extensions = {e.ext: e for e in sorted((r.obj for r in exts.values()), key=lambda e: e.ext)}
     return Inventory(site, extensions, tuple(sorted((r.phone for r in phones), key=lambda p: p.mac)),
-                     catalog, warnings, tuple(str(f) for f in files), contacts)
+                     catalog, warnings, tuple(str(f) for f in files), contacts,
+                     tuple(advice))
+
+
+def mwi_address(site: Site, mailbox: str) -> str:
+    """``msg.mwi.N.subscribe``: the mailbox at the SIP server, as the line registers there."""
+    if "@" in mailbox:
+        return mailbox
+    host = f"[{site.sip_server}]" if ":" in site.sip_server else site.sip_server
+    return f"{mailbox}@{host}" + (f":{site.sip_port}" if site.sip_port else "")
+
+
+def _check_mwi(ctx: _Ctx, site: Site, exts: dict[str, _RawExt]) -> None:
+    if not site.voicemail:
+        return
+    for r in exts.values():
+        address = mwi_address(site, r.obj.mailbox)
+        if len(address) > MAX_MWI_NUMBER:
+            ctx.error(Loc(r.file, r.mailbox_line), f"{r.path}.mailbox",
+                      f"the message-waiting subscription '{address}' is {len(address)} characters; "
+                      f"the phones take {MAX_MWI_NUMBER} (a shorter mailbox or site.sip_server)")
+
+
+def _admin_advice(site_node: Map, site_at: Loc, site: Site, phones: list[_RawPhone],
+                  catalog: Catalog) -> list[Problem]:
+    """What `check` says about the phones' own admin password (it opens their menus and web UI)."""
+    if not site.admin_password:
+        return [Problem(site_at.file, site_at.line, "site.admin_password",
+                        "not set: every phone keeps the admin password it left the factory with (456), which "
+                        "opens its settings menu and web interface; set it here, as admin_password in the "
+                        f"secrets file or in ${ADMIN_PASSWORD_ENV}",
+                        "warning")]
+    # device.auth.* came with UC Software: SIP 3.x takes the password from the keypad only
+    old = sorted((r.phone for r in phones if catalog.models[r.phone.model].dialect != "uc"), key=lambda p: p.mac)
+    if not old:
+        return []
+    at = site_node.locs.get("admin_password", site_at)
+    named = ", ".join(f"{p.mac} ({catalog.models[p.model].name}, {catalog.models[p.model].firmware})"
+                      for p in old[:5]) + (f" and {len(old) - 5} more" if len(old) > 5 else "")
+    return [Problem(at.file, at.line, "site.admin_password",
+                    f"SIP 3.x firmware takes no admin password from its configuration: {named} "
+                    f"keep{'s' if len(old) == 1 else ''} the one set on the phone (456 from the factory); "
+                    "change it in the phone's menu or web interface",
+                    "warning")]
 
 
 @dataclass
@@ -807,9 +977,10 @@ class _Secrets:
     locs: dict[str, Loc] = field(default_factory=dict)
     provisioning: str | None = None
     previous: dict[str, str] = field(default_factory=dict)  # previous provisioning user -> password
+    admin: str | None = None  # the phones' admin password
 
 
-SECRETS_KEYS = ("secrets", "provisioning_password", "provisioning_previous")
+SECRETS_KEYS = ("secrets", "provisioning_password", "provisioning_previous", "admin_password")
 
 
 def _load_secrets(ctx: _Ctx, directory: Path, secrets: Path | None) -> _Secrets:
@@ -850,6 +1021,9 @@ def _load_secrets(ctx: _Ctx, directory: Path, secrets: Path | None) -> _Secrets:
     found.provisioning = ctx.text(doc, "provisioning_password", "")
     if found.provisioning and (why := secret_problem(found.provisioning)):
         ctx.error(doc["provisioning_password"].loc, "provisioning_password", f"the password {why}")
+    found.admin = ctx.text(doc, "admin_password", "")
+    if found.admin and (why := secret_problem(found.admin)):
+        ctx.error(doc["admin_password"].loc, "admin_password", f"the password {why}")
     if "provisioning_previous" in doc and (pm := ctx.mapping(doc["provisioning_previous"],
                                                              "provisioning_previous")) is not None:
         for user, v in pm.items():

@@ -20,8 +20,9 @@ from typing import Callable, Iterable, Iterator
 
 from polygen import __version__, htpasswd
 from polygen.catalog import Model
-from polygen.inventory import Extension, Inventory, Phone
+from polygen.dialcheck import site_params as dialplan_params
 from polygen.directory import directory_entries, phone_directory
+from polygen.inventory import Extension, Inventory, Phone, mwi_address
 from polygen.linekeys import key_params
 from polygen.render import Renderer
 
@@ -117,6 +118,7 @@ def phone_sections(inv: Inventory, phone: Phone) -> list[tuple[str, list[tuple[s
     site = inv.site
     own = dict(phone.settings)
     reg = []
+    mwi = []
     for i, ext in enumerate(phone.lines, 1):
         e = inv.extensions[ext]
         p = f"reg.{i}."
@@ -131,11 +133,21 @@ def phone_sections(inv: Inventory, phone: Phone) -> list[tuple[str, list[tuple[s
         ]
         if site.sip_port:
             reg.append((p + "server.1.port", str(site.sip_port)))
+        if site.voicemail:
+            # the Messages key calls the voicemail number, not the line itself (the default)
+            m = f"msg.mwi.{i}."
+            mwi += [(m + "subscribe", mwi_address(site, e.mailbox)), (m + "callBackMode", "contact"),
+                    (m + "callBack", site.voicemail)]
     time = _time_params(inv.time_rules(phone.timezone or site.timezone))
     keys = key_params(inv, phone, inv.model(phone)) if phone.keys else []
-    if not own and not keys:  # the common case, 100k times a build: no filtering needed
-        return [("reg", reg), ("tcpIpApp", time)] if reg else [("tcpIpApp", time)]
-    sections = [("reg", reg), ("tcpIpApp", time), ("keys", keys)]
+    device = []
+    if site.admin_password and inv.catalog.models[phone.model].dialect == "uc":
+        # in the phone's own file (0640), never the site file everyone may read; kept in flash
+        device = [("device.set", "1"), ("device.auth.localAdminPassword.set", "1"),
+                  ("device.auth.localAdminPassword", site.admin_password)]
+    sections = [("reg", reg), ("msg", mwi), ("tcpIpApp", time), ("keys", keys), ("device", device)]
+    if not own:  # the common case, 100k times a build: no filtering needed
+        return [(n, ps) for n, ps in sections if ps]
     out = [(name, [(k, v) for k, v in params if k not in own]) for name, params in sections]
     out.append(("settings", list(phone.settings)))
     return [(n, ps) for n, ps in out if ps]
@@ -166,7 +178,8 @@ def site_sections(inv: Inventory, dialect: str) -> list[tuple[str, list[tuple[st
     # logs are uploaded daily in append mode to LOG_FILE_DIRECTORY, where the sidecar takes them
     log = [("log.render.file", "1"), ("log.render.file.upload.period", "86400"),
            ("log.render.file.upload.append", "1")]
-    sections = [("voIpProt", server), ("prov", prov), ("tcpIpApp", ntp), ("log", log), ("dir", directory)]
+    sections = [("voIpProt", server), ("prov", prov), ("tcpIpApp", ntp), ("log", log), ("dir", directory),
+                ("dialplan", dialplan_params(site))]
     if site.auth:
         # the phones keep these credentials in flash; the servers also accept site.auth.previous
         # until every phone has polled, so a rotation strands no phone (README, "Provisioning auth")

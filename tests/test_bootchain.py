@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import pytest
 
+from polygen.build import BuildOptions, run
+from polygen.dialcheck import DIGITMAP, HANDLING, TIMEOUT
+from polygen.dialplan import dial
 from polygen.inventory import load
 from polygen.simulate import TreeTransport, boot, format_report
+
+from .conftest import TEMPLATES
 
 UA = {
     "IP330": "FileTransport PolycomSoundPointIP-SPIP_330-UA/3.3.5.0247 Type/Application",
@@ -50,9 +55,67 @@ def test_boot_chain_of_each_example_phone(built, inventory, mac):
         assert (ln.user_id, ln.password, ln.display_name, ln.label, ln.server) == (
             ext.ext, ext.secret, ext.display_name, ext.label, "pbx.example.com")
     assert r.params["tcpIpApp.sntp.gmtOffset"] == "-18000"
+    _dials_every_number(r, inventory, model.dialect)
+    _messages_key_calls_voicemail(r, inventory, phone, mac)
+    _admin_password_only_in_the_phones_file(r, inventory, model.dialect, mac)
     assert r.directory_entries == 5
     assert f"/contacts/{mac}-directory.xml" in paths and "/contacts/000000000000-directory.xml" in paths
     assert list(t.uploads) == [f"logs/{mac}-boot.log"]
+
+
+def _dials_every_number(r, inventory, dialect):
+    """The map the phone ends up with sends every extension, 911 and *97 by itself, as dialled
+    (with no dialplan.* written, Polycom's default map sends 1002 as "10")."""
+    site_file = "site.cfg" if dialect == "uc" else "site-sip3.cfg"
+    for name in (DIGITMAP, TIMEOUT, HANDLING):
+        assert r.sources[name] == site_file
+    assert r.params[DIGITMAP] == "911|*97|1xxx|9xx.T" and r.params[HANDLING] == "2"
+    for number in [*inventory.extensions, "911", "*97"]:
+        d = dial(r.params[DIGITMAP], number, int(r.params[HANDLING]), timeouts=r.params[TIMEOUT])
+        assert (d.sent, d.when) == (number, "immediately"), d.describe()
+    outside = dial(r.params[DIGITMAP], "912125550123", 2, timeouts=r.params[TIMEOUT])
+    assert (outside.sent, outside.when, outside.timeout) == ("912125550123", "after-timeout", 3)
+
+
+def _messages_key_calls_voicemail(r, inventory, phone, mac):
+    """Each line subscribes to its mailbox (the extension's, unless mailbox: says otherwise) and
+    its Messages key calls *97, not the line itself."""
+    for i, ext in enumerate(phone.lines, 1):
+        mailbox = inventory.extensions[ext].mailbox
+        assert r.params[f"msg.mwi.{i}.subscribe"] == f"{mailbox}@pbx.example.com"
+        assert (r.params[f"msg.mwi.{i}.callBackMode"], r.params[f"msg.mwi.{i}.callBack"]) == ("contact", "*97")
+        assert r.sources[f"msg.mwi.{i}.callBack"] == f"{mac}-phone.cfg"
+    assert f"msg.mwi.{len(phone.lines) + 1}.subscribe" not in r.params
+
+
+def _admin_password_only_in_the_phones_file(r, inventory, dialect, mac):
+    if dialect != "uc":  # SIP 3.x takes no admin password from a file (`check` names these phones)
+        assert not any(k.startswith("device.auth") for k in r.params)
+        return
+    assert r.params["device.auth.localAdminPassword"] == inventory.site.admin_password == "Example-admin-1"
+    assert r.params["device.set"] == r.params["device.auth.localAdminPassword.set"] == "1"
+    assert r.sources["device.auth.localAdminPassword"] == f"{mac}-phone.cfg"
+
+
+def test_admin_password_is_never_in_a_file_everyone_may_read(built):
+    for f in built.rglob("*"):
+        if f.is_file() and b"Example-admin-1" in f.read_bytes():
+            assert f.name.endswith("-phone.cfg") and f.stat().st_mode & 0o777 == 0o640, f
+    assert b"Example-admin-1" in (built / "64167f000410-phone.cfg").read_bytes()
+
+
+def test_a_phones_own_digit_map_wins(inventory_dir, firmware_dir, tmp_path):
+    phones = inventory_dir / "phones.yaml"
+    phones.write_text(phones.read_text().replace(
+        '      up.backlight.idleIntensity: "1"\n',
+        '      up.backlight.idleIntensity: "1"\n      dialplan.digitmap: "911|*97|10xx|9xx.T"\n'))
+    out = tmp_path / "own"
+    run(BuildOptions(inventory_dir, out, TEMPLATES, firmware_dir))
+    r = boot(TreeTransport(out), "64167f000410", UA["VVX410"])
+    assert (r.params[DIGITMAP], r.sources[DIGITMAP]) == ("911|*97|10xx|9xx.T", "64167f000410-phone.cfg")
+    assert r.sources[HANDLING] == "site.cfg"  # the rest still comes from the site
+    other = boot(TreeTransport(out), "0004f2000331", UA["IP331"])
+    assert (other.params[DIGITMAP], other.sources[DIGITMAP]) == ("911|*97|1xxx|9xx.T", "site.cfg")
 
 
 def test_unknown_user_agent_gets_the_default_bootstrap_with_model_elements(built):

@@ -76,6 +76,22 @@ def test_diff_masks_secrets(inventory_dir, firmware_dir, tmp_path):
     assert r.stdout.splitlines() == ["M contacts/000000000000-directory.xml", "M 0004f2000330-phone.cfg"]
 
 
+def test_diff_masks_the_phones_admin_password(inventory_dir, firmware_dir, tmp_path):
+    args = build_args(inventory_dir, firmware_dir, tmp_path)
+    site = inventory_dir / "site.yaml"
+    with_password = site.read_text()
+    site.write_text(with_password.replace('  admin_password: "Example-admin-1"', ""))
+    invoke(["build", *args])
+    site.write_text(with_password)
+    r = invoke(["diff", *args])
+    assert "Example-admin-1" not in r.output
+    assert '+  <device device.set="1" device.auth.localAdminPassword.set="1" ' \
+           'device.auth.localAdminPassword="********"/>' in r.stdout.splitlines()
+    assert r.stderr == "0 to add, 2 to change, 0 to remove\n"  # the UC phones' files only
+    r = invoke(["diff", "--stat", *args])
+    assert r.stdout.splitlines() == ["M 0004f2000331-phone.cfg", "M 64167f000410-phone.cfg"]
+
+
 def test_diff_before_any_build_lists_every_file_as_added(inventory_dir, firmware_dir, tmp_path):
     r = invoke(["diff", "--stat", *build_args(inventory_dir, firmware_dir, tmp_path)])
     assert r.exit_code == 0 and r.stderr == "25 to add, 0 to change, 0 to remove\n"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from polygen.dialplan import (
     DEFAULT_DIGITMAP, DialPlanConflict, DialPlanError, DialResult, DigitMapError, Finding,
-    check_extensions, dial, generate_digitmap, parse_digitmap, parse_timeouts, timeout_list,
+    check_extensions, dial, dial_many, generate_digitmap, parse_digitmap, parse_timeouts, sample_keys, timeout_list,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -358,3 +358,16 @@ def test_dial_agrees_with_regular_expressions(rules, digits):
     text = "|".join("".join(a + ("." if s else "") for a, s in els) + ("T" if t else "") for els, t in rules)
     r = dial(text, digits)
     assert (r.sent, r.when, r.after_digits) == _oracle(rules, digits), text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(rule_st, min_size=0, max_size=4), st.lists(st.text("0123*", min_size=1, max_size=6), max_size=12),
+       st.sampled_from([0, 1, 2]))
+def test_dial_many_is_dial_for_each_number(rules, many, handling):
+    # numbers sharing a beginning share its steps: the results must not notice
+    text = "|".join("".join(a + ("." if s else "") for a, s in els) + ("T" if t else "") for els, t in rules)
+    assert dial_many(text, many, handling) == [dial(text, d, handling) for d in many], text
+
+
+def test_sample_keys_of_a_feature_code():
+    assert [sample_keys(c) for c in ("*97", "*72x.T", "#[2-4]1", "*6xx")] == ["*97", "*72", "#21", "*600"]

@@ -319,6 +319,71 @@ def test_missing_secret_names_all_three_sources(inv_dir):
         "in the secrets file (secrets: {\"front.desk\": …}) or in $POLYGEN_SECRET_FRONT_DESK"]
 
 
+# ------------------------------------------------------------------ the phones' admin password
+def test_admin_password_precedence_env_over_file_over_inline(inv_dir):
+    d = inv_dir(base(site__yaml=SITE + "  admin_password: inline-pw\n"))
+    assert load_ok(d).site.admin_password == "inline-pw"
+    (d / "secrets.yaml").write_text('admin_password: file-pw\n')  # no secrets: needed
+    (d / "secrets.yaml").chmod(0o600)
+    inv = load_ok(d)
+    assert inv.site.admin_password == "file-pw" and "file-pw" in inv.secrets()
+    assert load_ok(d, env={"POLYGEN_ADMIN_PASSWORD": "env-pw"}).site.admin_password == "env-pw"
+    (d / "site.yaml").write_text(SITE)  # the key is optional when the secret lives elsewhere
+    assert load_ok(d).site.admin_password == "file-pw"
+    assert "file-pw" not in repr(load_ok(d).site)
+
+
+@pytest.mark.parametrize(("how", "where"), [("inline", ""), ("env", " (the password from $POLYGEN_ADMIN_PASSWORD)"),
+                                            ("file", " (the password from admin_password in the secrets file)")])
+def test_admin_password_over_32_characters(inv_dir, how, where):
+    long = "x" * 33
+    site = SITE + (f"  admin_password: {long}\n" if how == "inline" else "")
+    d = inv_dir(base(site__yaml=site, **({"secrets.yaml": f"admin_password: {long}\n"} if how == "file" else {})))
+    env = {"POLYGEN_ADMIN_PASSWORD": long} if how == "env" else {}
+    line = 6 if how == "inline" else 2  # else: where the site begins
+    assert problems(d, env=env) == [
+        f"inv/site.yaml:{line}: site.admin_password: 33 characters, but the phones take at most 32{where}; "
+        "choose another password"]
+    assert long not in "".join(problems(d, env=env))
+
+
+def test_admin_password_of_printable_ascii_only(inv_dir):
+    d = inv_dir(base(site__yaml=SITE + '  admin_password: "pässwort"\n'))
+    assert problems(d) == [
+        "inv/site.yaml:6: site.admin_password: only printable ASCII characters (letters, digits, space and "
+        "punctuation) fit; choose another password"]
+
+
+def test_an_admin_password_in_the_public_site_file_is_refused(inv_dir):
+    d = inv_dir(base(site__yaml=SITE + '  settings: {device.auth.localAdminPassword: "pw"}\n'))
+    assert [p for p in problems(d) if ": warning: " not in p] == [
+        "inv/site.yaml:6: site.settings.device.auth.localAdminPassword: would be in the site file, which "
+        "everyone may read; use site.admin_password, which goes into each phone's private file"]
+
+
+# ------------------------------------------------------------------ voicemail
+def test_mailbox_defaults_to_the_extension_and_subscribes_at_the_sip_server(inv_dir):
+    from polygen.inventory import mwi_address
+
+    d = inv_dir(base(site__yaml=SITE + '  voicemail: "*97"\n',
+                     extensions__yaml=EXTS + '    mailbox: "2000"\n'))
+    inv = load_ok(d)
+    assert [e.mailbox for e in inv.extensions.values()] == ["1001", "2000"]
+    assert mwi_address(inv.site, "2000") == "2000@pbx.example.com"
+    v6 = load_ok(inv_dir(base(site__yaml=SITE.replace("pbx.example.com", '"[2001:db8::5]:5070"')))).site
+    assert mwi_address(v6, "1001") == "1001@[2001:db8::5]:5070"
+    assert mwi_address(v6, "vm-1001@voicemail.example.com") == "vm-1001@voicemail.example.com"
+
+
+def test_a_subscription_longer_than_the_phones_take(inv_dir):
+    d = inv_dir(base(site__yaml=SITE + '  voicemail: "*97"\n',
+                     extensions__yaml=EXTS + f'    mailbox: "{"9" * 50}"\n'))
+    assert problems(d) == [
+        f"inv/extensions.yaml:8: extensions[1].mailbox: the message-waiting subscription '{'9' * 50}@pbx.example.com'"
+        " is 66 characters; the phones take 64 (a shorter mailbox or site.sip_server)"]
+    assert load_ok(inv_dir(base(extensions__yaml=EXTS + f'    mailbox: "{"9" * 50}"\n')))  # no voicemail: fine
+
+
 # ------------------------------------------------------------------ files
 def test_files_are_read_in_sorted_order_recursively(inv_dir):
     d = inv_dir({

@@ -564,7 +564,7 @@ def test_unit_file_check_catches_a_typo(tmp_path):
 
 def test_env_example_names_real_options():
     """Every variable in deploy/polygen.env.example (commented ones too) is an option of
-    `polygen serve`, a POLYGEN_SECRET_<EXT> or POLYGEN_PROVISIONING_PASSWORD."""
+    `polygen serve`, a POLYGEN_SECRET_<EXT>, POLYGEN_PROVISIONING_PASSWORD or POLYGEN_ADMIN_PASSWORD."""
     import click
 
     from polygen.cli import cli
@@ -576,5 +576,5 @@ def test_env_example_names_real_options():
     serve = {p.envvar for p in cli.commands["serve"].params if isinstance(p, click.Option)}
     for name in {**env, **commented}:
         assert name in serve or re.fullmatch(r"POLYGEN_SECRET_[A-Za-z0-9_]+", name) or \
-            name == "POLYGEN_PROVISIONING_PASSWORD", name
+            name in ("POLYGEN_PROVISIONING_PASSWORD", "POLYGEN_ADMIN_PASSWORD"), name
     assert env["POLYGEN_SERVE_HOST"] == "127.0.0.1" and env["POLYGEN_GROUP"] == "www-data"

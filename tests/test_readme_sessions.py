@@ -62,11 +62,13 @@ def test_check_and_build_session(site):
     replay(session("polygen check"), site)
 
 
-def test_check_errors_session(site):
-    shutil.copytree(EXAMPLE, site / "badinv")
-    lines = session("cat badinv/more.yaml")
-    more = lines[1:lines.index("$ polygen check -i badinv")]
-    (site / "badinv" / "more.yaml").write_text("\n".join(more) + "\n")
+@pytest.mark.parametrize("copy", ["badinv", "dialinv"])
+def test_check_errors_session(site, copy):
+    """A copy of the example with the more.yaml the session shows (`cat`), then `check` on it."""
+    shutil.copytree(EXAMPLE, site / copy)
+    lines = session(f"cat {copy}/more.yaml")
+    more = lines[1:lines.index(f"$ polygen check -i {copy}")]
+    (site / copy / "more.yaml").write_text("\n".join(more) + "\n")
     replay(lines, site)
 
 
@@ -76,3 +78,4 @@ def test_diff_session(site):
     ext.write_text(ext.read_text().replace("first_name: Ada", "first_name: Augusta")
                    .replace('"s3cret-1001"', '"n3w-s3cret"'))
     replay(session("polygen diff --stat"), site)
+
