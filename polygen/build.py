@@ -27,6 +27,7 @@ class BuildOptions:
     secrets: Path | None = None
     group: str | None = None  # group of the files holding secrets (0640), e.g. www-data
     max_phone_loss: float | None = None  # unattended rebuilds refuse to drop more phones than this
+    keep_auth: bool = False  # unattended rebuilds refuse to turn provisioning auth off or change its user
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ def run(opts: BuildOptions, progress: Callable[[int], None] | None = None,
     if on_plan:
         on_plan(p)
     result: WriteResult = write(p.files(), opts.out, progress=progress, group=group_id(opts.group),
-                                max_phone_loss=opts.max_phone_loss)
+                                max_phone_loss=opts.max_phone_loss, keep_auth=opts.keep_auth)
     if cached is None:
         _store_cache(opts, key, inv)
     warnings = tuple(str(w) for w in inv.warnings) + tuple(p.warnings)

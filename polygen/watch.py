@@ -232,9 +232,12 @@ def make_build(options) -> Callable[[], object]:
 
     import dataclasses
 
-    if dataclasses.is_dataclass(options) and getattr(options, "max_phone_loss", None) is None:
-        # an editor's half-written save must not unprovision half the site (SECURITY.md)
-        options = dataclasses.replace(options, max_phone_loss=UNATTENDED_MAX_PHONE_LOSS)
+    if dataclasses.is_dataclass(options) and hasattr(options, "keep_auth"):
+        # an editor's half-written save must not unprovision half the site, nor open it to
+        # anyone who knows a MAC (SECURITY.md); `polygen build` by hand confirms such a change
+        loss = options.max_phone_loss
+        options = dataclasses.replace(options, keep_auth=True,
+                                      max_phone_loss=UNATTENDED_MAX_PHONE_LOSS if loss is None else loss)
 
     def build() -> object:
         from polygen.build import run
