@@ -260,14 +260,20 @@ async def handle_healthz(request: web.Request) -> web.Response:
     tree = app[keys.TREE]
     gen = tree.generation()
     db_ok = await app[keys.STORE].ping()
+    watcher = app.get(keys.WATCHER)
+    failure = watcher.failure if watcher is not None else None
+    # 503 only when nothing can be served; a failed or refused rebuild while the last good
+    # generation is served is 200 "degraded", with the error (README, SECURITY.md)
+    serving = db_ok and gen is not None
     body = {
-        "status": "ok" if db_ok and gen is not None else "degraded",
+        "status": "unavailable" if not serving else "degraded" if failure else "ok",
         "generation": gen.name if gen is not None else None,
         "phones": len(tree.manifest(gen).macs) if gen is not None else 0,
         "db": db_ok,
     }
-    return web.json_response(body, status=200 if body["status"] == "ok" else 503,
-                             headers={"Cache-Control": "no-store"})
+    if failure:
+        body["error"] = failure
+    return web.json_response(body, status=200 if serving else 503, headers={"Cache-Control": "no-store"})
 
 
 async def handle_any(request: web.Request) -> web.StreamResponse:
