@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from polygen.errors import BuildError
+from polygen.exposure import no_auth_warning
 from polygen.inventory import Inventory, load
 from polygen.plan import Plan, plan
 from polygen.render import Renderer
@@ -52,14 +53,24 @@ class BuildResult:
 def prepare(opts: BuildOptions, inv: Inventory | None = None, *, make_cache: bool = True
             ) -> tuple[Inventory, Plan]:
     if inv is None:
-        from polygen.write import gens_dir
-
-        # each file's own checks are cached beside the generations: an edit re-reads one file
-        cache = gens_dir(Path(opts.out)) / FILES_CACHE
-        inv = load(opts.inventory, opts.secrets, firmware=opts.firmware,
-                   cache=cache if make_cache or cache.is_dir() else None)
+        inv = _load(opts, make_cache)
     renderer = Renderer(opts.templates)
     return inv, plan(inv, renderer, opts.firmware, group=opts.group)
+
+
+def _load(opts: BuildOptions, make_cache: bool) -> Inventory:
+    from polygen.write import gens_dir
+
+    # each file's own checks are cached beside the generations: an edit re-reads one file
+    cache = gens_dir(Path(opts.out)) / FILES_CACHE
+    return load(opts.inventory, opts.secrets, firmware=opts.firmware,
+                cache=cache if make_cache or cache.is_dir() else None)
+
+
+def load_inventory(opts: BuildOptions) -> Inventory:
+    """The inventory as the next build sees it, from the builds' caches when they are current;
+    creates nothing."""
+    return _cached_load(opts, _inputs_key(opts)) or _load(opts, make_cache=False)
 
 
 # ------------------------------------------------------------------ inventory cache
@@ -186,6 +197,8 @@ def run(opts: BuildOptions, progress: Callable[[int], None] | None = None,
     if cached is None:
         _store_cache(opts, key, inv)
     warnings = tuple(str(w) for w in inv.warnings) + tuple(p.warnings)
+    if inv.site.auth is None:
+        warnings += (no_auth_warning(inv.site_file),)
     return BuildResult(p.phones, result.written, result.unchanged, result.removed, result.generation,
                        result.changed, warnings, result.paths)
 

@@ -121,6 +121,7 @@ class Inventory:
     catalog: Catalog
     warnings: tuple[Problem, ...] = ()
     sources: tuple[str, ...] = ()
+    site_file: str = ""  # the file holding site: (messages name it)
 
     def model(self, phone: Phone) -> Model:
         return self.catalog.models[phone.model]
@@ -719,7 +720,7 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
             f"the inventory has {len(errors)} error{'s' if len(errors) != 1 else ''}", ctx.problems)
     extensions = {e.ext: e for e in sorted((r.obj for r in exts.values()), key=lambda e: e.ext)}
     return Inventory(site, extensions, tuple(sorted((r.phone for r in phones), key=lambda p: p.mac)),
-                     catalog, warnings, tuple(str(f) for f in files))
+                     catalog, warnings, tuple(str(f) for f in files), site_keys[0].file)
 
 
 @dataclass

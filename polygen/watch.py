@@ -77,17 +77,6 @@ class Watcher:
             return True
         return any(p == ig or p.is_relative_to(ig) for ig in self.ignore)
 
-    @property
-    def failure(self) -> str | None:
-        """Why the newest inputs are not what is served, or None after a good build: the error's
-        summary only (no problem details: /healthz shows it to anyone who asks)."""
-        error = self.last_error
-        if error is None:
-            return None
-        if isinstance(error, PolygenError):
-            return error.format_message()
-        return f"the build crashed ({type(error).__name__}); see the log"
-
     def notify(self, path: str | Path | None = None) -> None:
         """Something changed: (re)start the quiet period. Called from observer threads and tests."""
         if path is not None and self.ignored(path):
@@ -223,6 +212,14 @@ class Watcher:
                 self.on_build(result, error)
             except Exception:
                 log.exception("on_build callback failed")
+
+
+def failure_summary(error: BaseException) -> str:
+    """Why a build failed, in one line without the problems' details (/healthz shows it to
+    anyone who asks; the log has the details)."""
+    if isinstance(error, PolygenError):
+        return error.format_message()
+    return f"the build crashed ({type(error).__name__}); see the log"
 
 
 def describe(result: object) -> str:

@@ -20,7 +20,9 @@ site:
   provisioning_url: http://prov.example.com/
   sip_server: pbx.example.com
   timezone: America/New_York
+  provisioning_auth: {user: phones-a, password: "Wq7-first-pass"}
 """
+NO_AUTH_SITE = SITE.replace('  provisioning_auth: {user: phones-a, password: "Wq7-first-pass"}\n', "")
 EXTS = """\
 extensions:
   - {ext: "1001", first_name: Ada, secret: s3cret}
@@ -70,7 +72,27 @@ def test_example_inventory_is_clean(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run()
     assert result.exit_code == 0, result.output
-    assert result.output == "inventory: 4 phones, 6 extensions: OK\n"
+    assert result.stdout == "inventory: 4 phones, 6 extensions: OK\n"
+    assert result.stderr == no_auth_warning("inventory/site.yaml")  # the example leaves auth to you
+
+
+def no_auth_warning(site_file: str) -> str:
+    return ("warning: no provisioning auth: anyone who can reach the server and knows a phone's MAC address "
+            "(printed on its box, seen on the network) can download its config, SIP passwords included; add "
+            f"site.provisioning_auth (a user and a password) to {site_file} (README: Provisioning auth)\n")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_no_provisioning_auth_is_a_loud_warning(inv, fmt):
+    """Not an inventory problem (exit 0, even with --strict): a warning on stderr naming the risk
+    and the file to edit, in either format."""
+    result = run("-i", inv(site__yaml=NO_AUTH_SITE), "--format", fmt, "--strict")
+    assert result.exit_code == 0
+    assert result.stderr == no_auth_warning("inv/site.yaml")
+    if fmt == "text":
+        assert result.stdout == "inv: 1 phones, 1 extensions: OK\n"
+    else:
+        assert json.loads(result.stdout) == {"ok": True, "errors": [], "warnings": []}
 
 
 def test_clean(inv):

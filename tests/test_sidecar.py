@@ -750,3 +750,13 @@ async def test_healthz_tells_a_failed_or_refused_rebuild(aiohttp_client, build_o
     site.write_text(with_auth)
     assert (await rebuild.next()).generation == "g000001"
     assert await healthz_until(client, lambda b: b["status"] == "ok") == (200, ok)
+
+    # refused again, then confirmed by hand: the new generation is the newest inventory built
+    site.write_text(with_auth.replace(auth, ""))
+    assert isinstance(await rebuild.next(), BuildError)
+    assert (await healthz_until(client, lambda b: b["status"] != "ok"))[1]["status"] == "degraded"
+    from polygen.build import run
+
+    assert (await asyncio.to_thread(run, build_opts)).generation == "g000002"
+    assert await healthz_until(client, lambda b: False, deadline=0) == (200, {**ok, "generation": "g000002"})
+    assert (await client.get(f"/{MAC2}-phone.cfg")).status == 200

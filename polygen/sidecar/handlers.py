@@ -255,13 +255,29 @@ def check_raw_path(raw: str) -> list[str]:
     return segments
 
 
+class LastRebuild:
+    """The outcome of the newest --watch rebuild, for /healthz. A failure is told while the
+    generation served when that rebuild started is still the current one: a newer generation
+    means a build (by hand: `polygen build` confirming a refused change) has succeeded since."""
+
+    def __init__(self):
+        self.error: str | None = None
+        self.generation: str | None = None
+
+    def record(self, error: str | None, served: Path | None) -> None:
+        self.error, self.generation = error, served.name if served is not None else None
+
+    def failure(self, current: Path | None) -> str | None:
+        served = current.name if current is not None else None
+        return self.error if self.error is not None and served == self.generation else None
+
+
 async def handle_healthz(request: web.Request) -> web.Response:
     app = request.app
     tree = app[keys.TREE]
     gen = tree.generation()
     db_ok = await app[keys.STORE].ping()
-    watcher = app.get(keys.WATCHER)
-    failure = watcher.failure if watcher is not None else None
+    failure = app[keys.REBUILD].failure(gen)
     # 503 only when nothing can be served; a failed or refused rebuild while the last good
     # generation is served is 200 "degraded", with the error (README, SECURITY.md)
     serving = db_ok and gen is not None
