@@ -359,9 +359,10 @@ def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=Non
             raise BuildError(f"writing {out} failed: {what} ({exc.filename or g}); {out} is unchanged") from exc
         raise
     _collect(g, keep={final.name, prev.name if prev else ""})
-    if prev is not None:  # the kept previous generation: a group that lost its access loses it there too
+    if prev is not None:  # kept for rollback: a group that lost its access loses it there too
         with contextlib.suppress(OSError):
-            _own_dir(prev, dir_mode, gid)
+            if os.stat(prev).st_gid != gid:
+                os.chmod(prev, 0o700)
     return WriteResult(name, len(written), len(keep), len(removed), True, tuple(written))
 
 

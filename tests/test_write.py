@@ -110,7 +110,7 @@ def test_group_follows_every_build_unchanged_files_included(umask, site):
     dirs, files = generation_entries(out)
     assert {p.stat().st_gid for p in dirs + files} == {gid[a]}
 
-    before = phone.stat()
+    before, old_gen = phone.stat(), current_generation(out)
     second = run(options(site, b))
     assert second.generation != first.generation
     dirs, files = generation_entries(out)
@@ -120,11 +120,14 @@ def test_group_follows_every_build_unchanged_files_included(umask, site):
     assert not readable(phone, a) and not readable(bootstrap, a)
     after = phone.stat()
     assert after.st_ino != before.st_ino and after.st_mtime_ns == before.st_mtime_ns  # same bytes, new inode
+    assert not readable(old_gen / PHONE, a)  # nor through the generation kept for rollback
+    old_gen = current_generation(out)
 
     run(options(site))
     dirs, files = generation_entries(out)
     assert {p.stat().st_gid for p in dirs + files} == {os.getegid()}
     assert modes(dirs) == {str(d): 0o755 for d in dirs}
     assert not readable(phone, a) and not readable(phone, b)
+    assert not readable(old_gen / PHONE, b)
     assert readable(bootstrap, b)  # public files stay public without a group
     assert run(options(site)).changed is False  # and stay put from then on
