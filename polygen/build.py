@@ -10,6 +10,7 @@ from typing import Callable
 
 from polygen.errors import BuildError
 from polygen.htpasswd import FILENAME as HTPASSWD_FILENAME
+from polygen.exposure import no_auth_warning
 from polygen.inventory import Inventory, load
 from polygen.plan import Plan, plan
 from polygen.render import Renderer
@@ -28,6 +29,7 @@ class BuildOptions:
     secrets: Path | None = None
     group: str | None = None  # group of the files holding secrets (0640), e.g. www-data
     max_phone_loss: float | None = None  # unattended rebuilds refuse to drop more phones than this
+    keep_auth: bool = False  # unattended rebuilds refuse to turn provisioning auth off or change its user
 
 
 @dataclass(frozen=True)
@@ -52,14 +54,24 @@ class BuildResult:
 def prepare(opts: BuildOptions, inv: Inventory | None = None, *, make_cache: bool = True
             ) -> tuple[Inventory, Plan]:
     if inv is None:
-        from polygen.write import gens_dir
-
-        # each file's own checks are cached beside the generations: an edit re-reads one file
-        cache = gens_dir(Path(opts.out)) / FILES_CACHE
-        inv = load(opts.inventory, opts.secrets, firmware=opts.firmware,
-                   cache=cache if make_cache or cache.is_dir() else None)
+        inv = _load(opts, make_cache)
     renderer = Renderer(opts.templates)
     return inv, plan(inv, renderer, opts.firmware, group=opts.group)
+
+
+def _load(opts: BuildOptions, make_cache: bool) -> Inventory:
+    from polygen.write import gens_dir
+
+    # each file's own checks are cached beside the generations: an edit re-reads one file
+    cache = gens_dir(Path(opts.out)) / FILES_CACHE
+    return load(opts.inventory, opts.secrets, firmware=opts.firmware,
+                cache=cache if make_cache or cache.is_dir() else None)
+
+
+def load_inventory(opts: BuildOptions) -> Inventory:
+    """The inventory as the next build sees it, from the builds' caches when they are current;
+    creates nothing."""
+    return _cached_load(opts, _inputs_key(opts)) or _load(opts, make_cache=False)
 
 
 # ------------------------------------------------------------------ inventory cache
@@ -182,10 +194,12 @@ def run(opts: BuildOptions, progress: Callable[[int], None] | None = None,
     if on_plan:
         on_plan(p)
     result: WriteResult = write(p.files(), opts.out, progress=progress, group=group_id(opts.group),
-                                max_phone_loss=opts.max_phone_loss)
+                                max_phone_loss=opts.max_phone_loss, keep_auth=opts.keep_auth)
     if cached is None:
         _store_cache(opts, key, inv)
     warnings = tuple(str(w) for w in inv.warnings) + tuple(p.warnings)
+    if inv.site.auth is None:
+        warnings += (no_auth_warning(inv.site_file),)
     return BuildResult(p.phones, result.written, result.unchanged, result.removed, result.generation,
                        result.changed, warnings, result.paths)
 

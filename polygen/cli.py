@@ -182,10 +182,14 @@ def check(inventory, firmware, secrets, fmt, strict):
     from polygen.errors import InventoryError
     from polygen.inventory import load
 
+    from polygen.exposure import no_auth_warning
+
+    no_auth = None
     try:
         inv = load(inventory, secrets, firmware=firmware)
         order = {f: i for i, f in enumerate(inv.sources)}  # warnings and advice, in file and line order
         problems = sorted(inv.warnings + inv.advice, key=lambda p: (order.get(p.file, len(order)), p.line or 0))
+        no_auth = no_auth_warning(inv.site_file) if inv.site.auth is None else None
         summary = (f"{inventory}: {len(inv.phones)} phones, {len(inv.extensions)} extensions: OK"
                    + (f" ({len(problems)} warning{'s' if len(problems) != 1 else ''})" if problems else ""))
     except InventoryError as exc:
@@ -196,6 +200,8 @@ def check(inventory, firmware, secrets, fmt, strict):
     errors = [p for p in problems if p.severity == "error"]
     warnings = [p for p in problems if p.severity == "warning"]
     failed = bool(errors) or (strict and bool(warnings))
+    if no_auth and not failed:  # a failing check has more urgent lines to show
+        click.echo(f"warning: {no_auth}", err=True)
     if fmt == "json":
         click.echo(json.dumps({"ok": not failed, "errors": [p.as_dict() for p in errors],
                                "warnings": [p.as_dict() for p in warnings]}, indent=2))
@@ -444,15 +450,20 @@ def _input_limit_options(f):
 @click.option("--shutdown-timeout", type=click.FloatRange(0), default=30.0,
               envvar="POLYGEN_SERVE_SHUTDOWN_TIMEOUT", show_envvar=True,
               help="Seconds uploads in flight get to finish on SIGTERM.")
+@click.option("--insecure-no-auth", is_flag=True, envvar="POLYGEN_SERVE_INSECURE_NO_AUTH", show_envvar=True,
+              help="Listen on a --host other than loopback even without site.provisioning_auth, "
+                   "letting anyone who knows a MAC read that phone's SIP passwords.")
 @handle_errors
 def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, db, watch, static, retention,
-              max_upload, unknown_mac, miss_limit, upload_limit, poll, shutdown_timeout, **limits):
+              max_upload, unknown_mac, miss_limit, upload_limit, poll, shutdown_timeout, insecure_no_auth,
+              **limits):
     """Run the sidecar: bootstrap by User-Agent, log uploads into SQLite, static OUT.
 
     GET /000000000000.cfg answers the bootstrap for the phone's model; PUT <mac>-boot.log and
     <mac>-app.log are stored in --db (query them with `polygen logs`); with --static every
     other file of OUT is served too, so this alone is a complete provisioning server. Log lines
-    go to stdout as key=value. SIGTERM stops it cleanly.
+    go to stdout as key=value. SIGTERM stops it cleanly. Without site.provisioning_auth it
+    listens on loopback only, unless --insecure-no-auth.
 
     \b
     Example:
@@ -463,7 +474,11 @@ def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, d
     from polygen.sidecar.app import SidecarConfig, run
     from polygen.watch import make_build, watch_paths
 
+    from polygen.exposure import serve_check
+
     opts = _build_opts(inventory, out, templates, firmware, secrets, group)
+    for warning in serve_check(opts, host, watch, insecure_no_auth):
+        click.echo(f"warning: {warning}", err=True)
     paths, ignore = watch_paths(opts)
     config = SidecarConfig(
         out=out, db=db, inventory=inventory, static=static, max_upload_bytes=max_upload,

@@ -184,6 +184,7 @@ class Inventory:
     # warnings only `polygen check` prints (the phones' admin password): a site may live with
     # them, so builds and the watcher do not repeat them on every run
     advice: tuple[Problem, ...] = ()
+    site_file: str = ""  # the file holding site: (messages name it)
 
     def model(self, phone: Phone) -> Model:
         return self.catalog.models[phone.model]
@@ -924,7 +925,7 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
     extensions = {e.ext: e for e in sorted((r.obj for r in exts.values()), key=lambda e: e.ext)}
     return Inventory(site, extensions, tuple(sorted((r.phone for r in phones), key=lambda p: p.mac)),
                      catalog, warnings, tuple(str(f) for f in files), contacts,
-                     tuple(advice))
+                     tuple(advice), site_keys[0].file)
 
 
 def mwi_address(site: Site, mailbox: str) -> str:

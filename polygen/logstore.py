@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import sqlite3
 import time as _time
@@ -55,6 +56,7 @@ log = logging.getLogger("polygen.logstore")
 KINDS = ("boot", "app")
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000
+DB_MODE = 0o600  # the phones' logs are the polygen user's alone; SQLite gives -wal/-shm the same mode
 PRUNE_BATCH = 5000
 CUT_MODULE = "polygen"  # the module of the marker row where an upload was cut
 
@@ -139,6 +141,18 @@ class Row:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
+def _create_private(path: Path) -> None:
+    """Create a missing database file as DB_MODE, whatever the umask (SQLite would make it 0644)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, DB_MODE)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, DB_MODE)
+    finally:
+        os.close(fd)
+
+
 class LogStore:
     """An open log database. Use ``LogStore.open(path)``; close it, or use it as a context manager."""
 
@@ -152,10 +166,12 @@ class LogStore:
         """Open (creating on first use) the database at ``path`` and bring its schema up to date."""
         path = Path(path)
         try:
+            _create_private(path)
             # isolation_level=None: no implicit transactions, we issue BEGIN/COMMIT ourselves.
             conn = sqlite3.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise LogStoreError(f"cannot open log database {path}: {exc}") from exc
+        except (sqlite3.Error, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else exc
+            raise LogStoreError(f"cannot open log database {path}: {reason}") from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             # journal_mode must change outside any transaction (sqlite-utils refuses otherwise).

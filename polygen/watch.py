@@ -214,6 +214,14 @@ class Watcher:
                 log.exception("on_build callback failed")
 
 
+def failure_summary(error: BaseException) -> str:
+    """Why a build failed, in one line without the problems' details (/healthz shows it to
+    anyone who asks; the log has the details)."""
+    if isinstance(error, PolygenError):
+        return error.format_message()
+    return f"the build crashed ({type(error).__name__}); see the log"
+
+
 def describe(result: object) -> str:
     """A one-line summary of a BuildResult (or whatever an injected build returned)."""
     fields = ("generation", "phones", "written", "unchanged", "removed")
@@ -237,9 +245,12 @@ def make_build(options) -> Callable[[], object]:
 
     import dataclasses
 
-    if dataclasses.is_dataclass(options) and getattr(options, "max_phone_loss", None) is None:
-        # an editor's half-written save must not unprovision half the site (SECURITY.md)
-        options = dataclasses.replace(options, max_phone_loss=UNATTENDED_MAX_PHONE_LOSS)
+    if dataclasses.is_dataclass(options) and hasattr(options, "keep_auth"):
+        # an editor's half-written save must not unprovision half the site, nor open it to
+        # anyone who knows a MAC (SECURITY.md); `polygen build` by hand confirms such a change
+        loss = options.max_phone_loss
+        options = dataclasses.replace(options, keep_auth=True,
+                                      max_phone_loss=UNATTENDED_MAX_PHONE_LOSS if loss is None else loss)
     logged: set[str] | None = None  # the warnings of the last build; None before the first
 
     def build() -> object:

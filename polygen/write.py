@@ -5,6 +5,11 @@ directory, hard-links everything else from the current generation (no copies, st
 polling phones), writes the manifest, renames the staging directory to its generation name and
 then renames a new symlink over ``out``. Readers see the old tree or the new one, never a mix; a
 failed or killed build leaves ``out`` as it was. When nothing changed, nothing is written at all.
+
+Ownership does not depend on the umask: every directory polygen makes is 0755 (0750 with a
+group), every file it renders gets the plan's mode and the group, and the manifest records each
+file's owner and group, so a file whose owner or group must change gets a new inode instead of a
+hard link (the inode is shared with the previous generation).
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ import json
 import os
 import re
 import shutil
+import stat
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from polygen import htpasswd
 from polygen.errors import BuildError
 from polygen.plan import OutputFile
 
@@ -32,6 +39,9 @@ DOTFILES = (".htpasswd",)  # the only hidden files a plan may hold; web servers 
 _GEN_RE = re.compile(r"^g(\d{6,})$")
 _SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)*$")
 KEEP_GENERATIONS = 2  # the current one and the one before it (rollback, readers still in flight)
+DIR_MODE = 0o755  # without a group: the secrets are in 0640 files, names are no secret from local users
+GROUP_DIR_MODE = 0o750  # with a group (the web server's): nobody else even lists the MACs
+LOCK_MODE = 0o600
 
 
 @dataclass(frozen=True)
@@ -89,12 +99,25 @@ def build_lock(out: Path):
     """One build at a time per out/ (a CLI build and a watching sidecar may overlap)."""
     g = gens_dir(out)
     g.mkdir(parents=True, exist_ok=True)
-    with open(g / "lock", "a") as fh:
+    fd = os.open(g / "lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, LOCK_MODE)
+    with os.fdopen(fd, "a") as fh:
+        if stat.S_IMODE(os.fstat(fd).st_mode) != LOCK_MODE:
+            os.fchmod(fd, LOCK_MODE)
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _own_dir(path: Path, mode: int, gid: int) -> None:
+    """Give a directory an explicit mode and group, whatever the umask and the parent's
+    set-group-ID bit (chmod after chown: chown may clear mode bits)."""
+    st = os.stat(path)
+    if st.st_gid != gid:
+        os.chown(path, -1, gid)
+    if stat.S_IMODE(st.st_mode) != mode or st.st_gid != gid:
+        os.chmod(path, mode)
 
 
 def _next_name(g: Path) -> str:
@@ -207,21 +230,29 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def write(files: Iterable[OutputFile], out: Path, *, progress: Callable[[int], None] | None = None,
-          dry_run: bool = False, group: int | None = None, max_phone_loss: float | None = None) -> WriteResult:
-    """``group``: the gid secret files get (e.g. www-data's, so nginx can read 0640 files).
+          dry_run: bool = False, group: int | None = None, max_phone_loss: float | None = None,
+          keep_auth: bool = False) -> WriteResult:
+    """``group``: the gid of every file and directory of the generation (e.g. www-data's, so
+    nginx can read the 0640 files); None: the builder's own group.
     ``max_phone_loss``: refuse (BuildError, nothing swapped) a build that would remove more than
-    this fraction of the phones' files; unattended rebuilds use it against half-saved inventories."""
+    this fraction of the phones' files; ``keep_auth``: refuse one that would turn provisioning auth
+    off or change its user. Unattended rebuilds use both against half-saved inventories."""
     out = Path(out)
     _check_out(out)
     with build_lock(out):
-        return _write_locked(files, out, progress, dry_run, group, max_phone_loss)
+        return _write_locked(files, out, progress, dry_run, group, max_phone_loss, keep_auth)
 
 
-def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=None) -> WriteResult:
+def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=None, keep_auth=False) -> WriteResult:
     g = gens_dir(out)
     prev = current_generation(out)
     old = read_manifest(prev)
     _clean_stale(g, out)
+    gid = group if group is not None else os.getegid()
+    attrs = [os.geteuid(), gid]  # recorded per file: a file is reused only when they match
+    dir_mode = DIR_MODE if group is None else GROUP_DIR_MODE
+    if not dry_run:
+        _own_dir(g, dir_mode, gid)
     manifest: dict[str, list] = {}
     keep: list[str] = []
     written: list[str] = []
@@ -232,14 +263,21 @@ def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=Non
         nonlocal staging
         if staging is None:
             staging = g / f"tmp-{os.getpid()}-{time.monotonic_ns()}"
-            staging.mkdir(mode=0o755)
+            staging.mkdir(mode=dir_mode)
+            _own_dir(staging, dir_mode, gid)
         return staging
 
     def ensure_parent(rel: str) -> None:
         parent = rel.rpartition("/")[0]
         if parent and parent not in made_dirs:
-            (stage() / parent).mkdir(parents=True, exist_ok=True, mode=0o755)
-            made_dirs.add(parent)
+            root = stage()
+            parts = parent.split("/")
+            for i in range(1, len(parts) + 1):
+                sub = "/".join(parts[:i])
+                if sub not in made_dirs:
+                    (root / sub).mkdir(mode=dir_mode, exist_ok=True)
+                    _own_dir(root / sub, dir_mode, gid)
+                    made_dirs.add(sub)
 
     try:
         for n, f in enumerate(files, 1):
@@ -249,7 +287,7 @@ def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=Non
             if f.path in manifest:
                 raise BuildError(f"two files want '{f.path}' (the second from {f.origin})")
             was = old.get(f.path)
-            if was is not None and was[0] == f.key and was[3] == f.mode:
+            if was is not None and was[0] == f.key and was[3] == f.mode and (f.link is not None or was[4:] == attrs):
                 manifest[f.path] = was
                 keep.append(f.path)
             elif dry_run:
@@ -263,12 +301,17 @@ def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=Non
                     manifest[f.path] = [f.key, None, f.link.stat().st_size, f.mode]
                 else:
                     # same bytes from new inputs (e.g. a template comment changed elsewhere):
-                    # keep the old inode so the phone sees an unchanged file
+                    # keep the old inode so the phone sees an unchanged file, unless its owner or
+                    # group must change (the inode is shared with the previous generation)
                     same = was[1] if was is not None and was[3] == f.mode else None
-                    sha, size, wrote = _render_file(str(dst), f.render(), f.mode,
-                                                    group if f.secret else None, same)
-                    manifest[f.path] = [f.key, sha, size, f.mode]
-                    if sha == same:
+                    regroup = same is not None and was[4:] != attrs
+                    sha, size, wrote = _render_file(str(dst), f.render(), f.mode, group,
+                                                    None if regroup else same)
+                    manifest[f.path] = [f.key, sha, size, f.mode, *attrs]
+                    if sha == same and regroup:  # a new inode with the old one's times
+                        old_st = os.stat(f"{prev}/{f.path}")
+                        os.utime(dst, ns=(old_st.st_atime_ns, old_st.st_mtime_ns))
+                    elif sha == same:
                         if wrote:  # streamed before its hash was known
                             dst.unlink()
                         keep.append(f.path)
@@ -284,6 +327,11 @@ def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=Non
                 raise BuildError(f"refusing to remove {lost} of {had} phones in one unattended rebuild "
                                  "(a half-saved or deleted inventory file?); the last build stays served. "
                                  "Run `polygen build` to apply it deliberately")
+        if keep_auth:
+            weaker = _auth_weakened(prev, old, manifest, staging if htpasswd.FILENAME in written else None)
+            if weaker:
+                raise BuildError(f"refusing to {weaker} in an unattended rebuild (a half-saved site file?); "
+                                 "the last build stays served. Run `polygen build` to apply it deliberately")
         changed = bool(written or removed) or (prev is None) or any(old[p] != manifest[p] for p in keep)
         if dry_run or not changed:
             if staging is not None:
@@ -295,10 +343,9 @@ def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=Non
         for rel in keep:
             ensure_parent(rel)
             os.link(src_root + rel, dst_root + rel)
-        with open(st / MANIFEST, "w", encoding="utf-8") as fh:
-            # one-shot dumps uses the C encoder; json.dump streams through the Python one
-            fh.write(json.dumps({"version": 1, "files": manifest}, separators=(",", ":"), sort_keys=True))
-        os.chmod(st / MANIFEST, 0o640)
+        # one-shot dumps uses the C encoder; json.dump streams through the Python one
+        _create(str(st / MANIFEST), json.dumps({"version": 1, "files": manifest}, separators=(",", ":"),
+                                               sort_keys=True).encode(), 0o640, group)
         name = _next_name(g)
         final = g / name
         os.rename(st, final)
@@ -312,7 +359,32 @@ def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=Non
             raise BuildError(f"writing {out} failed: {what} ({exc.filename or g}); {out} is unchanged") from exc
         raise
     _collect(g, keep={final.name, prev.name if prev else ""})
+    if prev is not None:  # kept for rollback: a group that lost its access loses it there too
+        with contextlib.suppress(OSError):
+            if os.stat(prev).st_gid != gid:
+                os.chmod(prev, 0o700)
     return WriteResult(name, len(written), len(keep), len(removed), True, tuple(written))
+
+
+def _auth_weakened(prev: Path | None, old: dict, manifest: dict, staging: Path | None) -> str | None:
+    """What the new generation would weaken in provisioning auth, or None. ``staging``: where
+    a rewritten .htpasswd is (None when it is unchanged or gone). User names stay out of the
+    message: it is logged and shown on /healthz."""
+    name = htpasswd.FILENAME
+    if prev is None or name not in old:
+        return None  # no auth to weaken (turning it on is always fine)
+    if name not in manifest:
+        return "turn provisioning auth off"
+    if staging is not None and _first_user(prev / name) != _first_user(staging / name):
+        return "change the provisioning user"
+    return None
+
+
+def _first_user(path: Path) -> str | None:
+    try:
+        return next(iter(htpasswd.parse(path.read_text(encoding="utf-8", errors="replace"))), None)
+    except OSError:
+        return None
 
 
 def _swap(out: Path, final: Path) -> None:

@@ -21,7 +21,9 @@ site:
   sip_server: pbx.example.com
   timezone: America/New_York
   admin_password: Adm1n-pw
+  provisioning_auth: {user: phones-a, password: "Wq7-first-pass"}
 """
+NO_AUTH_SITE = SITE.replace('  provisioning_auth: {user: phones-a, password: "Wq7-first-pass"}\n', "")
 EXTS = """\
 extensions:
   - {ext: "1001", first_name: Ada, secret: s3cret}
@@ -78,8 +80,26 @@ def test_example_inventory_passes(tmp_path, monkeypatch):
     result = run()
     assert result.exit_code == 0, result.output
     # its SIP 3.x phones cannot take the admin password from a file: said, not fatal
-    assert result.stderr == SIP3_ADMIN_ADVICE + "\n"
     assert result.stdout == "inventory: 4 phones, 6 extensions: OK (1 warning)\n"
+    assert result.stderr == no_auth_warning("inventory/site.yaml") + SIP3_ADMIN_ADVICE + "\n"
+
+def no_auth_warning(site_file: str) -> str:
+    return ("warning: no provisioning auth: anyone who can reach the server and knows a phone's MAC address "
+            "(printed on its box, seen on the network) can download its config, SIP passwords included; add "
+            f"site.provisioning_auth (a user and a password) to {site_file} (README: Provisioning auth)\n")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_no_provisioning_auth_is_a_loud_warning(inv, fmt):
+    """Not an inventory problem (exit 0, even with --strict): a warning on stderr naming the risk
+    and the file to edit, in either format."""
+    result = run("-i", inv(site__yaml=NO_AUTH_SITE), "--format", fmt, "--strict")
+    assert result.exit_code == 0
+    assert result.stderr == no_auth_warning("inv/site.yaml")
+    if fmt == "text":
+        assert result.stdout == "inv: 1 phones, 1 extensions: OK\n"
+    else:
+        assert json.loads(result.stdout) == {"ok": True, "errors": [], "warnings": []}
 
 
 def test_clean(inv):

@@ -287,3 +287,23 @@ def test_parse_since():
 def test_parse_since_invalid(text):
     with pytest.raises(PolygenError, match="invalid time .*: use a duration ago"):
         parse_since(text)
+
+
+def test_database_is_private_whatever_the_umask(db_path):
+    """The database and SQLite's -wal/-shm files are 0600 even under a permissive umask."""
+    import os
+    import stat
+
+    old = os.umask(0o002)
+    try:
+        with LogStore.open(db_path) as s:
+            s.store_upload(MAC, "app", lines(2), None, UA, received_at=1000.0)
+            files = [db_path, db_path.with_name(db_path.name + "-wal"), db_path.with_name(db_path.name + "-shm")]
+            assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}
+    finally:
+        os.umask(old)
+
+
+def test_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(LogStoreError, match=r"cannot open log database .*/nope/logs.db: No such file or directory"):
+        LogStore.open(tmp_path / "nope" / "logs.db")

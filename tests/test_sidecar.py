@@ -251,7 +251,7 @@ async def test_no_build_yet(aiohttp_client, tmp_path):
     assert counts(tmp_path / "logs.db") == (0, 0)
     r = await client.get("/healthz")
     assert r.status == 503
-    assert await r.json() == {"status": "degraded", "generation": None, "phones": 0, "db": True}
+    assert await r.json() == {"status": "unavailable", "generation": None, "phones": 0, "db": True}
 
 
 # ---------------------------------------------------------------------------- uploads
@@ -736,3 +736,64 @@ async def test_watch_rebuild_end_to_end(aiohttp_client, build_opts, tmp_path):
     assert (await client.put(f"/logs/{new_mac}-app.log", data=b"x\n")).status == 201
     r = await client.get("/000000000000.cfg", headers={"User-Agent": ua_500})
     assert await r.read() == (build_opts.out / "bootstrap" / "VVX500.cfg").read_bytes()
+
+
+async def healthz_until(client, done, deadline: float = 10.0) -> tuple[int, dict]:
+    """/healthz once ``done(body)`` holds (the watcher records an outcome just after the build
+    returns), or at the deadline."""
+    end = time.monotonic() + deadline
+    while True:
+        r = await client.get("/healthz")
+        body = await r.json()
+        if done(body) or time.monotonic() > end:
+            return r.status, body
+        await asyncio.sleep(0.02)
+
+
+async def test_healthz_tells_a_failed_or_refused_rebuild(aiohttp_client, build_opts, tmp_path):
+    """serve --watch: while the newest inventory does not build (broken, or its rebuild refused
+    for turning auth off), /healthz answers 200 "degraded" with the error and the last good build
+    is served, auth and all; a good build makes it "ok" again."""
+    from polygen.errors import BuildError, InventoryError
+    from polygen.watch import watch_paths
+
+    site = build_opts.inventory / "site.yaml"
+    auth = '  provisioning_auth: {user: phones-a, password: "Wq7-first-pass"}\n'
+    site.write_text(site.read_text() + auth)
+    with_auth = site.read_text()
+    rebuild = RecordingBuild(build_opts)
+    paths, ignore = watch_paths(build_opts)
+    config = SidecarConfig(out=build_opts.out, db=tmp_path / "logs.db", rebuild=rebuild,
+                           watch_paths=tuple(paths), watch_ignore=tuple(ignore), quiet_period=0.1)
+    client = await aiohttp_client(create_app(config))
+    assert (await rebuild.next()).generation == "g000001"
+    ok = {"status": "ok", "generation": "g000001", "phones": 4, "db": True}
+    assert await healthz_until(client, lambda b: True) == (200, ok)
+
+    site.write_text(with_auth.replace(auth, ""))
+    assert isinstance(await rebuild.next(), BuildError)
+    assert await healthz_until(client, lambda b: b["status"] != "ok") == (200, {
+        **ok, "status": "degraded",
+        "error": "refusing to turn provisioning auth off in an unattended rebuild (a half-saved site file?); "
+                 "the last build stays served. Run `polygen build` to apply it deliberately"})
+    assert (await client.get(f"/{MAC2}-phone.cfg")).status == 401
+
+    site.write_text(with_auth.replace("sip_server:", "sip_server: [\n"))
+    assert isinstance(await rebuild.next(), InventoryError)
+    status, body = await healthz_until(client, lambda b: b.get("error", "").startswith("the inventory has"))
+    assert (status, body["status"], body["generation"]) == (200, "degraded", "g000001")
+    assert "site.yaml" not in body["error"]  # the count only: the problems stay in the log
+
+    site.write_text(with_auth)
+    assert (await rebuild.next()).generation == "g000001"
+    assert await healthz_until(client, lambda b: b["status"] == "ok") == (200, ok)
+
+    # refused again, then confirmed by hand: the new generation is the newest inventory built
+    site.write_text(with_auth.replace(auth, ""))
+    assert isinstance(await rebuild.next(), BuildError)
+    assert (await healthz_until(client, lambda b: b["status"] != "ok"))[1]["status"] == "degraded"
+    from polygen.build import run
+
+    assert (await asyncio.to_thread(run, build_opts)).generation == "g000002"
+    assert await healthz_until(client, lambda b: False, deadline=0) == (200, {**ok, "generation": "g000002"})
+    assert (await client.get(f"/{MAC2}-phone.cfg")).status == 200

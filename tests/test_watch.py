@@ -371,3 +371,66 @@ def test_a_dead_observer_is_restarted_and_a_rebuild_follows(dirs, monkeypatch, c
             (dirs / "phones.yaml").write_text("phones: []\n")  # and changes are seen again
             assert rec.wait()
     assert "the file watcher stopped; restarting it and rebuilding" in caplog.text
+
+
+AUTH = '  provisioning_auth:\n    user: phones-a\n    password: "Wq7-first-pass"\n'
+AUTH_EDITS = {
+    "turn provisioning auth off": lambda text: text.replace(AUTH, ""),
+    "change the provisioning user": lambda text: text.replace("user: phones-a", "user: phones-b"),
+    "turn provisioning auth off (cut)": lambda text: text[:text.index("  provisioning_auth:")],  # a cut save
+}
+
+
+@pytest.mark.parametrize("edit", sorted(AUTH_EDITS))
+def test_watch_refuses_to_weaken_provisioning_auth(build_opts, edit):
+    """A save that turns auth off or changes its user (half-saved, or on purpose) is refused by
+    the unattended rebuild: the last build, .htpasswd and all, stays served. `polygen build` by
+    hand confirms the change, and the watch carries on from there."""
+    from polygen.build import run
+    from polygen.errors import BuildError
+
+    site = build_opts.inventory / "site.yaml"
+    site.write_text(site.read_text() + AUTH)
+    paths, ignore = watch_paths(build_opts)
+    outcomes = Outcomes()
+    with Watcher(paths, make_build(build_opts), ignore=ignore, quiet_period=0.1, on_build=outcomes.on_build):
+        assert outcomes.next()[1] is None  # the initial build
+        target = os.readlink(build_opts.out)
+        htpasswd = (build_opts.out / ".htpasswd").read_bytes()
+        site.write_text(AUTH_EDITS[edit](site.read_text()))
+        result, error = outcomes.next()
+        assert isinstance(error, BuildError)
+        assert error.message == (f"refusing to {edit.removesuffix(' (cut)')} in an unattended rebuild "
+                                 "(a half-saved site file?); the last build stays served. "
+                                 "Run `polygen build` to apply it deliberately")
+        assert "phones-" not in error.message  # no user name in the log or on /healthz
+        assert os.readlink(build_opts.out) == target
+        assert (build_opts.out / ".htpasswd").read_bytes() == htpasswd
+
+        confirmed = run(build_opts)  # by hand: applied
+        assert confirmed.generation != target.rpartition("/")[2]
+        (build_opts.inventory / "phones.yaml").touch()  # the next unattended rebuild starts from there
+        assert outcomes.next()[1] is None
+
+
+def test_watch_applies_auth_changes_that_weaken_nothing(build_opts):
+    """Turning auth on, starting a rotation with a new user by hand, and ending its overlap
+    (dropping previous:) are rebuilt unattended."""
+    from polygen.build import run
+
+    site = build_opts.inventory / "site.yaml"
+    plain = site.read_text()
+    paths, ignore = watch_paths(build_opts)
+    outcomes = Outcomes()
+    with Watcher(paths, make_build(build_opts), ignore=ignore, quiet_period=0.1, on_build=outcomes.on_build):
+        assert outcomes.next()[1] is None
+        site.write_text(plain + AUTH)  # on
+        assert outcomes.next()[1] is None and (build_opts.out / ".htpasswd").is_file()
+        rotated = plain + AUTH.replace("phones-a", "phones-b") + '    previous: [{user: phones-a, password: "x"}]\n'
+        site.write_text(rotated)
+        assert outcomes.next()[1] is not None  # a new user: refused unattended ...
+        run(build_opts)  # ... and confirmed by hand
+        site.write_text(plain + AUTH.replace("phones-a", "phones-b"))  # the overlap ends
+        result, error = outcomes.next()
+        assert error is None and result.changed
+        assert (build_opts.out / ".htpasswd").read_text().count("\n") == 1

@@ -126,9 +126,21 @@ async def _watcher_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     watcher = None
     if config.rebuild is not None:
-        from polygen.watch import Watcher
+        from polygen.watch import Watcher, failure_summary
 
-        watcher = Watcher(config.watch_paths, config.rebuild, ignore=config.watch_ignore,
+        tree, last, rebuild = app[keys.TREE], app[keys.REBUILD], config.rebuild
+
+        def build() -> object:
+            served = tree.generation()  # what the outcome is about (a build by hand may swap meanwhile)
+            try:
+                result = rebuild()
+            except BaseException as exc:
+                last.record(failure_summary(exc), served)
+                raise
+            last.record(None, served)
+            return result
+
+        watcher = Watcher(config.watch_paths, build, ignore=config.watch_ignore,
                           quiet_period=config.quiet_period, poll=config.poll)
         await asyncio.to_thread(watcher.start)
     app[keys.WATCHER] = watcher
@@ -147,6 +159,7 @@ def create_app(config: SidecarConfig) -> web.Application:
     app[keys.HTPASSWD] = guard.Htpasswd()
     app[keys.INFLIGHT] = handlers.InFlight()
     app[keys.TREE] = handlers.OutTree(config.out)
+    app[keys.REBUILD] = handlers.LastRebuild()
     # cleanup runs in reverse: the watcher stops, then the pruner, then the database closes.
     app.cleanup_ctx.extend([_store_ctx, _pruner_ctx, _watcher_ctx])
     setup_routes(app)

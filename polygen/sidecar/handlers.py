@@ -271,19 +271,41 @@ def check_raw_path(raw: str) -> list[str]:
     return segments
 
 
+class LastRebuild:
+    """The outcome of the newest --watch rebuild, for /healthz. A failure is told while the
+    generation served when that rebuild started is still the current one: a newer generation
+    means a build (by hand: `polygen build` confirming a refused change) has succeeded since."""
+
+    def __init__(self):
+        self.error: str | None = None
+        self.generation: str | None = None
+
+    def record(self, error: str | None, served: Path | None) -> None:
+        self.error, self.generation = error, served.name if served is not None else None
+
+    def failure(self, current: Path | None) -> str | None:
+        served = current.name if current is not None else None
+        return self.error if self.error is not None and served == self.generation else None
+
+
 async def handle_healthz(request: web.Request) -> web.Response:
     app = request.app
     tree = app[keys.TREE]
     gen = tree.generation()
     db_ok = await app[keys.STORE].ping()
+    failure = app[keys.REBUILD].failure(gen)
+    # 503 only when nothing can be served; a failed or refused rebuild while the last good
+    # generation is served is 200 "degraded", with the error (README, SECURITY.md)
+    serving = db_ok and gen is not None
     body = {
-        "status": "ok" if db_ok and gen is not None else "degraded",
+        "status": "unavailable" if not serving else "degraded" if failure else "ok",
         "generation": gen.name if gen is not None else None,
         "phones": len(tree.manifest(gen).macs) if gen is not None else 0,
         "db": db_ok,
     }
-    return web.json_response(body, status=200 if body["status"] == "ok" else 503,
-                             headers={"Cache-Control": "no-store"})
+    if failure:
+        body["error"] = failure
+    return web.json_response(body, status=200 if serving else 503, headers={"Cache-Control": "no-store"})
 
 
 async def handle_any(request: web.Request) -> web.StreamResponse:

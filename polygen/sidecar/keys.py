@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from polygen.sidecar.app import SidecarConfig
     from polygen.sidecar.guard import Guard, Htpasswd
-    from polygen.sidecar.handlers import InFlight, OutTree
+    from polygen.sidecar.handlers import InFlight, LastRebuild, OutTree
     from polygen.sidecar.store import StoreWriter
     from polygen.watch import Watcher
 
@@ -20,6 +20,7 @@ CONFIG: web.AppKey[SidecarConfig] = web.AppKey("config")
 STORE: web.AppKey[StoreWriter] = web.AppKey("store")
 TREE: web.AppKey[OutTree] = web.AppKey("tree")
 WATCHER: web.AppKey[Watcher | None] = web.AppKey("watcher")
+REBUILD: web.AppKey[LastRebuild] = web.AppKey("rebuild")
 INFLIGHT: web.AppKey[InFlight] = web.AppKey("inflight")
 PRUNER: web.AppKey[asyncio.Task | None] = web.AppKey("pruner")
 GUARD: web.AppKey[Guard] = web.AppKey("guard")
