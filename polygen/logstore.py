@@ -1,6 +1,10 @@
-"""The SQLite database of the log files phones upload.
+"""The database of the log files phones upload: SQLite here, PostgreSQL in ``polygen.pgstore``.
 
-One file, WAL journal, schema versioned with ``PRAGMA user_version`` (migrations keyed by version).
+``open_store(db)`` opens either: a path is a SQLite file, a ``postgresql://`` URL a PostgreSQL
+database that several sidecars can share. ``BaseLogStore`` is what both offer; the reads and the
+append-mode arithmetic (``plan_upload``) are written once, here, for both.
+
+SQLite: one file, WAL journal, schema versioned with ``PRAGMA user_version`` (migrations keyed by version).
 
 **Not thread-safe, one writer.** A ``LogStore`` owns one ``sqlite3`` connection, opened with the
 default ``check_same_thread=True``: it must be opened, used and closed on one thread. The sidecar
@@ -15,18 +19,20 @@ only the part after it is stored and line numbers continue; otherwise the whole 
 numbered from 1. Either way nothing is duplicated or lost; a body identical to the previous one
 stores no lines. ``line_no`` is therefore the line's number in the file as the phone sent it. (If
 the previous body ended in the middle of a line, the rest of that line arrives as a line of its
-own: split, but neither lost nor duplicated.)
+own: split, but neither lost nor duplicated.) A NUL character is stored as U+FFFD (PostgreSQL text
+cannot hold it), as invalid UTF-8 is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
 import sqlite3
 import time as _time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -36,9 +42,15 @@ from polygen.logparse import iter_lines, parse_log_line
 __all__ = [
     "KINDS",
     "SCHEMA_VERSION",
+    "BaseLogStore",
     "LogStore",
     "Row",
     "StoredUpload",
+    "UploadPlan",
+    "describe_db",
+    "is_postgres_url",
+    "open_store",
+    "plan_upload",
     "parse_duration",
     "format_json",
     "format_text",
@@ -127,12 +139,217 @@ class Row:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-class LogStore:
-    """An open log database. Use ``LogStore.open(path)``; close it, or use it as a context manager."""
+@dataclass(frozen=True, slots=True)
+class UploadPlan:
+    """What storing one upload writes, given the append state it found (see the module docstring)."""
+
+    skipped: int  # leading bytes already stored by the previous upload
+    lines: list[tuple] = field(repr=False)  # (line_no, time, module, level, missed, text, parsed)
+    state: tuple[int, str, int]  # the new append state: (last_len, last_sha256, last_lines)
+
+
+LINE_COLUMNS = "upload_id, mac, kind, line_no, received_at, time, module, level, missed, text, parsed"
+
+
+def _no_nul(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL: both backends store it as U+FFFD, like invalid UTF-8."""
+    return None if text is None else text.replace("\x00", "\ufffd")
+
+
+def plan_upload(prev: Sequence | None, body: bytes) -> UploadPlan:
+    """The lines of ``body`` to store and the append state after it; ``prev`` is the stored
+    ``(last_len, last_sha256, last_lines)`` for this MAC and kind, or None."""
+    skipped, first_line_no = 0, 1
+    if prev is not None:
+        last_len, last_sha, last_lines = prev
+        if len(body) >= last_len and hashlib.sha256(body[:last_len]).hexdigest() == last_sha:
+            skipped, first_line_no = last_len, last_lines + 1
+    lines = []
+    for line_no, line in enumerate(iter_lines(body[skipped:]), start=first_line_no):
+        p = parse_log_line(line)
+        lines.append((line_no, p.time, p.module, p.level, p.missed, _no_nul(p.text), p.parsed))
+    state = (len(body), hashlib.sha256(body).hexdigest(), first_line_no - 1 + len(lines))
+    return UploadPlan(skipped, lines, state)
+
+
+class BaseLogStore:
+    """What every log database offers; ``open_store`` returns one.
+
+    A backend provides ``open``, ``close``, ``schema_version``, ``ping``, ``store_upload`` and the
+    two primitives the shared methods below run on: ``_fetch(sql, params)`` (rows of a query) and
+    ``_write(sql, params)`` (one statement in its own transaction, returning its row count), with
+    SQL written for the driver's parameter placeholder ``_PH``. One store is one connection, used
+    on one thread.
+    """
+
+    name: str  # the database as shown to people: a path, or a URL without its password
+    _PH = "?"  # the driver's parameter placeholder
+    _LIKE = "LIKE"  # case-insensitive (ASCII at least) substring match
+
+    def _fetch(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        raise NotImplementedError
+
+    def _write(self, sql: str, params: Sequence = ()) -> int:
+        raise NotImplementedError
+
+    def _after_prune(self) -> None:
+        """Housekeeping after a prune (the backend's own)."""
+
+    def _upload_transaction(self, mac: str, kind: str) -> contextlib.AbstractContextManager:
+        """A transaction for storing one upload (yielding a connection with ``execute``), in
+        which no other writer stores for the same MAC and kind."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _insert_lines(conn, rows: Iterable[tuple]) -> None:
+        """Insert ``rows`` (``LINE_COLUMNS``) into log_lines in bulk."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def store_upload(
+        self,
+        mac: str,
+        kind: str,
+        body: bytes,
+        fw_version: str | None,
+        user_agent: str | None,
+        received_at: float | None = None,
+    ) -> StoredUpload:
+        """Store one uploaded log file in one transaction (see the module docstring for append mode)."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        if received_at is None:
+            received_at = _time.time()
+        body = bytes(body)
+        p = self._PH
+        with self._upload_transaction(mac, kind) as conn:
+            prev = conn.execute(
+                f"SELECT last_len, last_sha256, last_lines FROM upload_state WHERE mac = {p} AND kind = {p}",
+                (mac, kind),
+            ).fetchone()
+            plan = plan_upload(prev, body)
+            upload_id = conn.execute(
+                "INSERT INTO uploads (mac, kind, fw_version, user_agent, received_at, bytes, lines,"
+                f" skipped_prefix_bytes) VALUES ({', '.join([p] * 8)}) RETURNING id",
+                (mac, kind, _no_nul(fw_version), _no_nul(user_agent), received_at, len(body),
+                 len(plan.lines), plan.skipped),
+            ).fetchone()[0]
+            self._insert_lines(conn, ((upload_id, mac, kind, n, received_at, *rest) for n, *rest in plan.lines))
+            conn.execute(
+                "INSERT INTO upload_state (mac, kind, last_len, last_sha256, last_lines)"
+                f" VALUES ({', '.join([p] * 5)}) ON CONFLICT (mac, kind) DO UPDATE SET"
+                " last_len = excluded.last_len, last_sha256 = excluded.last_sha256,"
+                " last_lines = excluded.last_lines",
+                (mac, kind, *plan.state),
+            )
+        return StoredUpload(upload_id=upload_id, lines=len(plan.lines), skipped_bytes=plan.skipped)
+
+    def counts(self) -> tuple[int, int]:
+        """(uploads, log lines) stored."""
+        ((uploads, lines),) = self._fetch(
+            "SELECT (SELECT count(*) FROM uploads), (SELECT count(*) FROM log_lines)")
+        return uploads, lines
+
+    def prune(self, older_than_seconds: float, now: float | None = None) -> int:
+        """Delete uploads and lines received more than ``older_than_seconds`` ago; return rows deleted.
+
+        Deletes in batches (one short transaction each) so a running sidecar is never blocked for long.
+        """
+        if older_than_seconds < 0:
+            raise ValueError("older_than_seconds must be >= 0")
+        cutoff = (_time.time() if now is None else now) - older_than_seconds
+        deleted = 0
+        for table in ("log_lines", "uploads"):
+            while True:
+                n = self._write(
+                    f"DELETE FROM {table} WHERE id IN "  # table: a constant from the tuple above
+                    f"(SELECT id FROM {table} WHERE received_at < {self._PH} LIMIT {self._PH})",
+                    (cutoff, PRUNE_BATCH),
+                )
+                deleted += n
+                if n < PRUNE_BATCH:
+                    break
+        self._after_prune()
+        return deleted
+
+    def query(
+        self,
+        mac: str | Sequence[str] | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        level: int | None = None,
+        grep: str | None = None,
+        limit: int | None = 100,
+    ) -> list[Row]:
+        """The newest ``limit`` matching lines, returned oldest first.
+
+        ``mac`` is one MAC or a list (an empty list matches nothing); ``level`` keeps lines whose
+        level is at least that (unparsed lines have no level and are left out); ``grep`` is a
+        case-insensitive substring (SQLite folds ASCII letters only, PostgreSQL all of Unicode).
+        """
+        p = self._PH
+        where: list[str] = []
+        params: list = []
+        if mac is not None:
+            macs = [mac] if isinstance(mac, str) else list(mac)
+            if not macs:
+                return []
+            where.append(f"l.mac IN ({', '.join([p] * len(macs))})")
+            params.extend(m.lower() for m in macs)
+        if kind is not None:
+            where.append(f"l.kind = {p}")
+            params.append(kind)
+        if since is not None:
+            where.append(f"l.received_at >= {p}")
+            params.append(since)
+        if level is not None:
+            where.append(f"l.level >= {p}")
+            params.append(level)
+        if grep:
+            where.append(f"l.text {self._LIKE} {p} ESCAPE '\\'")
+            params.append("%" + _like_escape(grep) + "%")
+        sql = (
+            "SELECT l.id, l.upload_id, l.mac, l.kind, l.line_no, l.received_at, l.time, l.module,"
+            " l.level, l.missed, l.text, l.parsed, u.fw_version"
+            " FROM log_lines AS l JOIN uploads AS u ON u.id = l.upload_id"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY l.received_at DESC, l.id DESC"
+        if limit is not None:
+            sql += f" LIMIT {p}"
+            params.append(int(limit))
+        rows = [Row(*r[:11], bool(r[11]), r[12]) for r in self._fetch(sql, params)]
+        rows.reverse()
+        return rows
+
+    def uploads(self, mac: str | None = None) -> list[tuple]:
+        """(id, mac, kind, fw_version, received_at, bytes, lines, skipped_prefix_bytes), oldest first."""
+        sql = ("SELECT id, mac, kind, fw_version, received_at, bytes, lines, skipped_prefix_bytes"
+               " FROM uploads")
+        params: Iterable = ()
+        if mac is not None:
+            sql += f" WHERE mac = {self._PH}"
+            params = (mac,)
+        return [tuple(r) for r in self._fetch(sql + " ORDER BY received_at, id", params)]
+
+
+class LogStore(BaseLogStore):
+    """An open SQLite log database. Use ``LogStore.open(path)`` (or ``open_store``); close it, or use
+    it as a context manager."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path):
         self._conn = conn
         self.path = path
+        self.name = str(path)
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -179,12 +396,6 @@ class LogStore:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> LogStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def _transaction(self):
         return _Transaction(self._conn)
 
@@ -205,155 +416,25 @@ class LogStore:
             return False
         return True
 
-    def counts(self) -> tuple[int, int]:
-        """(uploads, log lines) stored."""
-        uploads = self._conn.execute("SELECT count(*) FROM uploads").fetchone()[0]
-        lines = self._conn.execute("SELECT count(*) FROM log_lines").fetchone()[0]
-        return uploads, lines
+    def _fetch(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        return self._conn.execute(sql, params).fetchall()
 
-    # ------------------------------------------------------------------ writing
-    def store_upload(
-        self,
-        mac: str,
-        kind: str,
-        body: bytes,
-        fw_version: str | None,
-        user_agent: str | None,
-        received_at: float | None = None,
-    ) -> StoredUpload:
-        """Store one uploaded log file in one transaction (see the module docstring for append mode)."""
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-        if received_at is None:
-            received_at = _time.time()
-        body = bytes(body)
-        conn = self._conn
+    def _write(self, sql: str, params: Sequence = ()) -> int:
         with self._transaction():
-            prev = conn.execute(
-                "SELECT last_len, last_sha256, last_lines FROM upload_state WHERE mac = ? AND kind = ?",
-                (mac, kind),
-            ).fetchone()
-            skipped, first_line_no = 0, 1
-            if prev is not None:
-                last_len, last_sha, last_lines = prev
-                if len(body) >= last_len and hashlib.sha256(body[:last_len]).hexdigest() == last_sha:
-                    skipped, first_line_no = last_len, last_lines + 1
-            new_part = body[skipped:]
-            cur = conn.execute(
-                "INSERT INTO uploads (mac, kind, fw_version, user_agent, received_at, bytes, lines,"
-                " skipped_prefix_bytes) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
-                (mac, kind, fw_version, user_agent, received_at, len(body), skipped),
-            )
-            upload_id = cur.lastrowid
-            count = 0
+            return self._conn.execute(sql, params).rowcount
 
-            def rows():
-                nonlocal count
-                for count, line in enumerate(iter_lines(new_part), start=1):
-                    p = parse_log_line(line)
-                    yield (upload_id, mac, kind, first_line_no + count - 1, received_at,
-                           p.time, p.module, p.level, p.missed, p.text, int(p.parsed))
-
-            conn.executemany(
-                "INSERT INTO log_lines (upload_id, mac, kind, line_no, received_at, time, module,"
-                " level, missed, text, parsed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows(),
-            )
-            conn.execute("UPDATE uploads SET lines = ? WHERE id = ?", (count, upload_id))
-            conn.execute(
-                "INSERT INTO upload_state (mac, kind, last_len, last_sha256, last_lines)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (mac, kind) DO UPDATE SET"
-                " last_len = excluded.last_len, last_sha256 = excluded.last_sha256,"
-                " last_lines = excluded.last_lines",
-                (mac, kind, len(body), hashlib.sha256(body).hexdigest(), first_line_no - 1 + count),
-            )
-        return StoredUpload(upload_id=upload_id, lines=count, skipped_bytes=skipped)
-
-    def prune(self, older_than_seconds: float, now: float | None = None) -> int:
-        """Delete uploads and lines received more than ``older_than_seconds`` ago; return rows deleted.
-
-        Deletes in batches (one short transaction each) so a running sidecar is never blocked for long.
-        """
-        if older_than_seconds < 0:
-            raise ValueError("older_than_seconds must be >= 0")
-        cutoff = (_time.time() if now is None else now) - older_than_seconds
-        deleted = 0
-        for table in ("log_lines", "uploads"):
-            while True:
-                with self._transaction():
-                    n = self._conn.execute(
-                        f"DELETE FROM {table} WHERE id IN "  # table: a constant from the tuple above
-                        f"(SELECT id FROM {table} WHERE received_at < ? LIMIT ?)",
-                        (cutoff, PRUNE_BATCH),
-                    ).rowcount
-                deleted += n
-                if n < PRUNE_BATCH:
-                    break
+    def _after_prune(self) -> None:
         self._conn.execute("PRAGMA optimize")
-        return deleted
 
-    # ------------------------------------------------------------------ reading
-    def query(
-        self,
-        mac: str | Sequence[str] | None = None,
-        kind: str | None = None,
-        since: float | None = None,
-        level: int | None = None,
-        grep: str | None = None,
-        limit: int | None = 100,
-    ) -> list[Row]:
-        """The newest ``limit`` matching lines, returned oldest first.
+    @contextlib.contextmanager
+    def _upload_transaction(self, mac: str, kind: str) -> Iterator[sqlite3.Connection]:
+        # BEGIN IMMEDIATE takes the database's one write lock: uploads are stored one at a time.
+        with self._transaction():
+            yield self._conn
 
-        ``mac`` is one MAC or a list (an empty list matches nothing); ``level`` keeps lines whose
-        level is at least that (unparsed lines have no level and are left out); ``grep`` is a
-        case-insensitive substring (ASCII case folding, as SQLite's LIKE).
-        """
-        where: list[str] = []
-        params: list = []
-        if mac is not None:
-            macs = [mac] if isinstance(mac, str) else list(mac)
-            if not macs:
-                return []
-            where.append(f"l.mac IN ({', '.join('?' * len(macs))})")
-            params.extend(m.lower() for m in macs)
-        if kind is not None:
-            where.append("l.kind = ?")
-            params.append(kind)
-        if since is not None:
-            where.append("l.received_at >= ?")
-            params.append(since)
-        if level is not None:
-            where.append("l.level >= ?")
-            params.append(level)
-        if grep:
-            where.append("l.text LIKE ? ESCAPE '\\'")
-            params.append("%" + _like_escape(grep) + "%")
-        sql = (
-            "SELECT l.id, l.upload_id, l.mac, l.kind, l.line_no, l.received_at, l.time, l.module,"
-            " l.level, l.missed, l.text, l.parsed, u.fw_version"
-            " FROM log_lines AS l JOIN uploads AS u ON u.id = l.upload_id"
-        )
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY l.received_at DESC, l.id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
-        rows = [
-            Row(*r[:11], bool(r[11]), r[12]) for r in self._conn.execute(sql, params).fetchall()
-        ]
-        rows.reverse()
-        return rows
-
-    def uploads(self, mac: str | None = None) -> list[tuple]:
-        """(id, mac, kind, fw_version, received_at, bytes, lines, skipped_prefix_bytes), oldest first."""
-        sql = ("SELECT id, mac, kind, fw_version, received_at, bytes, lines, skipped_prefix_bytes"
-               " FROM uploads")
-        params: Iterable = ()
-        if mac is not None:
-            sql += " WHERE mac = ?"
-            params = (mac,)
-        return self._conn.execute(sql + " ORDER BY received_at, id", params).fetchall()
+    @staticmethod
+    def _insert_lines(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
+        conn.executemany(f"INSERT INTO log_lines ({LINE_COLUMNS}) VALUES ({', '.join('?' * 11)})", rows)
 
 
 class _Transaction:
@@ -376,6 +457,33 @@ class _Transaction:
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# ---------------------------------------------------------------------- which database
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(db: str | Path) -> bool:
+    """Is ``--db`` a PostgreSQL URL (rather than the path of a SQLite file)?"""
+    return isinstance(db, str) and db.startswith(POSTGRES_SCHEMES)
+
+
+def describe_db(db: str | Path) -> str:
+    """``db`` as shown to people: a URL loses its password."""
+    if is_postgres_url(db):
+        from polygen.pgstore import safe_url
+
+        return safe_url(db)
+    return str(db)
+
+
+def open_store(db: str | Path) -> BaseLogStore:
+    """Open the log database ``db``: a ``postgresql://`` URL (``polygen.pgstore``) or a SQLite path."""
+    if is_postgres_url(db):
+        from polygen.pgstore import PgLogStore
+
+        return PgLogStore.open(db)
+    return LogStore.open(db)
 
 
 # ---------------------------------------------------------------------- durations and times

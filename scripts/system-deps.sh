@@ -1,10 +1,11 @@
 #!/bin/sh
 # Install the system daemons polygen's deployment tests validate against:
-#   nginx, isc-dhcp-server (dhcpd), kea-dhcp4-server (kea-dhcp4), dnsmasq.
+#   nginx, isc-dhcp-server (dhcpd), kea-dhcp4-server (kea-dhcp4), dnsmasq, and postgresql (the
+#   tests run their own throwaway cluster with initdb; the shared log database of `--db postgresql://`).
 #
 # * Idempotent: installs only the packages that are missing; does nothing if all are present.
-# * Installs leave nothing running or enabled: Debian's postinst scripts start nginx, dnsmasq
-#   and isc-dhcp-server (and enable their units). A temporary /usr/sbin/policy-rc.d exiting 101
+# * Installs leave nothing running or enabled: Debian's postinst scripts start nginx, dnsmasq,
+#   isc-dhcp-server and postgresql's "main" cluster (and enable their units). A temporary /usr/sbin/policy-rc.d exiting 101
 #   forbids the starts; any pre-existing policy-rc.d is put back afterwards. The services of the
 #   packages installed *by this run* are then stopped (in case one started anyway) and disabled.
 #   Packages that were already installed are left alone, so an admin's own nginx keeps running.
@@ -17,7 +18,8 @@ set -eu
 SPECS="nginx:/usr/sbin/nginx:nginx
 isc-dhcp-server:/usr/sbin/dhcpd:isc-dhcp-server:isc-dhcp-server6
 kea-dhcp4-server:/usr/sbin/kea-dhcp4:kea-dhcp4-server
-dnsmasq:/usr/sbin/dnsmasq:dnsmasq"
+dnsmasq:/usr/sbin/dnsmasq:dnsmasq
+postgresql:/usr/bin/pg_ctlcluster:postgresql"
 
 is_installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = "installed" ]
@@ -37,7 +39,7 @@ for spec in $SPECS; do
 done
 
 if [ -z "$missing" ]; then
-    echo "system-deps: nginx, isc-dhcp-server, kea-dhcp4-server, dnsmasq already installed"
+    echo "system-deps: nginx, isc-dhcp-server, kea-dhcp4-server, dnsmasq, postgresql already installed"
     exit 0
 fi
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.pg"]  # the PostgreSQL fixtures: pg_cluster, pg_url
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "polycom"
 EXAMPLE = ROOT / "inventory"

@@ -1,4 +1,8 @@
-"""polygen.logstore: schema, WAL, append-mode uploads, transactions, queries, pruning."""
+"""polygen.logstore: schema, WAL, append-mode uploads, transactions, queries, pruning.
+
+The behaviour tests run on both backends: the ``db`` fixture is a SQLite path or the URL of a new
+PostgreSQL database (tests/pg.py). Backend details: the SQLite ones here, PostgreSQL's in
+tests/test_pgstore.py."""
 
 from __future__ import annotations
 
@@ -9,35 +13,43 @@ import pytest
 
 import polygen.logstore as logstore
 from polygen.errors import LogStoreError, PolygenError
-from polygen.logstore import SCHEMA_VERSION, LogStore, StoredUpload, parse_duration, parse_since
+from polygen.logstore import (SCHEMA_VERSION, LogStore, StoredUpload, is_postgres_url, open_store,
+                              parse_duration, parse_since)
+from polygen.pgstore import PgLogStore
 
 MAC = "0004f2abcdef"
 MAC2 = "64167f000001"
 UA = "FileTransport PolycomVVX-VVX_410-UA/5.9.7.4477 Type/Application"
 
 
+def is_open(store) -> bool:
+    if isinstance(store, PgLogStore):
+        return store._conn is not None
+    try:
+        store._conn.execute("SELECT 1")
+    except sqlite3.ProgrammingError:
+        return False
+    return True
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_connections(monkeypatch):
-    """Fail a test that leaves a LogStore open (Python 3.11 does not warn about it by itself)."""
-    opened: list[LogStore] = []
-    real_open = LogStore.open.__func__
+    """Fail a test that leaves a store open (Python 3.11 does not warn about it by itself)."""
+    opened: list = []
+    for cls in (LogStore, PgLogStore):
+        real_open = cls.open.__func__
 
-    def tracking_open(cls, path):
-        store = real_open(cls, path)
-        opened.append(store)
-        return store
+        def tracking_open(cls, db, real_open=real_open):
+            store = real_open(cls, db)
+            opened.append(store)
+            return store
 
-    monkeypatch.setattr(LogStore, "open", classmethod(tracking_open))
+        monkeypatch.setattr(cls, "open", classmethod(tracking_open))
     yield
-    leaked = []
+    leaked = [store.name for store in opened if is_open(store)]
     for store in opened:
-        try:
-            store._conn.execute("SELECT 1")
-        except sqlite3.ProgrammingError:
-            continue  # closed
-        leaked.append(store.path)
         store.close()
-    assert not leaked, f"LogStore left open: {leaked}"
+    assert not leaked, f"log store left open: {leaked}"
 
 
 @pytest.fixture
@@ -45,16 +57,27 @@ def db_path(tmp_path):
     return tmp_path / "logs.db"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, db_path):
+    """The database of a behaviour test: a SQLite path, or a new PostgreSQL database's URL."""
+    return db_path if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
 @pytest.fixture
-def store(db_path):
-    s = LogStore.open(db_path)
+def store(db):
+    s = open_store(db)
     yield s
     s.close()
 
 
-def raw(db_path, sql, params=()):
+def raw(db, sql, params=()):
     """Read with an independent connection (closed before returning)."""
-    conn = sqlite3.connect(db_path)
+    if is_postgres_url(db):
+        import psycopg
+
+        with psycopg.connect(db) as conn:
+            return conn.execute(sql, params).fetchall()
+    conn = sqlite3.connect(db)
     try:
         return conn.execute(sql, params).fetchall()
     finally:
@@ -70,9 +93,10 @@ def texts(store, **kw):
 
 
 # ---------------------------------------------------------------------- schema
-def test_schema_created(store, db_path):
-    assert store.schema_version == SCHEMA_VERSION == 1
-    assert store.journal_mode == "wal"
+def test_schema_created(db_path):
+    with LogStore.open(db_path) as store:
+        assert store.schema_version == SCHEMA_VERSION == 1
+        assert store.journal_mode == "wal"
     tables = {r[0] for r in raw(db_path, "SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"uploads", "log_lines", "upload_state"} <= tables
     indexes = {r[0]: r[1] for r in raw(db_path, "SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL")}
@@ -82,10 +106,10 @@ def test_schema_created(store, db_path):
     assert raw(db_path, "PRAGMA user_version") == [(1,)]
 
 
-def test_reopen_keeps_data(db_path):
-    with LogStore.open(db_path) as s:
+def test_reopen_keeps_data(db):
+    with open_store(db) as s:
         s.store_upload(MAC, "app", lines(3), "5.9.7.4477", UA, received_at=1000.0)
-    with LogStore.open(db_path) as s:
+    with open_store(db) as s:
         assert s.schema_version == 1
         assert [r.text for r in s.query()] == ["line 1", "line 2", "line 3"]
         assert s.query()[0].fw_version == "5.9.7.4477"
@@ -177,10 +201,10 @@ def test_restarted_file_stored_whole(store):
     assert [x.line_no for x in store.query(since=2.0)] == [1, 2]
 
 
-def test_append_survives_reopen(db_path):
-    with LogStore.open(db_path) as s:
+def test_append_survives_reopen(db):
+    with open_store(db) as s:
         s.store_upload(MAC, "app", lines(2), None, UA, received_at=1.0)
-    with LogStore.open(db_path) as s:
+    with open_store(db) as s:
         assert s.store_upload(MAC, "app", lines(3), None, UA, received_at=2.0).lines == 1
 
 
@@ -244,10 +268,10 @@ def test_query_default_limit(store):
 
 
 # ---------------------------------------------------------------------- pruning
-def test_prune(filled, db_path):
+def test_prune(filled, db):
     assert filled.prune(150, now=400.0) == 3 + 2  # 3 lines and 2 uploads older than 250
     assert texts(filled) == ["fatal thing"]
-    assert raw(db_path, "SELECT count(*) FROM uploads") == [(1,)]
+    assert raw(db, "SELECT count(*) FROM uploads") == [(1,)]
     assert filled.prune(150, now=400.0) == 0
 
 
