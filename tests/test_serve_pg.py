@@ -5,6 +5,7 @@
 * The database goes down: uploads answer 503 (Retry-After) while configs are still served; when
   it is back, the phone's next try is stored, and nothing is lost or stored twice.
 * A server whose database cannot be reached at start says so and exits 1.
+* The sidecar's writers (polygen.sidecar.store) store with several connections at once.
 """
 
 from __future__ import annotations
@@ -137,3 +138,23 @@ def test_serve_database_unreachable_at_start(tmp_path):
     assert result.stderr.startswith(f"Error: cannot reach log database postgresql://polygen:***@127.0.0.1:{port}/"
                                     "polygen: connection failed: ")
     assert PASSWORD not in result.stdout + result.stderr
+
+
+async def test_store_writers_in_parallel_then_all_closed(pg_cluster, pg_url):
+    """On PostgreSQL the sidecar stores with several connections at once; closing closes them all."""
+    from polygen.sidecar.store import PG_WRITERS, StoreWriter
+
+    def connections() -> int:
+        with pg_cluster.admin() as conn:
+            return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'polygen'"
+                                ).fetchone()[0]
+
+    writer = await StoreWriter(pg_url).open()
+    assert writer.writers == PG_WRITERS > 1
+    stored = await asyncio.gather(*(writer.store_upload(mac, "app", log_body(mac, 2), None, None)
+                                    for mac in MACS for _ in range(3)))  # each phone's upload three times
+    assert sorted(s.lines for s in stored) == [0] * (2 * len(MACS)) + [2 * LINES] * len(MACS)
+    assert 1 < connections() <= PG_WRITERS
+    assert await writer.counts() == (3 * len(MACS), 2 * LINES * len(MACS))
+    await writer.close()
+    assert connections() == 0

@@ -1,12 +1,12 @@
-"""The sidecar's single log database writer.
+"""The sidecar's log database writers.
 
 A log store (``polygen.logstore.open_store``: SQLite or PostgreSQL) is one connection and not
-thread-safe, so the sidecar owns exactly one, opened, used and closed on one dedicated thread: a ``ThreadPoolExecutor(max_workers=1)``, whose only worker
-thread lives as long as the executor. Handlers ``await`` their work on it, which also serialises the
-writes (datasette's write-thread pattern). If a request is cancelled while its upload is being
-stored, the transaction still runs to its end on the writer thread: an upload is stored whole or
-not at all. With PostgreSQL, several sidecars each have their own writer; the store keeps their
-uploads for the same phone apart (``polygen.pgstore``).
+thread-safe, so each writer thread of a ``ThreadPoolExecutor`` opens, uses and closes its own.
+With SQLite there is one writer thread, which also serialises the writes (datasette's
+write-thread pattern); with PostgreSQL a few, each with its connection, and the store keeps
+uploads for the same phone apart, across threads and sidecars (``polygen.pgstore``). Handlers
+``await`` their work on a writer. If a request is cancelled while its upload is being stored, the
+transaction still runs to its end on the writer thread: an upload is stored whole or not at all.
 """
 
 from __future__ import annotations
@@ -14,57 +14,76 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
 
-from polygen.logstore import BaseLogStore, StoredUpload, describe_db, open_store
+from polygen.logstore import BaseLogStore, StoredUpload, describe_db, is_postgres_url, open_store
 
 log = logging.getLogger("polygen.sidecar.store")
-T = TypeVar("T")
+PG_WRITERS = 4  # writer threads (connections) per sidecar on PostgreSQL
 
 
 class StoreWriter:
-    """Async front of one log store that lives on one thread."""
+    """Async front of the log store: one store per writer thread, each opened, used and closed
+    there. SQLite gets one writer (it stores one upload at a time anyway); PostgreSQL gets
+    ``PG_WRITERS``, so uploads for different phones are stored in parallel and the database can
+    commit them together (one phone's uploads still go one after the other, ``polygen.pgstore``)."""
 
-    def __init__(self, db: Path | str):
+    def __init__(self, db: Path | str, writers: int | None = None):
         self.db = db  # a SQLite path or a PostgreSQL URL (open_store)
         self.name = describe_db(db)  # for messages: no password
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="polygen-logstore")
-        self._store: BaseLogStore | None = None
+        self.writers = writers or (PG_WRITERS if is_postgres_url(db) else 1)
+        self._executor = ThreadPoolExecutor(max_workers=self.writers, thread_name_prefix="polygen-logstore")
+        self._local = threading.local()  # .store: this writer thread's store
+        self._stores: list[BaseLogStore] = []
+        self._open = False
 
-    async def _call(self, fn: Callable[..., T], *args, **kwargs) -> T:
+    async def _call(self, method: str, *args, **kwargs):
+        """``method`` of the calling writer thread's store, run on that thread."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(self._executor, functools.partial(self._run, method, *args, **kwargs))
+
+    def _run(self, method: str, *args, **kwargs):  # on a writer thread
+        if not self._open:
+            raise RuntimeError("the log store is not open")
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = open_store(self.db)
+            self._stores.append(store)
+        return getattr(store, method)(*args, **kwargs)
 
     async def open(self) -> StoreWriter:
-        self._store = await self._call(open_store, self.db)
+        """Open the first store now: a database that cannot be opened stops the server at start."""
+        self._open = True
+        try:
+            await self._call("ping")
+        except BaseException:
+            self._open = False
+            raise
         return self
 
     async def close(self) -> None:
-        if self._store is not None:
-            store, self._store = self._store, None
-            await self._call(store.close)
+        self._open = False
+        stores, self._stores = self._stores, []
+        loop = asyncio.get_running_loop()
+        for store in stores:
+            # On a writer thread: SQLite's one thread is its store's own; a psycopg connection
+            # may be closed from any thread.
+            await loop.run_in_executor(self._executor, store.close)
         self._executor.shutdown(wait=True)
-
-    @property
-    def store(self) -> BaseLogStore:
-        if self._store is None:
-            raise RuntimeError("the log store is not open")
-        return self._store
 
     async def store_upload(self, mac: str, kind: str, body: bytes, fw_version: str | None,
                            user_agent: str | None) -> StoredUpload:
-        return await self._call(self.store.store_upload, mac, kind, body, fw_version, user_agent)
+        return await self._call("store_upload", mac, kind, body, fw_version, user_agent)
 
     async def prune(self, older_than_seconds: float) -> int:
-        return await self._call(self.store.prune, older_than_seconds)
+        return await self._call("prune", older_than_seconds)
 
     async def ping(self) -> bool:
-        if self._store is None:
+        if not self._open:
             return False
-        return await self._call(self._store.ping)
+        return await self._call("ping")
 
     async def counts(self) -> tuple[int, int]:
-        return await self._call(self.store.counts)
+        return await self._call("counts")
