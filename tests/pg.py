@@ -82,7 +82,9 @@ class PgCluster:
                 pytest.skip(f"running as root and there is no user {RUN_AS!r} to run PostgreSQL as")
             if not shutil.which("runuser"):
                 pytest.skip("running as root and runuser (util-linux) is missing to run PostgreSQL as nobody")
-        self.root = Path(tempfile.mkdtemp(prefix="polygen-pg-"))  # short: unix socket paths are <108 bytes
+        # Short (unix socket paths are < 108 bytes), and as root in /tmp itself, which nobody can
+        # reach (pytest's own temporary directories are root's alone).
+        self.root = Path(tempfile.mkdtemp(prefix="polygen-pg-", dir="/tmp" if self.as_root else None))
         self.data = self.root / "data"
         self.logfile = self.root / "server.log"
         self.port = free_port()

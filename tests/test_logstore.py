@@ -150,6 +150,17 @@ def test_invalid_utf8_stored_with_replacement(store):
     assert texts(store) == ["bad \ufffd\ufffd bytes", "\ufffd"]
 
 
+def test_nul_and_huge_numbers_stored(store):
+    """A NUL (PostgreSQL text cannot hold it) becomes U+FFFD; a "missed" count too big for a 64-bit
+    integer leaves the line unparsed, kept whole, instead of failing the upload."""
+    huge = "1101103000|sip  |4|" + "9" * 30 + "|too many"
+    r = store.store_upload(MAC, "app", f"a\x00b\n{huge}\n".encode(), "5.9\x00", "UA\x00", received_at=1.0)
+    assert r.lines == 2
+    rows = store.query()
+    assert [(x.text, x.parsed, x.missed) for x in rows] == [("a\ufffdb", False, None), (huge, False, None)]
+    assert rows[0].fw_version == "5.9\ufffd"
+
+
 def test_empty_body(store):
     assert store.store_upload(MAC, "app", b"", None, None).lines == 0
     assert store.counts() == (1, 0)
