@@ -20,6 +20,7 @@ venv: $(STAMP)
 
 ## make run: build the example inventory into out/ and serve it on 127.0.0.1:8080, rebuilding on edits
 run: build
+	@mkdir -p firmware  # watched: a release unpacked here later triggers a rebuild
 	$(BIN)/polygen serve --watch --host $(HOST) --port $(PORT)
 
 build: venv
@@ -41,7 +42,7 @@ bench: venv
 	$(BIN)/python -m bench.build_bench --sizes $(BENCH_SIZES)
 	$(BIN)/python -m bench.storm --phones 10000 --concurrency 200
 
-## make test: the whole suite, with the real daemons it needs (nginx, dhcpd, kea, dnsmasq)
+## make test: the whole suite, with the real daemons it needs (nginx, dhcpd, kea, dnsmasq) and chromium
 test: venv system-deps
 	$(BIN)/pytest -q
 

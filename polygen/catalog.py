@@ -46,6 +46,11 @@ class Model:
     def dialect(self) -> str:
         return dialect_of(self.firmware)
 
+    @property
+    def user_agent(self) -> str:
+        """A User-Agent this model sends when it provisions with its catalog firmware (FACTS §2)."""
+        return f"FileTransport {self.family}-{self.ua_token}-UA/{self.firmware}.0000 Type/Application"
+
 
 def dialect_of(release: str) -> str:
     """'sip3' for SIP 3.x and older releases, 'uc' for UC Software 4 and later."""

@@ -341,14 +341,21 @@ _file_type = click.Path(path_type=Path, dir_okay=False)
               envvar="POLYGEN_NGINX_CLIENT_VERIFY", show_envvar=True,
               help="With --client-ca: 'on' (default) refuses every request without a valid certificate; "
                    "'optional' still serves the bootstraps and firmware to phones without one.")
+@click.option("--miss-limit", type=click.IntRange(0), default=20, envvar="POLYGEN_NGINX_MISS_LIMIT",
+              show_envvar=True, help="404s and wrong passwords per client address per minute that nginx "
+                                     "allows by itself while the sidecar is down (the sidecar's own "
+                                     "--miss-limit holds otherwise); 0: no limit.")
 @handle_errors
-def nginx_cmd(out, server_name, listen, sidecar, auth_file, no_auth, tls_cert, tls_key, client_ca, client_verify):
+def nginx_cmd(out, server_name, listen, sidecar, auth_file, no_auth, tls_cert, tls_key, client_ca, client_verify,
+              miss_limit):
     """Print an nginx config that serves OUT to the phones.
 
     Static files from OUT, 000000000000.cfg chosen by User-Agent (works while the sidecar is
     down), log uploads proxied to the sidecar, nothing else. Save it in /etc/nginx/conf.d/.
     With site.provisioning_auth, all but the bootstraps and firmware need HTTP basic auth.
     With --client-ca, phones prove their MAC with their device certificate (mutual TLS).
+    Guessing (404s of phone files, wrong passwords) is counted by the sidecar's miss limiter,
+    which nginx asks before each private file: phones that boot together are never refused.
 
     \b
     Example:
@@ -360,7 +367,7 @@ def nginx_cmd(out, server_name, listen, sidecar, auth_file, no_auth, tls_cert, t
 
     click.echo(render_nginx(out, server_name=server_name, listen=listen, sidecar=sidecar,
                             auth_file=auth_file, auth=not no_auth, tls_cert=tls_cert, tls_key=tls_key,
-                            client_ca=client_ca, client_verify=client_verify),
+                            client_ca=client_ca, client_verify=client_verify, miss_limit=miss_limit),
                nl=False)
 
 
@@ -463,8 +470,16 @@ def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, d
         rebuild=make_build(opts) if watch else None, watch_paths=tuple(paths),
         watch_ignore=tuple(ignore), poll=poll,
     )
-    run(config, host=host, port=port, shutdown_timeout=shutdown_timeout,
-        log_level=logging.getLogger("polygen").getEffectiveLevel())
+    level = logging.getLogger("polygen").getEffectiveLevel()
+    on_listening = None
+    if static and level <= logging.INFO:  # serving out/ itself: say how to try it (not with -q)
+        from polygen.nextsteps import next_steps
+
+        steps = next_steps(host=host, port=port, out=out, db=db, inventory=inventory, watch=watch)
+        on_listening = functools.partial(click.echo, steps)
+
+    run(config, host=host, port=port, shutdown_timeout=shutdown_timeout, log_level=level,
+        on_listening=on_listening)
 
 
 @cli.command("watch")
@@ -609,8 +624,172 @@ def simulate_cmd(url, mac, model, ua, allow_missing_firmware, timeout):
         m = Catalog().find(model)
         if m is None:
             raise PolygenError(f"unknown model '{model}'")
-        ua = f"FileTransport {m.family}-{m.ua_token}-UA/{m.firmware}.0000 Type/Application"
+        ua = m.user_agent
     report = boot(HttpTransport(url, timeout), norm, ua, firmware_required=not allow_missing_firmware)
     click.echo(format_report(report))
     if not report.ok:
         sys.exit(1)
+
+
+# ================================================================ editing: phone / ext
+# (polygen/edit.py). Each edit changes only its own lines, checks the whole inventory as it
+# would be, and writes nothing when that check fails. Env vars carry the command's name.
+def _file_option(envvar: str, section: str, default: str):
+    return click.option(
+        "--file", default=None, metavar="NAME", envvar=envvar, show_envvar=True,
+        help=f"Inventory file (inside --inventory) for the new entry [default: the file holding the most "
+             f"{section}:, else {default}].")
+
+
+def _edit(fn, *args, **kwargs) -> None:
+    """Run an edit from polygen.edit; print its problems, warnings and summary."""
+    from polygen.errors import InventoryError
+
+    try:
+        result = fn(*args, **kwargs)
+    except InventoryError as exc:
+        _echo_problems(exc.problems)
+        raise
+    _echo_problems(result.warnings)
+    click.echo(result.summary)
+
+
+@cli.group("phone")
+def phone_cmd():
+    """Add, replace or remove a phone in the inventory, keeping the files as written.
+
+    Only the phone's own lines change; comments, order and quoting elsewhere stay. The whole
+    inventory is checked as it would be first: if it would fail `polygen check`, every
+    problem is printed and nothing is written.
+
+    \b
+    Example:
+      polygen phone add 64:16:7f:00:02:01 --model VVX410 --line 2001
+      polygen phone replace 64:16:7f:00:02:01 64:16:7f:00:02:02
+      polygen phone remove 64:16:7f:00:02:02
+    """
+
+
+@phone_cmd.command("add")
+@click.argument("mac")
+@click.option("--line", "lines", multiple=True, required=True, metavar="EXT", envvar="POLYGEN_PHONE_LINE",
+              show_envvar=True, help="An extension on the phone, in key order; repeat for more lines "
+                                     "(env: space-separated).")
+@click.option("--model", default=None, envvar="POLYGEN_PHONE_MODEL", show_envvar=True,
+              help="Catalog model or alias (IP330, VVX410, SPIP_331, ...). Required.")
+@inventory_option
+@secrets_option
+@_file_option("POLYGEN_PHONE_FILE", "phones", "phones.yaml")
+@handle_errors
+def phone_add_cmd(mac, lines, model, inventory, secrets, file):
+    """Add the phone MAC with its lines to the inventory.
+
+    The entry is written like the phones before it (indentation, [..] or - lists, quoting)
+    at the end of the phones: list of the file holding the most phones, or of --file.
+
+    \b
+    Example:
+      polygen phone add 64:16:7f:00:02:01 --model VVX410 --line 2001 --line 1003
+      polygen phone add 0004f2000201 --model IP331 --line 2002 --file floor2.yaml
+    """
+    from polygen.edit import add_phone
+
+    # the model a phone reports when it boots is not recorded yet: --model is needed
+    _edit(add_phone, inventory, mac, lines, model, file=file, secrets=secrets)
+
+
+@phone_cmd.command("replace")
+@click.argument("old_mac")
+@click.argument("new_mac")
+@inventory_option
+@secrets_option
+@handle_errors
+def phone_replace_cmd(old_mac, new_mac, inventory, secrets):
+    """Give the phone OLD_MAC the MAC NEW_MAC (a swapped handset): only that line changes.
+
+    \b
+    Example:
+      polygen phone replace 00:04:f2:00:03:30 00:04:f2:00:03:99
+    """
+    from polygen.edit import replace_phone
+
+    _edit(replace_phone, inventory, old_mac, new_mac, secrets=secrets)
+
+
+@phone_cmd.command("remove")
+@click.argument("mac")
+@inventory_option
+@secrets_option
+@handle_errors
+def phone_remove_cmd(mac, inventory, secrets):
+    """Remove the phone MAC (its entry, and the comments right above it) from the inventory.
+
+    \b
+    Example:
+      polygen phone remove 00-04-F2-00-03-31
+    """
+    from polygen.edit import remove_phone
+
+    _edit(remove_phone, inventory, mac, secrets=secrets)
+
+
+@cli.group("ext")
+def ext_cmd():
+    """Add or remove an extension, keeping the files as written.
+
+    A new extension gets a random SIP password in the secrets file (never printed); an
+    extension still on a phone cannot be removed. Nothing is written if the inventory
+    would then fail `polygen check`.
+
+    \b
+    Example:
+      polygen ext add 2001 --first-name Alan --last-name Turing
+      polygen ext remove 2001
+    """
+
+
+@ext_cmd.command("add")
+@click.argument("ext")
+@click.option("--first-name", required=True, envvar="POLYGEN_EXT_FIRST_NAME", show_envvar=True,
+              help="First name, shown on the phone and in the company directory.")
+@click.option("--last-name", default=None, envvar="POLYGEN_EXT_LAST_NAME", show_envvar=True,
+              help="Last name.")
+@click.option("--mailbox", default=None, envvar="POLYGEN_EXT_MAILBOX", show_envvar=True,
+              help="The number listed in the company directory [default: EXT].")
+@inventory_option
+@secrets_option
+@_file_option("POLYGEN_EXT_FILE", "extensions", "extensions.yaml")
+@handle_errors
+def ext_add_cmd(ext, first_name, last_name, mailbox, inventory, secrets, file):
+    """Add the extension EXT; its new random password goes to the secrets file.
+
+    The password (24 random letters, digits, - and _) is written to --secrets, by default
+    <inventory>/secrets.yaml, which is created with mode 0600 if missing. It is never printed.
+
+    \b
+    Example:
+      polygen ext add 2001 --first-name Alan --last-name Turing
+      polygen ext add 0100 --first-name Lobby --mailbox 100 --file lobby.yaml
+    """
+    from polygen.edit import add_extension
+
+    _edit(add_extension, inventory, ext, first_name, last_name, mailbox=mailbox, file=file, secrets=secrets)
+
+
+@ext_cmd.command("remove")
+@click.argument("ext")
+@inventory_option
+@secrets_option
+@handle_errors
+def ext_remove_cmd(ext, inventory, secrets):
+    """Remove the extension EXT and its password in the secrets file.
+
+    Refused while a phone has the extension on a line: the error names the phone and where.
+
+    \b
+    Example:
+      polygen ext remove 2001
+    """
+    from polygen.edit import remove_extension
+
+    _edit(remove_extension, inventory, ext, secrets=secrets)

@@ -21,11 +21,21 @@ What the server does, and why:
   before an app-log upload and the sidecar answers. Other methods are refused (403), so
   uploaded logs are never readable over HTTP. Override uploads (``PUT <mac>-phone.cfg``) are
   refused: DESIGN.md.
-* ``limit_req`` per client address slows MAC guessing (and password guessing with auth);
-  excess requests get 429. It applies where a MAC or a password can be tested: the phone files,
-  site files, directories and uploads. The bootstraps and firmware are the same for everyone and
-  need no password, so they are not counted: a boot (or a ``polygen simulate`` run) costs about
-  six requests of the burst, not thirteen.
+* Guessing (MACs, and passwords with auth) is slowed by the **sidecar's miss limiter**, the same
+  bucket per client address that ``polygen serve --miss-limit`` keeps (SECURITY.md), so nginx
+  and the sidecar allow exactly the same guess rate. nginx's own ``limit_req`` cannot do it: it
+  counts every request it checks, so it cannot refuse a held-back client's hits without also
+  counting the hits of phones that boot together behind one address. Instead, before serving
+  a private file nginx asks the sidecar (``auth_request``): 204 goes on, 429 is passed on with
+  its ``Retry-After``. Its 404s (a name the build could have written: phone files, site files,
+  directories) and 401s are answered by the sidecar, which takes a token for each 404 and each
+  401 that carried credentials. A phone that exists and gives the right password is therefore
+  never refused, however many boot at once; only an address that has guessed gets 429, for
+  everything private, until tokens come back. Names nginx never serves are a plain 404, and
+  uploads go to the sidecar anyway.
+* While the sidecar is down (or answers anything else), nginx serves the private files as if
+  allowed, answers its 404s and 401s itself and counts them in its own ``limit_req`` zone at the
+  same rate (``miss_limit``); 429 then goes only to the failures themselves.
 * HTTP basic auth when the build made ``out/.htpasswd`` (``site.provisioning_auth``): the
   user file is named through the ``out`` symlink, and nginx reads it on every request, so a
   rebuild's rotation (new user, previous users kept for the overlap) takes effect without a
@@ -45,7 +55,7 @@ What the server does, and why:
   a valid certificate; ``"optional"`` still gives phones without one the bootstraps and firmware
   (public anyway) and nothing else. A certificate from another CA is a 400 in both modes.
   The checks are ``if (...) { return 403; }``, the one safe use of ``if`` in a location; they run
-  in the rewrite phase, before ``limit_req`` and basic auth.
+  in the rewrite phase, before basic auth and the sidecar's guard.
 """
 
 from __future__ import annotations
@@ -58,6 +68,7 @@ from pathlib import Path
 
 from polygen import __version__, htpasswd
 from polygen.errors import PolygenError
+from polygen.sidecar.guard import GUARD_PATH, MISS_PATH, UNAUTHORIZED_PATH
 
 log = logging.getLogger("polygen.nginx")
 
@@ -65,13 +76,13 @@ UA_INDEX = "ua-index.json"
 DEFAULT_BOOTSTRAP = "000000000000.cfg"
 UPSTREAM = "polygen_sidecar"
 ZONE = "polygen"
+MISS_LIMIT = 20  # the sidecar's default --miss-limit (polygen.sidecar.app.DEFAULT_MISS_LIMIT)
 
 _TOKEN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _BOOTSTRAP_RE = re.compile(r"^bootstrap/[A-Za-z0-9_][A-Za-z0-9_.-]*\.cfg$")
 _LISTEN_RE = re.compile(r"^(?:(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):)?[0-9]{1,5}$")
 _HOSTPORT_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
 _SERVER_NAME_RE = re.compile(r"^(?:_|[A-Za-z0-9*~^.-][A-Za-z0-9*.-]*)$")
-_RATE_RE = re.compile(r"^[1-9][0-9]*r/[sm]$")
 # A path is written inside double quotes; nginx would still expand "$name" in it and has no
 # escape for "$", so refuse the characters that cannot be written safely.
 _UNSAFE_PATH = re.compile(r'["\\$\x00-\x1f\x7f]')
@@ -156,7 +167,7 @@ def render_nginx(
     tls_key: Path | None = None,
     client_ca: Path | None = None,
     client_verify: str | None = None,
-    rate: str = "10r/s",
+    miss_limit: int = MISS_LIMIT,
 ) -> str:
     """Render the nginx config (http-context lines + one ``server {}``) for ``out_dir``.
 
@@ -165,6 +176,9 @@ def render_nginx(
 
     Mutual TLS: ``client_ca`` (PEM file of the CAs that sign the phones' device certificates,
     needs TLS) with ``client_verify`` ``"on"`` (the default) or ``"optional"``.
+
+    ``miss_limit``: 404s and wrong passwords per client address per minute that nginx allows on
+    its own while the sidecar is down (the sidecar's ``--miss-limit`` applies otherwise); 0: none.
 
     Raises PolygenError if out/ has not been built or an argument cannot be written safely.
     """
@@ -181,8 +195,8 @@ def render_nginx(
     names = str(server_name).split()
     if not names or not all(_SERVER_NAME_RE.match(n) for n in names):
         raise PolygenError(f"invalid --server-name {server_name!r}: expected host names separated by spaces, or _")
-    if not _RATE_RE.match(rate):
-        raise PolygenError(f"invalid rate {rate!r}: expected e.g. 10r/s or 600r/m")
+    if isinstance(miss_limit, bool) or not isinstance(miss_limit, int) or miss_limit < 0:
+        raise PolygenError(f"invalid --miss-limit {miss_limit!r}: expected 0 (no limit) or a positive number")
     if (tls_cert is None) != (tls_key is None):
         raise PolygenError("TLS needs both --tls-cert and --tls-key")
     if client_ca is None and client_verify is not None:
@@ -252,14 +266,14 @@ map "$ssl_client_verify:$polygen_cert_mac:$polygen_mac" $polygen_mac_ok {{
             f"    auth_basic_user_file {_quote(_abspath(auth_file), 'auth file')};\n"
         )
     static = "        limit_except GET { deny all; }   # GET and HEAD only\n"
-    limited = f"        limit_req zone={ZONE} burst=40 nodelay;\n"
+    guard_http, guard_server, guarded, refused = _guard(auth_file is not None, miss_limit)
     # fetched before the phone has credentials; they hold none
     open_ = "        auth_basic off;\n" if auth_file is not None else ""
 
     # With mutual TLS the shared directory itself needs a verified certificate, not a MAC.
     shared_dir = "" if client_ca is None else (
         f"\n    # Asked for by name only if a phone's own directory failed: no MAC to match.\n"
-        f"    location = {SHARED_DIRECTORY} {{\n{verified}{static}{limited}    }}\n"
+        f"    location = {SHARED_DIRECTORY} {{\n{verified}{static}{guarded}    }}\n"
     )
 
     return f"""\
@@ -272,17 +286,14 @@ map "$ssl_client_verify:$polygen_cert_mac:$polygen_mac" $polygen_mac_ok {{
 # give it --server-name or its own --listen address: nginx hands requests whose Host matches
 # no server_name to the port's default server (Debian's sites-enabled/default).
 # The nginx workers (www-data) must be able to read out/, including <mac>-phone.cfg (0640).
-# One polygen site per nginx: the names polygen_bootstrap, zone polygen and upstream
-# polygen_sidecar are global to the http context.
+# One polygen site per nginx: the maps, zone polygen and upstream polygen_sidecar are
+# global to the http context.
 
 # User-Agent model token -> bootstrap, from out/{UA_INDEX}; unknown phones get the default.
 map $http_user_agent $polygen_bootstrap {{
     default /{DEFAULT_BOOTSTRAP};
 {ua_lines}}}
-
-# Per-client request rate, against guessing MACs (<mac>-phone.cfg) and passwords.
-limit_req_zone $binary_remote_addr zone={ZONE}:10m rate={rate};
-
+{guard_http}
 upstream {UPSTREAM} {{
     server {sidecar};
 }}
@@ -297,10 +308,6 @@ server {{
     autoindex off;
     server_tokens off;
     client_max_body_size 1m;
-
-    # Per-client rate (limit_req_zone above) in every location where a MAC or a password can
-    # be tested; not for the bootstraps and firmware, which are public and the same for all.
-    limit_req_status 429;
 
     # Anything not listed below (dotfiles, directories, <mac>.cfg, overrides) is not served.
     location / {{
@@ -318,10 +325,10 @@ server {{
     }}
 
     location ~ "{PHONE_CFG_RE}" {{
-{mac_check}{static}{limited}    }}
+{mac_check}{static}{guarded}    }}
 
     location ~ "{SITE_CFG_RE}" {{
-{verified}{static}{limited}    }}
+{verified}{static}{guarded}    }}
 
     location ~ "{BOOTSTRAP_RE}" {{
 {static}{open_}    }}
@@ -331,14 +338,15 @@ server {{
 
     # Every phone's directory is the shared one (DESIGN.md); the phone's own upload is refused.
     location ~ "{CONTACTS_RE}" {{
-{mac_check}{static}{limited}        try_files {SHARED_DIRECTORY} =404;
+{mac_check}{static}{guarded}        try_files {SHARED_DIRECTORY} =404;
     }}
 {shared_dir}
-    # Log uploads go to the sidecar; the URI is rebuilt from the strict captures.
+    # Log uploads go to the sidecar (which counts their misses itself); the URI is rebuilt from
+    # the strict captures.
     location ~ "{LOG_RE}" {{
         # PUT uploads; HEAD (sent before an app-log upload) is the sidecar's to answer too.
         limit_except PUT HEAD {{ deny all; }}
-{mac_check}{limited}        client_max_body_size 1m;
+{mac_check}{refused}        client_max_body_size 1m;
         proxy_pass http://{UPSTREAM}/logs/$polygen_mac-$polygen_log.log;
         proxy_http_version 1.1;
         proxy_set_header Host $host;
@@ -346,5 +354,115 @@ server {{
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header X-Forwarded-Proto $scheme;
     }}
-}}
+{guard_server}}}
 """
+
+
+# The sidecar's answers nginx relays; any other one (none at all, an error, an older sidecar
+# without these names) makes nginx do without it: phones must boot while it is down.
+_ELSE = "400 401 403 404 405 500 501 502 503 504"
+
+
+def _ask_sidecar(path: str, *, relay: str, fallback: str, credentials: bool = False) -> str:
+    """Location lines that send a bodiless GET ``path`` to the sidecar, with the client's address.
+
+    The sidecar's 204 and the statuses in ``relay`` pass; any other answer goes to ``fallback``.
+    """
+    others = " ".join(code for code in _ELSE.split() if code not in relay.split())
+    return (
+        f"        rewrite ^ {path} break;\n"
+        f"        proxy_pass http://{UPSTREAM};\n"
+        "        proxy_method GET;\n"
+        "        proxy_pass_request_body off;\n"
+        '        proxy_set_header Content-Length "";\n'
+        + ("" if credentials else '        proxy_set_header Authorization "";\n')
+        + "        proxy_set_header X-Real-IP $remote_addr;\n"
+        "        proxy_connect_timeout 2s;\n"
+        "        proxy_read_timeout 10s;\n"
+        "        proxy_intercept_errors on;\n"
+        f"        error_page {others} = {fallback};\n"
+    )
+
+
+def _guard(auth: bool, miss_limit: int) -> tuple[str, str, str, str]:
+    """The guessing limit (module docstring): http-context lines, the server's guard locations,
+    the lines of a guarded location, and the lines of the upload location (401s only)."""
+    counted = miss_limit > 0
+    http = ""
+    if counted:
+        http = (
+            "\n# 404s and wrong passwords per client address that nginx allows by itself while the sidecar\n"
+            "# is down (the sidecar's miss limiter counts them otherwise): the same rate, the same burst.\n"
+            f"limit_req_zone $polygen_failure zone={ZONE}:10m rate={miss_limit}r/m;\n"
+        )
+        if auth:
+            http += (
+                "# A 401 without credentials (an HTTP client's first try) is not a guess.\n"
+                "map $http_authorization $polygen_bad_credentials {\n"
+                '    "" "";\n'
+                "    default $binary_remote_addr;\n"
+                "}\n"
+            )
+    local_limit = f"        limit_req zone={ZONE} burst={miss_limit - 1} nodelay;\n" if counted else ""
+    unauthorized = "        error_page 401 = @polygen_unauthorized;\n" if auth else ""
+    proxied = "        auth_basic off;\n" if auth else ""  # the sidecar answers, not a second 401
+    guarded = (
+        f"        auth_request {GUARD_PATH};   # the sidecar's miss limiter: held back? (below)\n"
+        "        auth_request_set $polygen_guard $upstream_status;\n"
+        "        auth_request_set $polygen_retry_after $upstream_http_retry_after;\n"
+        "        error_page 403 = @polygen_forbidden;\n"
+        "        error_page 404 = @polygen_miss;\n"
+        f"{unauthorized}"
+    )
+    server = f"""
+    # The guessing limit (SECURITY.md): nginx asks the sidecar before serving a private file
+    # and lets it answer the 404s and 401s, so both count in the sidecar's one bucket per client.
+    # Only with recursive error pages can a sidecar that is down hand them back to nginx.
+    recursive_error_pages on;
+    limit_req_status 429;
+
+    location = {GUARD_PATH} {{
+        internal;
+{_ask_sidecar(GUARD_PATH, relay="", fallback="@polygen_guard_open")}        error_page 429 = @polygen_guard_held;
+    }}
+
+    # auth_request passes 2xx and refuses 403: a held-back client becomes 429 below.
+    location @polygen_guard_held {{
+        return 403;
+    }}
+
+    location @polygen_guard_open {{
+        return 204;
+    }}
+
+    location @polygen_forbidden {{
+        if ($polygen_guard = 429) {{
+            add_header Retry-After $polygen_retry_after always;
+            return 429;
+        }}
+        return 403;
+    }}
+
+    # A name the build could have written is missing: the sidecar answers 404 and takes a token.
+    location @polygen_miss {{
+{proxied}{_ask_sidecar(MISS_PATH, relay="404", fallback="@polygen_miss_local")}    }}
+
+    location @polygen_miss_local {{
+        set $polygen_failure $binary_remote_addr;
+{local_limit}        try_files "" =404;
+    }}
+"""
+    if auth:
+        server += f"""
+    # Credentials missing or wrong: the sidecar answers 401 and takes a token if there were some.
+    location @polygen_unauthorized {{
+{proxied}        proxy_hide_header WWW-Authenticate;   # nginx's own is already set
+{_ask_sidecar(UNAUTHORIZED_PATH, relay="401", fallback="@polygen_unauthorized_local", credentials=True)}    }}
+
+    location @polygen_unauthorized_local {{
+        set $polygen_failure $polygen_bad_credentials;
+{local_limit}        auth_basic off;
+        try_files "" =401;
+    }}
+"""
+    return http, server, guarded, unauthorized

@@ -224,24 +224,36 @@ def describe(result: object) -> str:
             if isinstance(value, (list, tuple, set, frozenset, dict)):
                 value = len(value)
             parts.append(f"{name}={value}")
+    if getattr(result, "warnings", None):
+        parts.append(f"warnings={len(result.warnings)}")
     return " ".join(parts) if parts else repr(result)
 
 
 def make_build(options) -> Callable[[], object]:
-    """A ``build()`` for Watcher that runs ``polygen.build.run(options)`` and logs its warnings."""
+    """A ``build()`` for Watcher that runs ``polygen.build.run(options)`` and logs each warning
+    once: when a build first has it. A first build that changes nothing logs none: the build that
+    made that generation printed them (``make run``'s ``polygen build``), and its ``rebuilt:``
+    line counts them."""
 
     import dataclasses
 
     if dataclasses.is_dataclass(options) and getattr(options, "max_phone_loss", None) is None:
         # an editor's half-written save must not unprovision half the site (SECURITY.md)
         options = dataclasses.replace(options, max_phone_loss=UNATTENDED_MAX_PHONE_LOSS)
+    logged: set[str] | None = None  # the warnings of the last build; None before the first
 
     def build() -> object:
+        nonlocal logged
         from polygen.build import run
 
         result = run(options)
-        for warning in getattr(result, "warnings", ()) or ():
-            log.warning("%s", warning)
+        warnings = tuple(getattr(result, "warnings", ()) or ())
+        if logged is None and not getattr(result, "changed", True):
+            logged = set(warnings)
+        for warning in warnings:
+            if logged is None or warning not in logged:
+                log.warning("%s", warning)
+        logged = set(warnings)
         return result
 
     return build

@@ -1,12 +1,13 @@
 #!/bin/sh
-# Install the system daemons polygen's deployment tests validate against:
-#   nginx, isc-dhcp-server (dhcpd), kea-dhcp4-server (kea-dhcp4), dnsmasq, and postgresql (the
-#   tests run their own throwaway cluster with initdb; the shared log database of `--db postgresql://`).
+# Install the system packages polygen's tests run against:
+#   nginx, isc-dhcp-server (dhcpd), kea-dhcp4-server (kea-dhcp4), dnsmasq (deployment tests),
+#   chromium (headless, for the status page's browser tests; it has no service) and postgresql
+#   (the tests run a throwaway server of their own with initdb; `--db postgresql://`).
 #
 # * Idempotent: installs only the packages that are missing; does nothing if all are present.
 # * Installs leave nothing running or enabled: Debian's postinst scripts start nginx, dnsmasq,
-#   isc-dhcp-server and postgresql's "main" cluster (and enable their units). A temporary /usr/sbin/policy-rc.d exiting 101
-#   forbids the starts; any pre-existing policy-rc.d is put back afterwards. The services of the
+#   isc-dhcp-server and postgresql's "main" cluster (and enable their units). A temporary
+#   /usr/sbin/policy-rc.d exiting 101 forbids the starts; any pre-existing policy-rc.d is put back afterwards. The services of the
 #   packages installed *by this run* are then stopped (in case one started anyway) and disabled.
 #   Packages that were already installed are left alone, so an admin's own nginx keeps running.
 # * Not root and something missing: prints the apt-get command to run and exits 1.
@@ -14,11 +15,12 @@
 # Usage: scripts/system-deps.sh            (called by `make test`)
 set -eu
 
-# package:binary:service[:service...]
+# package:binary:[service[:service...]] (the colon after the binary is required, even with no service)
 SPECS="nginx:/usr/sbin/nginx:nginx
 isc-dhcp-server:/usr/sbin/dhcpd:isc-dhcp-server:isc-dhcp-server6
 kea-dhcp4-server:/usr/sbin/kea-dhcp4:kea-dhcp4-server
 dnsmasq:/usr/sbin/dnsmasq:dnsmasq
+chromium:/usr/bin/chromium:
 postgresql:/usr/bin/pg_ctlcluster:postgresql"
 
 is_installed() {
@@ -38,8 +40,11 @@ for spec in $SPECS; do
     services="$services $(printf '%s' "${rest#*:}" | tr ':' ' ')"
 done
 
+# shellcheck disable=SC2086  # squeeze the blanks packages without a service (chromium) leave
+services=$(echo $services)
+
 if [ -z "$missing" ]; then
-    echo "system-deps: nginx, isc-dhcp-server, kea-dhcp4-server, dnsmasq, postgresql already installed"
+    echo "system-deps: nginx, isc-dhcp-server, kea-dhcp4-server, dnsmasq, chromium, postgresql already installed"
     exit 0
 fi
 
@@ -47,7 +52,9 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "system-deps: missing packages:$missing" >&2
     echo "system-deps: install them as root (they must not be left running):" >&2
     echo "  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends$missing" >&2
-    echo "  sudo systemctl disable --now$services" >&2
+    if [ -n "$services" ]; then
+        echo "  sudo systemctl disable --now $services" >&2
+    fi
     exit 1
 fi
 
@@ -99,4 +106,4 @@ for svc in $services; do
     fi
 done
 
-echo "system-deps: done (installed:$missing; services left stopped and disabled:$services)"
+echo "system-deps: done (installed:$missing; services left stopped and disabled: ${services:-none})"

@@ -1,8 +1,13 @@
-"""Shared fixtures: the example inventory, a fake firmware tree, a built out/."""
+"""Shared fixtures: the example inventory, a fake firmware tree, a built out/, the sample User-Agents.
+
+Everything here comes from the repository: the suite needs nothing beside the checkout.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,9 +15,49 @@ import pytest
 pytest_plugins = ["tests.pg"]  # the PostgreSQL fixtures: pg_cluster, pg_url
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "polycom"
+VENV = Path(sys.executable).parent.parent  # the venv running the tests (its python is a link: not resolved)
 EXAMPLE = ROOT / "inventory"
 TEMPLATES = ROOT / "templates"
+USER_AGENTS = Path(__file__).parent / "data" / "user-agents.tsv"
+
+# Stand-ins for the sip.cfg and phone1.cfg of a SIP 3.x release: Polycom's shape (one root element,
+# parameters as attributes of nested elements), with only the parameters the tests use.
+SIP3_SIP_CFG = """\
+<?xml version="1.0" encoding="utf-8" standalone="yes"?>
+<!-- polygen tests: a stand-in for a SIP 3.x release's sip.cfg -->
+<sip>
+  <voIpProt>
+    <server voIpProt.server.1.address="" voIpProt.server.1.port=""/>
+    <SIP voIpProt.SIP.outboundProxy.address=""/>
+  </voIpProt>
+  <tcpIpApp>
+    <sntp tcpIpApp.sntp.address="" tcpIpApp.sntp.gmtOffset="0"/>
+  </tcpIpApp>
+  <up up.headsetMode="0"/>
+</sip>
+"""
+SIP3_PHONE1_CFG = """\
+<?xml version="1.0" encoding="utf-8" standalone="yes"?>
+<!-- polygen tests: a stand-in for a SIP 3.x release's phone1.cfg -->
+<phone1>
+  <reg reg.1.displayName="" reg.1.address="" reg.1.label="" reg.1.auth.userId="" reg.1.auth.password=""
+       reg.1.server.1.address="" reg.2.displayName="" reg.2.address=""/>
+</phone1>
+"""
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The caller's environment without POLYGEN_* options (they would change the commands a test
+    runs in a subprocess), except the pinned DST reference year the suite uses."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYGEN_") or k == "POLYGEN_TZ_YEAR"}
+    env.update(extra)
+    return env
+
+
+def sample_user_agents() -> list[str]:
+    """The User-Agents of tests/data/user-agents.tsv (real ones, each with its source)."""
+    lines = USER_AGENTS.read_text(encoding="utf-8").splitlines()
+    return [line.split("\t")[0] for line in lines if line.strip() and not line.startswith("#")]
 
 
 @pytest.fixture(autouse=True)
@@ -30,8 +75,7 @@ def inventory_dir(tmp_path) -> Path:
 
 
 def make_firmware(dest: Path, releases=("3.1.8", "3.3.5", "4.0.15", "5.9.7")) -> Path:
-    """A firmware tree shaped like Polycom's releases. The SIP 3.x releases get Polycom's own
-    sip.cfg/phone1.cfg from ../shared (linked, never copied into the project)."""
+    """A firmware tree shaped like Polycom's releases; the SIP 3.x ones get stand-in sip.cfg/phone1.cfg."""
     for rel in releases:
         d = dest / rel
         d.mkdir(parents=True, exist_ok=True)
@@ -39,9 +83,8 @@ def make_firmware(dest: Path, releases=("3.1.8", "3.3.5", "4.0.15", "5.9.7")) ->
         (d / "sip.ver").write_text(rel + "\n")
         (d / "README.txt").write_text("not served\n")
         if rel.startswith("3."):
-            vendor = SHARED / "vendor" / "sip-3.2.4B"
-            (d / "sip.cfg").symlink_to(vendor / "sip.cfg")
-            (d / "phone1.cfg").symlink_to(vendor / "phone1.cfg")
+            (d / "sip.cfg").write_text(SIP3_SIP_CFG)
+            (d / "phone1.cfg").write_text(SIP3_PHONE1_CFG)
     return dest
 
 

@@ -104,7 +104,7 @@ def write_nginx_main_conf(prefix: Path, includes: list[Path] | tuple[Path, ...])
         "worker_processes 1;",
         f"pid {prefix}/nginx.pid;",
         f"error_log {prefix}/logs/error.log info;",
-        "events { worker_connections 64; }",
+        "events { worker_connections 1024; }",  # a boot storm: each private request also asks the sidecar
         "http {",
         f"    include {mime};" if mime.exists() else "",
         "    default_type application/octet-stream;",

@@ -10,6 +10,7 @@ Every process a test starts is stopped in a fixture finalizer, also when the tes
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import http.client
 import json
 import os
@@ -18,16 +19,17 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import EXAMPLE, TEMPLATES, make_firmware
+from tests.conftest import EXAMPLE, TEMPLATES, clean_env, make_firmware
 from tests.daemons import Nginx, free_port, nginx_check, require_binary, wait_for_port, write_nginx_main_conf
 
-from polygen.simulate import TreeTransport, boot
+from polygen.simulate import HttpTransport, TreeTransport, boot
 
 PYTHON = sys.executable
 # The console script a user runs; `python -m polygen` where the venv has none.
@@ -40,14 +42,6 @@ REQUEST_RE = re.compile(r"^  (GET|PUT|HEAD) +(/\S*) +(\d{3})  (.*)$")
 
 
 # ---------------------------------------------------------------- helpers
-def clean_env(**extra: str) -> dict[str, str]:
-    """The caller's environment without POLYGEN_* options (they would change the commands),
-    except the pinned DST reference year the suite uses."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYGEN_") or k == "POLYGEN_TZ_YEAR"}
-    env.update(extra)
-    return env
-
-
 def polygen(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([*POLYGEN, *args], cwd=cwd, env=clean_env(), capture_output=True, text=True,
                           timeout=timeout, check=False)
@@ -389,6 +383,66 @@ def test_simulate_with_provisioning_auth(auth_site, auth_sidecar, auth_nginx):
     assert sorted({r["mac"] for r in rows}) == sorted(p.norm for p in phones)
 
 
+# ---------------------------------------------------------------- a boot storm behind one address
+def write_phones(inventory: Path, count: int) -> list[Phone]:
+    """Replace the example's phones by ``count`` phones of its four models, one new line each."""
+    models = [p.model for p in example_phones(inventory)]
+    phones = [{"mac": f"0004f2{0x100 + i:06x}", "model": models[i % len(models)], "lines": [str(2000 + i)]}
+              for i in range(count)]
+    exts = yaml.safe_load((inventory / "extensions.yaml").read_text())
+    exts["extensions"] += [{"ext": str(2000 + i), "first_name": "Desk", "last_name": str(i),
+                            "secret": f"storm-{i}-pw"} for i in range(count)]
+    (inventory / "phones.yaml").write_text(yaml.safe_dump({"phones": phones}))
+    (inventory / "extensions.yaml").write_text(yaml.safe_dump(exts, allow_unicode=True))
+    return example_phones(inventory)
+
+
+def model_user_agent(model: str) -> str:
+    from polygen.catalog import Catalog
+
+    m = Catalog().find(model)
+    return f"FileTransport {m.family}-{m.ua_token}-UA/{m.firmware}.0000 Type/Application"
+
+
+def test_fifty_phones_boot_at_once_behind_one_address(tmp_path):
+    """A site behind NAT after a power cut: 50 phones boot at the same moment from one address,
+    each fetching its own files with the right password (polygen.simulate's boot, all of it).
+    Not one is refused. A guesser from that address is still held back after the sidecar's
+    default 20 misses a minute, hits included."""
+    s = Site(tmp_path / "srv")
+    phones = write_phones(s.inventory, 50)
+    add_auth(s.inventory, previous=False)
+    assert s.build().startswith("50 phones: ")
+    sidecar = Sidecar(s).start()
+    try:
+        server = start_nginx(s, sidecar.port)
+        try:
+            url = f"http://{AUTH_CURRENT[0]}:{AUTH_CURRENT[1]}@127.0.0.1:{server.port}/"
+            start = threading.Barrier(len(phones))
+
+            def one_boot(phone: Phone):
+                start.wait(30)
+                return boot(HttpTransport(url), phone.norm, model_user_agent(phone.model))
+
+            with concurrent.futures.ThreadPoolExecutor(len(phones)) as pool:
+                reports = list(pool.map(one_boot, phones))
+            requests = [(r.method, r.path, r.status) for report in reports for r in report.requests]
+            assert [r for r in requests if r[2] in (429, 503)] == []
+            assert [report.failures for report in reports] == [[]] * len(phones)
+            assert all(report.lines for report in reports)  # each got its own registration
+            assert len(requests) >= 50 * 10
+
+            # the same address guessing: 20 misses (polygen serve's default), then held back
+            guesses = [get("127.0.0.1", server.port, f"/0004f2{0xf000 + n:06x}-phone.cfg", auth=AUTH_CURRENT)[0]
+                       for n in range(25)]
+            assert guesses == [404] * 20 + [429] * 5
+            assert get("127.0.0.1", server.port, f"/{phones[0].norm}-phone.cfg", auth=AUTH_CURRENT)[0] == 429
+        finally:
+            server.stop()
+    finally:
+        sidecar.stop()
+
+
 # ---------------------------------------------------------------- nginx + auth, file by file
 @pytest.fixture
 def auth_only_nginx(auth_site):
@@ -470,7 +524,8 @@ def test_no_auth_and_auth_file_options(auth_site, tmp_path):
     override = polygen(*base, "--auth-file", str(other), cwd=auth_site.root)
     assert override.returncode == 0, override.stderr
     assert f'auth_basic_user_file "{other}";' in override.stdout and ".htpasswd" not in override.stdout
-    assert override.stdout.count("        auth_basic off;\n") == 3  # bootstrap, bootstrap/, firmware/
+    # bootstrap, bootstrap/, firmware/, and the three that hand 404s and 401s to the sidecar
+    assert override.stdout.count("        auth_basic off;\n") == 6
     both = polygen(*base, "--no-auth", "--auth-file", str(other), cwd=auth_site.root)
     assert (both.returncode, both.stderr) == (
         1, "Error: --no-auth and --auth-file contradict each other: give one of them\n")

@@ -38,7 +38,8 @@ from hypothesis import strategies as st
 from polygen import htpasswd
 from polygen.sidecar import SidecarConfig, create_app, keys
 from polygen.sidecar.handlers import UPLOAD_RE, KeyValueAccessLogger
-from tests.test_sidecar import MAC, MAC2, UNKNOWN, make_generation, point_out, sample_user_agents
+from tests.conftest import sample_user_agents
+from tests.test_sidecar import MAC, MAC2, UNKNOWN, make_generation, point_out
 
 FUZZ_SECONDS = float(os.environ.get("POLYGEN_FUZZ_SECONDS", "10"))
 ROUND = 100  # examples per Hypothesis run; runs with new seeds follow until the time is up

@@ -2,12 +2,15 @@
 
 The end-to-end tests start nginx on 127.0.0.1:<free port> serving a hand-made out/ tree (a
 symlink to a generation directory, as DESIGN.md lays out) with a tiny aiohttp stub standing in
-for the sidecar, only to record what nginx forwards to it.
+for the sidecar, only to record what nginx forwards to it. The guessing limit is tested with the
+real sidecar (``polygen.sidecar.create_app``), whose miss limiter nginx asks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import http.client
 import json
 import os
@@ -20,7 +23,7 @@ import pytest
 from tests.daemons import Nginx, free_port, nginx_check, require_binary, write_nginx_main_conf
 
 from polygen.errors import PolygenError
-from polygen.nginx import render_nginx
+from polygen.nginx import MISS_LIMIT, render_nginx
 
 MAC = "0004f2a1b2c3"
 UA_330 = "FileTransport PolycomSoundPointIP-SPIP_330-UA/3.3.5.0247"
@@ -87,7 +90,7 @@ class StubSidecar:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
+    def app(self):
         from aiohttp import web
 
         async def handler(request: web.Request) -> web.Response:
@@ -95,10 +98,15 @@ class StubSidecar:
             self.requests.append((request.method, request.path_qs, body))
             return web.Response(status=204)
 
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        return app
+
+    def _run(self) -> None:
+        from aiohttp import web
+
         async def start() -> web.AppRunner:
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", handler)
-            runner = web.AppRunner(app)
+            runner = web.AppRunner(self.app())
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", self.port).start()
             return runner
@@ -127,9 +135,23 @@ def sidecar():
     stub.stop()
 
 
+class RealSidecar(StubSidecar):
+    """The real sidecar app (``polygen serve --no-static``) in a thread, on ``out``."""
+
+    def __init__(self, out: Path, db: Path, **config) -> None:
+        super().__init__()
+        self.config = {"out": out, "db": db, "static": False, **config}
+
+    def app(self):
+        from polygen.sidecar import SidecarConfig, create_app
+
+        return create_app(SidecarConfig(**self.config))
+
+
 def start_nginx(tmp_path: Path, out: Path, **kw) -> Nginx:
     require_binary("nginx")
     port = free_port()
+    kw.setdefault("sidecar", f"127.0.0.1:{free_port()}")  # none: never whatever runs on 8080 here
     site_conf = tmp_path / "polygen.conf"
     site_conf.write_text(render_nginx(out, listen=f"127.0.0.1:{port}", **kw))
     conf = write_nginx_main_conf(tmp_path / "nginx", [site_conf])
@@ -143,8 +165,8 @@ def served(tmp_path, out_tree, sidecar):
     server.stop()
 
 
-def request(server: Nginx, method: str, path: str, *, ua: str | None = UA_410, body: bytes | None = None,
-            headers: dict | None = None) -> tuple[int, bytes]:
+def exchange(server: Nginx, method: str, path: str, *, ua: str | None = UA_410, body: bytes | None = None,
+             headers: dict | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
     """One HTTP request with the path sent exactly as given (no client-side normalisation)."""
     conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
     try:
@@ -153,9 +175,14 @@ def request(server: Nginx, method: str, path: str, *, ua: str | None = UA_410, b
             hdrs["User-Agent"] = ua
         conn.request(method, path, body=body, headers=hdrs)
         resp = conn.getresponse()
-        return resp.status, resp.read()
+        return resp.status, resp.headers, resp.read()
     finally:
         conn.close()
+
+
+def request(server: Nginx, method: str, path: str, **kw) -> tuple[int, bytes]:
+    status, _, body = exchange(server, method, path, **kw)
+    return status, body
 
 
 # ---------------------------------------------------------------- nginx -t
@@ -232,7 +259,7 @@ def test_bad_ua_index(tmp_path, index, message):
     ({"listen": "80; evil"}, "invalid --listen"),
     ({"sidecar": "8080"}, "invalid --sidecar"),
     ({"server_name": "a;b"}, "invalid --server-name"),
-    ({"rate": "fast"}, "invalid rate"),
+    ({"miss_limit": -1}, "invalid --miss-limit -1: expected 0 (no limit) or a positive number"),
     ({"tls_cert": Path("/c.pem")}, "TLS needs both --tls-cert and --tls-key"),
     ({"auth_file": Path("/etc/$x")}, "contains a character nginx cannot quote"),
 ])
@@ -358,14 +385,108 @@ def test_bootstraps_served_while_sidecar_down(tmp_path, out_tree):
         server.stop()
 
 
-def test_rate_limit_answers_429(tmp_path, out_tree):
-    server = start_nginx(tmp_path, out_tree, rate="1r/m")
+# ---------------------------------------------------------------- guessing is slowed, phones are not
+PHONE_OK = {"Authorization": "Basic cGhvbmU6czNjcmV0"}  # phone:s3cret
+GUESSES = [f"/0004f2{n:06x}-phone.cfg" for n in range(1, 41)]  # none of them is built
+PRIVATE = [f"/{MAC}-phone.cfg", "/site.cfg", f"/contacts/{MAC}-directory.xml"]
+PUBLIC = ["/000000000000.cfg", "/bootstrap/VVX410.cfg", "/firmware/5.9.7/sip.ld"]
+
+
+@pytest.fixture
+def htpasswd_file(tmp_path) -> Path:
+    path = tmp_path / "htpasswd"
+    path.write_text("phone:{PLAIN}s3cret\n")
+    return path
+
+
+@contextlib.contextmanager
+def behind(tmp_path: Path, out: Path, sidecar_config: dict | None, **kw):
+    """nginx in front of the real sidecar (None: nothing listens where nginx looks for it)."""
+    real = None if sidecar_config is None else RealSidecar(out, tmp_path / "logs.db", **sidecar_config).start()
     try:
-        statuses = [request(server, "GET", f"/0004f2{n:06x}-phone.cfg")[0] for n in range(60)]
+        if real is not None:
+            kw["sidecar"] = f"127.0.0.1:{real.port}"
+        server = start_nginx(tmp_path, out, **kw)
+        try:
+            yield server
+        finally:
+            server.stop()
     finally:
-        server.stop()
-    assert statuses[0] == 404
-    assert statuses.count(429) >= 60 - 41  # burst 40, then every guess is refused
+        if real is not None:
+            real.stop()
+
+
+def test_nginx_default_is_the_sidecars():
+    from polygen.cli import nginx_cmd, serve_cmd
+    from polygen.sidecar.app import DEFAULT_MISS_LIMIT
+
+    defaults = [{p.name: p.default for p in cmd.params}["miss_limit"] for cmd in (nginx_cmd, serve_cmd)]
+    assert MISS_LIMIT == DEFAULT_MISS_LIMIT == defaults[0] == defaults[1] == 20
+
+
+@pytest.mark.parametrize("sidecar_config, limit", [({}, MISS_LIMIT), ({"miss_limit": 5}, 5)])
+def test_guessed_macs_are_held_back_at_the_sidecars_rate(tmp_path, out_tree, sidecar_config, limit):
+    """nginx counts in the sidecar's bucket: exactly its --miss-limit 404s, then 429 for every
+    private name, hits included (a guesser learns nothing more), with the sidecar's Retry-After."""
+    with behind(tmp_path, out_tree, sidecar_config) as server:
+        statuses = [request(server, "GET", path)[0] for path in GUESSES]
+        assert statuses == [404] * limit + [429] * (len(GUESSES) - limit)
+        for path in PRIVATE:
+            status, headers, _ = exchange(server, "GET", path)
+            assert (status, headers["Retry-After"]) == (429, str(60 // limit)), path
+        assert request(server, "PUT", f"/{MAC}-boot.log", body=b"x\n")[0] == 429  # the sidecar's own answer
+        for path in PUBLIC:  # never held back
+            assert request(server, "GET", path)[0] == 200, path
+        # names nginx never serves are the same plain 404 for everybody: no guess, no token
+        assert request(server, "GET", f"/{MAC}.cfg")[0] == 404
+
+
+def test_wrong_passwords_are_held_back(tmp_path, out_tree, htpasswd_file):
+    with behind(tmp_path, out_tree, {}, auth_file=htpasswd_file) as server:
+        for _ in range(30):  # no credentials: an HTTP client's first try, not a guess
+            status, headers, _ = exchange(server, "GET", "/site.cfg")
+            assert (status, headers.get_all("WWW-Authenticate")) == (401, ['Basic realm="polygen"'])
+        assert request(server, "GET", "/site.cfg", headers=PHONE_OK) == (200, b"<polycomConfig site/>\n")
+        wrong = {"Authorization": "Basic cGhvbmU6Z3Vlc3M="}  # phone:guess
+        statuses = [request(server, "GET", "/site.cfg", headers=wrong)[0] for _ in range(MISS_LIMIT + 5)]
+        assert statuses == [401] * MISS_LIMIT + [429] * 5
+        assert request(server, "GET", "/site.cfg", headers=PHONE_OK)[0] == 429  # the right one too, now
+        assert request(server, "GET", "/000000000000.cfg")[0] == 200
+
+
+def test_phones_booting_together_are_never_refused(tmp_path, out_tree, htpasswd_file):
+    """60 boots at once from one address (a site behind NAT after a power cut), each with the
+    names every phone asks for, missing ones included: not one 429."""
+    boot = ["/0004f2a1b2c3.cfg", "/000000000000.cfg", "/firmware/5.9.7/sip.ld", *PRIVATE, f"/{MAC}-phone.cfg",
+            f"/{MAC}-web.cfg", "/contacts/000000000000-directory.xml"]
+    with behind(tmp_path, out_tree, {}, auth_file=htpasswd_file) as server:
+        def one_phone(_):
+            return [request(server, "GET", path, headers=PHONE_OK)[0] for path in boot]
+
+        with concurrent.futures.ThreadPoolExecutor(60) as pool:
+            results = list(pool.map(one_phone, range(60)))
+    assert results == [[404, 200, 200, 200, 200, 200, 200, 404, 200]] * 60
+
+
+def test_sidecar_down_nginx_counts_failures_itself(tmp_path, out_tree, htpasswd_file):
+    """The fallback: the same rate in nginx's own zone, but only the failures themselves get 429
+    (nginx cannot hold back a client's hits by itself); phones are served as before."""
+    with behind(tmp_path, out_tree, None, auth_file=htpasswd_file, miss_limit=7) as server:
+        statuses = [request(server, "GET", path, headers=PHONE_OK)[0] for path in GUESSES[:10]]
+        assert statuses == [404] * 7 + [429] * 3
+        assert request(server, "GET", f"/{MAC}-phone.cfg", headers=PHONE_OK)[0] == 200
+        for _ in range(10):
+            status, headers, _ = exchange(server, "GET", "/site.cfg")
+            assert (status, headers.get_all("WWW-Authenticate")) == (401, ['Basic realm="polygen"'])
+        wrong = {"Authorization": "Basic cGhvbmU6Z3Vlc3M="}
+        assert request(server, "GET", "/site.cfg", headers=wrong)[0] == 429  # one bucket for both kinds
+        assert request(server, "GET", "/000000000000.cfg")[0] == 200
+
+
+def test_miss_limit_zero_has_no_limit(tmp_path, out_tree):
+    text = render_nginx(out_tree, listen=f"127.0.0.1:{free_port()}", miss_limit=0)
+    assert not re.search(r"^\s*limit_req(?:_zone)? ", text, re.M) and "auth_request /_polygen/guard;" in text
+    assert check_config(tmp_path, text).returncode == 0
 
 
 def test_basic_auth(tmp_path, out_tree):
@@ -416,10 +537,13 @@ def test_cli_env(out_tree):
 
     from polygen.cli import cli
 
-    env = {"POLYGEN_OUT": str(out_tree), "POLYGEN_NGINX_LISTEN": "8081", "POLYGEN_SIDECAR": "127.0.0.1:8082"}
+    env = {"POLYGEN_OUT": str(out_tree), "POLYGEN_NGINX_LISTEN": "8081", "POLYGEN_SIDECAR": "127.0.0.1:8082",
+           "POLYGEN_NGINX_MISS_LIMIT": "7"}
     result = CliRunner().invoke(cli, ["nginx"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "    listen 8081;\n" in result.output and "server 127.0.0.1:8082;" in result.output
+    assert "zone=polygen:10m rate=7r/m;\n" in result.output
+    assert "limit_req zone=polygen burst=6 nodelay;" in result.output
 
 
 def test_cli_errors(tmp_path, out_tree):

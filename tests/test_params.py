@@ -14,8 +14,11 @@ import pytest
 from polygen.errors import PolygenError
 from polygen.params import ParamCatalog, catalog_for
 
+from .conftest import make_firmware
+
 ROOT = Path(__file__).resolve().parents[1]
-# Reference data beside the repo (read, never copied): ../shared/polycom
+# Polycom's own files, when a reference copy sits beside the repository (read, never copied):
+# optional extras; everything else here runs without them
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "polycom"
 UC_630 = SHARED / "vendor" / "uc-6.3.0.14929"
 SIP_324B = SHARED / "vendor" / "sip-3.2.4B"
@@ -169,6 +172,15 @@ def test_sip3_release_cfgs_replace_the_shipped_list():
     assert cat.known("prov.polling.time")
     assert not cat.known("feature.presence.enabled")
     assert cat.names <= catalog_for("sip3").names
+
+
+def test_a_sip3_release_with_its_two_files_replaces_the_shipped_list(tmp_path):
+    release = make_firmware(tmp_path / "firmware", releases=("3.3.5",)) / "3.3.5"
+    cat = catalog_for("sip3", release)
+    assert cat.source == f"{release / 'sip.cfg'}, {release / 'phone1.cfg'}"
+    assert cat.known("up.headsetMode") and cat.known("reg.2.address")  # one from each file
+    assert not cat.known("reg.3.address")  # this stand-in enumerates reg.1 and reg.2 only
+    assert cat.suggest("up.headsetMod") == "up.headsetMode"
 
 
 XSD = """<?xml version="1.0"?>

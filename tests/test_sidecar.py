@@ -23,18 +23,14 @@ from polygen.sidecar import SidecarConfig, create_app
 from polygen.sidecar.handlers import UPLOAD_RE, check_raw_path
 from polygen.useragent import parse_user_agent
 
+from .conftest import clean_env, sample_user_agents
+
 ROOT = Path(__file__).resolve().parents[1]
-UA_FILE = Path(__file__).parents[2] / "shared" / "polycom" / "user-agents.tsv"
 MAC = "0004f2abcdef"
 MAC2 = "64167f000410"
 UNKNOWN = "0004f2999999"
 UA_APP = "FileTransport PolycomVVX-VVX_410-UA/5.9.7.4477 Type/Application"
 UA_UPDATER = "FileTransport PolycomVVX-VVX_410-UA/5.9.7.47435 Type/Updater"
-
-
-def sample_user_agents() -> list[str]:
-    lines = UA_FILE.read_text(encoding="utf-8").splitlines()
-    return [line.split("\t")[0] for line in lines if line.strip() and not line.startswith("#")]
 
 
 # Models of the sample UAs that the hand-made build has a bootstrap for; the others get the default.
@@ -636,6 +632,34 @@ async def test_real_server_sigterm_finishes_upload_in_flight(many_macs_site, tmp
     finally:
         server.stop()
     assert rows(db, "SELECT text FROM log_lines ORDER BY id") == [("first line",), ("second line",)]
+
+
+def serve_once(cwd: Path, host: str, port: int) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "polygen", "serve", "--host", host, "--port", str(port), "-o", str(cwd / "out"),
+         "--db", str(cwd / "logs.db"), "-i", str(ROOT / "inventory")],
+        cwd=cwd, env=clean_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_a_port_in_use_says_which_and_how_to_pick_another(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = serve_once(tmp_path, "127.0.0.1", port)
+    assert (r.returncode, r.stderr) == (
+        1, f"Error: port {port} on 127.0.0.1 is in use; pick another with --port or PORT={port + 1} make run\n")
+    assert "Traceback" not in r.stdout
+
+
+def test_an_address_not_of_this_machine_says_so(tmp_path):
+    nonlocal_bind = Path("/proc/sys/net/ipv4/ip_nonlocal_bind")
+    if nonlocal_bind.is_file() and nonlocal_bind.read_text().strip() != "0":
+        pytest.skip("this machine lets programs listen on addresses it does not have (ip_nonlocal_bind)")
+    r = serve_once(tmp_path, "192.0.2.1", free_port())  # TEST-NET-1: never a local address
+    assert (r.returncode, r.stderr) == (1, "Error: 192.0.2.1 is not an address of this machine; "
+                                           "pick another with --host\n")
 
 
 # ---------------------------------------------------------------------------- serve --watch, end to end

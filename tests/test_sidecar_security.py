@@ -282,6 +282,41 @@ async def test_phones_booting_do_not_trip_the_miss_limiter(aiohttp_client, open_
     assert (await client.get(f"/{MAC}-phone.cfg")).status == 429
 
 
+async def test_optional_boot_names_take_no_token(aiohttp_client, open_site, tmp_path):
+    """The override, license and call-list files a phone asks for at every boot are never built:
+    their 404s say nothing about the MAC, so phones booting behind one address never trip the limiter."""
+    client = await aiohttp_client(create_app(make_config(open_site, tmp_path, miss_limit=2)))
+    for n in range(50):
+        for name in (f"0004f2{n:06x}-web.cfg", f"0004f2{n:06x}-license.cfg", "000000000000-license.cfg",
+                     f"0004f2{n:06x}-calls.xml"):
+            assert (await client.get(f"/{name}")).status == 404, name
+    assert (await client.get(f"/{MAC}-phone.cfg")).status == 200
+    for name in (f"{UNKNOWN}-phone.cfg", f"{UNKNOWN}-webx.cfg"):  # guesses still count
+        assert (await client.get(f"/{name}")).status == 404
+    assert (await client.get(f"/{MAC}-phone.cfg")).status == 429
+
+
+async def test_nginx_asks_the_miss_limiter(aiohttp_client, auth_site, tmp_path):
+    """What nginx in front asks (polygen.nginx): the guard is 204 until the client is held back; a
+    reported 404, and a reported 401 with credentials, take a token; then all three are 429."""
+    client = await aiohttp_client(create_app(make_config(auth_site, tmp_path, miss_limit=3)))
+    nginx = {"X-Real-IP": "192.0.2.10"}
+    for _ in range(5):
+        assert (await client.get("/_polygen/guard", headers=nginx)).status == 204
+        r = await client.get("/_polygen/unauthorized", headers=nginx)  # no credentials: free
+        assert (r.status, r.headers["WWW-Authenticate"]) == (401, 'Basic realm="polygen"')
+    r = await client.get("/_polygen/miss", headers=nginx)
+    assert (r.status, await r.json()) == (404, {"error": {"status": 404, "message": "not found"}})
+    for n in range(2):
+        r = await client.get("/_polygen/unauthorized", headers={**nginx, **basic(CURRENT[0], f"guess{n}")})
+        assert r.status == 401
+    for path in ("/_polygen/guard", "/_polygen/miss", "/_polygen/unauthorized"):
+        r = await client.get(path, headers=nginx)
+        assert (r.status, r.headers["Retry-After"]) == (429, "20"), path
+    # another client behind the same nginx has its own bucket; nothing here needs credentials
+    assert (await client.get("/_polygen/guard", headers={"X-Real-IP": "192.0.2.11"})).status == 204
+
+
 async def test_wrong_passwords_count_as_misses(aiohttp_client, auth_site, tmp_path):
     """Password guessing is slowed like MAC guessing; a first try without credentials is free."""
     app = create_app(make_config(auth_site, tmp_path, miss_limit=3))

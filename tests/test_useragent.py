@@ -1,9 +1,8 @@
-"""polygen.useragent: every User-Agent in the shared sample file, the grammar, and properties."""
+"""polygen.useragent: every User-Agent of tests/data/user-agents.tsv, the grammar, and properties."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -11,9 +10,10 @@ from hypothesis import strategies as st
 
 from polygen.useragent import UserAgent, parse_user_agent
 
-UA_FILE = Path(__file__).parents[2] / "shared" / "polycom" / "user-agents.tsv"
+from .conftest import sample_user_agents
 
-# UA -> (agent, family, model, version, type, serial). Every line of user-agents.tsv must be here,
+
+# UA -> (agent, family, model, version, type, serial). Every line of tests/data/user-agents.tsv must be here,
 # and every entry here must be in the file (test_every_sample_has_an_expectation).
 EXPECTED = {
     "FileTransport PolycomSoundPointIP-SPIP_335-UA/3.2.1.0078": ("FileTransport", "PolycomSoundPointIP", "SPIP_335", "3.2.1.0078", None, None),
@@ -44,11 +44,6 @@ EXPECTED = {
     "Polycom/5.5.2.8571 PolycomVVX-VVX_310-UA/5.5.2.8571": (None, "PolycomVVX", "VVX_310", "5.5.2.8571", None, None),
     "Polycom/5.4.3.2007 PolycomRealPresenceTrio-Trio_8800-UA/5.4.3.2007": (None, "PolycomRealPresenceTrio", "Trio_8800", "5.4.3.2007", None, None),
 }
-
-
-def sample_user_agents() -> list[str]:
-    lines = UA_FILE.read_text(encoding="utf-8").splitlines()
-    return [line.split("\t")[0] for line in lines if line.strip() and not line.startswith("#")]
 
 
 def test_every_sample_has_an_expectation():

@@ -204,6 +204,46 @@ def test_describe():
     assert describe(r) == "generation=g000002 phones=4 written=3 unchanged=20 removed=1"
 
 
+def test_describe_counts_warnings():
+    from polygen.build import BuildResult
+
+    r = BuildResult(phones=4, written=0, unchanged=13, removed=0, generation="g000001", changed=False,
+                    warnings=("a", "b"))
+    assert describe(r) == "generation=g000001 phones=4 written=0 unchanged=13 removed=0 warnings=2"
+
+
+def test_each_warning_is_logged_once(build_opts, tmp_path, caplog):
+    """`make run` builds, then serves with --watch: the server's first build changes nothing and
+    must not repeat the warnings the build printed; later builds log only warnings that are new."""
+    import dataclasses
+
+    from polygen.build import run
+
+    opts = dataclasses.replace(build_opts, firmware=tmp_path / "no-firmware")
+    printed = run(opts).warnings  # what `polygen build` printed
+    assert any(w.startswith("firmware/3.3.5/sip.ld not found") for w in printed)
+
+    def logged(build) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, "polygen.watch"):
+            build()
+        return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+    build = make_build(opts)
+    assert logged(build) == []  # nothing changed: printed already
+    phones = opts.inventory / "phones.yaml"
+    phones.write_text(phones.read_text().replace('lines: ["1002"]', 'lines: ["1002", "1099"]'))
+    assert logged(build) == []  # a change, the same warnings
+    phones.write_text(phones.read_text().replace("up.backlight.idleIntensity", "up.backlight.idleIntensty"))
+    new = logged(build)
+    assert len(new) == 1 and "up.backlight.idleIntensty" in new[0]
+    assert logged(build) == []
+
+    fresh = make_build(opts)  # a server started after an edit nobody built: its first build reports all
+    phones.write_text(phones.read_text().replace('lines: ["1002", "1099"]', 'lines: ["1002"]'))
+    assert sorted(logged(fresh)) == sorted(printed + tuple(new))
+
+
 # ---------------------------------------------------------------------------- a real build
 class Outcomes:
     """``on_build`` for a Watcher running real builds; ``next()`` waits for the next (result, error)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import sys
@@ -68,6 +69,9 @@ class SidecarConfig:
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", handlers.handle_healthz)
+    app.router.add_get(guard.GUARD_PATH, guard.handle_guard)  # nginx in front asks these (guard.py)
+    app.router.add_get(guard.MISS_PATH, guard.handle_miss)
+    app.router.add_get(guard.UNAUTHORIZED_PATH, guard.handle_unauthorized)
     app.router.add_route("*", "/{tail:.*}", handlers.handle_any)
 
 
@@ -155,15 +159,30 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 
 def run(config: SidecarConfig, host: str = "127.0.0.1", port: int = 8080,
-        shutdown_timeout: float = 30.0, log_level: int = logging.INFO) -> None:
-    """Serve until SIGINT/SIGTERM; requests in flight get ``shutdown_timeout`` seconds to finish."""
+        shutdown_timeout: float = 30.0, log_level: int = logging.INFO,
+        on_listening: Callable[[], None] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM; requests in flight get ``shutdown_timeout`` seconds to finish.
+    ``on_listening`` is called once the port is open."""
     setup_logging(log_level)
-    asyncio.run(_serve(create_app(config), config, host, port, shutdown_timeout))
+    asyncio.run(_serve(create_app(config), config, host, port, shutdown_timeout, on_listening))
     log.info("stopped")
 
 
+def bind_error(exc: OSError, host: str, port: int) -> SidecarConfigError:
+    """Why the server cannot listen, and what to do: no traceback for an everyday mistake."""
+    other = port + 1 if port < 65535 else port - 1
+    pick = f"pick another with --port or PORT={other} make run"
+    if exc.errno == errno.EADDRINUSE:
+        return SidecarConfigError(f"port {port} on {host} is in use; {pick}")
+    if exc.errno == errno.EACCES:
+        return SidecarConfigError(f"port {port} on {host} needs privileges this user does not have; {pick}")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return SidecarConfigError(f"{host} is not an address of this machine; pick another with --host")
+    return SidecarConfigError(f"cannot listen on {host} port {port}: {exc.strerror or exc}")
+
+
 async def _serve(app: web.Application, config: SidecarConfig, host: str, port: int,
-                 shutdown_timeout: float) -> None:
+                 shutdown_timeout: float, on_listening: Callable[[], None] | None = None) -> None:
     # Not web.run_app: its graceful shutdown stops reading request bodies at once, which would cut
     # off an upload still arriving. Here SIGTERM first closes the listening socket, then waits for
     # the requests in flight (uploads included, bodies and all), then shuts the app down.
@@ -179,9 +198,14 @@ async def _serve(app: web.Application, config: SidecarConfig, host: str, port: i
     signals = (signal.SIGINT, signal.SIGTERM)
     try:
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise bind_error(exc, host, port) from exc
         log.info("listening on http://%s:%d out=%s db=%s static=%s watch=%s", host, port,
                  config.out, describe_db(config.db), config.static, config.rebuild is not None)
+        if on_listening is not None:
+            on_listening()
         for sig in signals:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()

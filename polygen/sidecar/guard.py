@@ -19,6 +19,12 @@
 The client address is ``request.remote``, except that a request from one of ``real_ip_from``
 (nginx in front, DESIGN.md) is judged by its ``X-Real-IP`` header. IPv6 clients are grouped by
 their /64, the unit one host can pick addresses from.
+
+**nginx in front** (``polygen nginx``) keeps no count of its own while the sidecar runs: before it
+serves a private file it asks ``GET /_polygen/guard`` (204, or 429 while the client is held
+back), and it hands its 404s and 401s to ``/_polygen/miss`` and ``/_polygen/unauthorized``, which
+answer them here and take the tokens. So one bucket per client counts the misses of both servers.
+These three names serve nothing and tell a client only what it would learn anyway.
 """
 
 from __future__ import annotations
@@ -46,8 +52,17 @@ _PUBLIC_RE = re.compile(
 )
 
 
-# Asked for by every phone at every boot and never generated: its 404 is no information.
-_ALWAYS_MISSING_RE = re.compile(r"(?:/[A-Za-z0-9._-]+)*/[0-9A-Fa-f]{12}\.cfg", re.ASCII)
+# Asked for by every phone at every boot and never generated: their 404s are no information.
+# <mac>.cfg, the web-UI override <mac>-web.cfg, <mac>-license.cfg (000000000000-license.cfg too)
+# and the call list <mac>-calls.xml (FACTS.md §2, observed boot sequences).
+_ALWAYS_MISSING_RE = re.compile(
+    r"(?:/[A-Za-z0-9._-]+)*/[0-9A-Fa-f]{12}(?:(?:-web|-license)?\.cfg|-calls\.xml)", re.ASCII
+)
+
+# What nginx in front asks (module docstring; polygen.nginx writes these names into its config).
+GUARD_PATH = "/_polygen/guard"
+MISS_PATH = "/_polygen/miss"
+UNAUTHORIZED_PATH = "/_polygen/unauthorized"
 
 
 def is_public(method: str, raw_path: str) -> bool:
@@ -217,3 +232,24 @@ async def guard_middleware(request: web.Request, handler):
     elif status == 401 and request.get(keys.NOTES, {}).get("auth") == "bad":
         guard.misses.take(client)
     return response
+
+
+# ---------------------------------------------------------------------------- nginx's questions
+# The middleware does the work: it answers 429 before these handlers while the client is held
+# back, and takes a token for the 404 and for a 401 with credentials.
+async def handle_guard(request: web.Request) -> web.Response:
+    """nginx may serve this client's private request."""
+    return web.Response(status=204)
+
+
+async def handle_miss(request: web.Request) -> web.Response:
+    """nginx found no file for a name the build could have written."""
+    from polygen.sidecar.handlers import NOT_FOUND
+
+    raise web.HTTPNotFound(text=NOT_FOUND)
+
+
+async def handle_unauthorized(request: web.Request) -> web.Response:
+    """nginx refused the request's credentials (or it had none)."""
+    note(request, auth="bad" if "Authorization" in request.headers else "missing")
+    raise web.HTTPUnauthorized(text="authentication required", headers={"WWW-Authenticate": REALM})
