@@ -53,7 +53,7 @@ system-deps:
 golden: venv
 	POLYGEN_REGEN_GOLDEN=1 $(BIN)/pytest -q tests/test_golden.py
 
-## make hardening: kill -9 trials (build, serve), the broken-inventory corpus, 60 s of fuzzing; prints the figures
+## make hardening: kill -9 trials (build, serve), the broken-inventory corpus, 60 s of fuzzing, an upload flood and a slowloris; prints the figures
 FAULT_TRIALS ?= 50
 FUZZ_SECONDS ?= 60
 hardening: venv

@@ -7,7 +7,10 @@ Runs, each as its own pytest session with ``-s`` and a JUnit XML report:
   editor's saves);
 * the corpus of broken inventories (tests/test_corpus.py);
 * the sidecar fuzzing and name properties (tests/test_fuzz_sidecar.py);
-* the attacker tests (tests/test_sidecar_security.py, tests/test_auth.py).
+* the attacker tests (tests/test_sidecar_security.py, tests/test_auth.py);
+* bad input (tests/test_sidecar_limits.py: a MAC flooding uploads next to a phone and /healthz,
+  a thousand idle sockets next to a normal request; tests/test_safetext.py: terminal escapes and
+  masked credentials).
 
 Then prints the figures: trials, corpus cases, fuzz iterations, tests passed / failed / skipped,
 and failures. Figures come from the tests' own ``FIGURE key=value ...`` lines (test_faults.py's
@@ -34,6 +37,7 @@ GROUPS = [
     ("inventory corpus", ["tests/test_corpus.py"]),
     ("fuzzing", ["tests/test_fuzz_sidecar.py"]),
     ("attackers", ["tests/test_sidecar_security.py", "tests/test_auth.py"]),
+    ("bad input", ["tests/test_sidecar_limits.py", "tests/test_safetext.py"]),
 ]
 
 
@@ -115,6 +119,19 @@ def main(argv=None) -> int:
         row("fuzz iterations", f"{total} ({per_mode})")
     else:
         row("fuzz iterations", "NOT RUN")
+    flood = [f for f in by["bad input"]["figures"] if f["what"] == "flood"]
+    for f in flood:  # one per log database
+        row(f"upload flood ({f['db']})", (f"{f['uploads']} uploads of 1 MiB from one MAC in {f['seconds']}s "
+                                          f"({f.get('status_429', '0')} refused 429), {f['flooder_lines_stored']} "
+                                          f"lines stored; meanwhile /healthz max {f['healthz_max_ms']} ms, another "
+                                          f"phone's upload max {f['upload_max_ms']} ms"))
+    if not flood:
+        row("upload flood", "NOT RUN")
+    slow = [f for f in by["bad input"]["figures"] if f["what"] == "slowloris"]
+    row("slowloris", (f"{slow[0]['sockets']} idle sockets: /healthz {slow[0]['healthz_ms']} ms, upload "
+                      f"{slow[0]['upload_ms']} ms; all closed after {slow[0]['closed_after_s_min']}-"
+                      f"{slow[0]['closed_after_s_max']}s (--header-timeout {slow[0]['header_timeout_s']}s), "
+                      f"{slow[0]['still_open']} left open") if slow else "NOT RUN")
     tests = sum(r["counts"]["tests"] for r in results)
     failed = sum(r["counts"]["failures"] + r["counts"]["errors"] for r in results)
     skipped = [t for r in results for t, o in r["cases"] if o == "skipped"]
@@ -124,7 +141,8 @@ def main(argv=None) -> int:
     # a pytest session that failed without a failed test (collection error, crash) counts once;
     # so does a figure the tests did not print
     bad_rc = [r for r in results if r["rc"] != 0 and not r["counts"]["failures"] + r["counts"]["errors"]]
-    missing = [label for label, ok in (("build kill", bk), ("serve kill", serve), ("fuzz", fuzz)) if not ok]
+    missing = [label for label, ok in (("build kill", bk), ("serve kill", serve), ("fuzz", fuzz), ("flood", flood),
+                                       ("slowloris", slow)) if not ok]
     failures = failed + len(bad_rc) + len(missing)
     row("failures", str(failures))
     print("\n".join(lines))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import difflib
 import logging
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from polygen.errors import BuildError
+from polygen.htpasswd import FILENAME as HTPASSWD_FILENAME
 from polygen.inventory import Inventory, load
 from polygen.plan import Plan, plan
 from polygen.render import Renderer
+from polygen.safetext import mask, visible
 from polygen.write import WriteResult, current_generation, read_manifest, write
 
 log = logging.getLogger("polygen.build")
@@ -190,18 +191,6 @@ def run(opts: BuildOptions, progress: Callable[[int], None] | None = None,
 
 
 # ------------------------------------------------------------------ diff
-MASK = "********"
-_PASSWORD_ATTR_RE = re.compile(r'((?:password|Password|secret)[A-Za-z.]*=")([^"]*)(")')
-
-
-def mask(text: str, secrets: set[str]) -> str:
-    text = _PASSWORD_ATTR_RE.sub(lambda m: m.group(1) + MASK + m.group(3), text)
-    for s in sorted(secrets, key=len, reverse=True):
-        if len(s) >= 3:
-            text = text.replace(s, MASK)
-    return text
-
-
 @dataclass(frozen=True)
 class Change:
     kind: str  # "add", "change", "remove"
@@ -214,7 +203,7 @@ def diff(opts: BuildOptions, secrets_extra: set[str] = frozenset()) -> list[Chan
     inv, p = prepare(opts, make_cache=False)  # diff creates nothing; it uses a build's cache
     gen = current_generation(opts.out)
     old = read_manifest(gen)
-    # password attributes are masked by pattern; inventory secrets wherever else they appear
+    # credential parameters are masked by name; inventory secrets wherever else they appear
     secrets = inv.secrets() | set(secrets_extra)
     changes: list[Change] = []
     seen = set()
@@ -246,7 +235,10 @@ def _read(path: Path) -> str | None:
 
 
 def _udiff(path: str, old: str | None, new: str | None, secrets: set[str]) -> str:
-    a = mask(old, secrets).splitlines(keepends=True) if old is not None else []
-    b = mask(new, secrets).splitlines(keepends=True) if new is not None else []
+    # every credential masked (polygen.safetext), .htpasswd hashes included; control characters
+    # (none in a build, but an old generation is a file on disk) made visible
+    htpasswd = PurePosixPath(path).name == HTPASSWD_FILENAME
+    a = visible(mask(old, secrets, htpasswd=htpasswd)).splitlines(keepends=True) if old is not None else []
+    b = visible(mask(new, secrets, htpasswd=htpasswd)).splitlines(keepends=True) if new is not None else []
     return "".join(difflib.unified_diff(a, b, f"a/{path}" if old is not None else "/dev/null",
                                         f"b/{path}" if new is not None else "/dev/null"))

@@ -1,7 +1,7 @@
 """The built-in model catalog.
 
 Each model knows the token its HTTP User-Agent carries (``SPIP_330``), the master-config token
-(the UA token without the underscore, FACTS §1), how many registrations it takes, its split
+(the UA token without the underscore, docs/polycom.md §1), how many registrations it takes, its split
 firmware part number, and the newest firmware release it runs, which decides the parameter
 dialect (SIP 3.x or UC 4+). ``models:`` in the inventory overrides any of these per model, or
 adds a model the catalog lacks.
@@ -35,7 +35,7 @@ class Model:
 
     @property
     def token(self) -> str:
-        """Master-config token: the UA token without underscores (FACTS §1 rule)."""
+        """Master-config token: the UA token without underscores (docs/polycom.md §1 rule)."""
         return self.ua_token.replace("_", "")
 
     @property
@@ -48,7 +48,7 @@ class Model:
 
     @property
     def user_agent(self) -> str:
-        """A User-Agent this model sends when it provisions with its catalog firmware (FACTS §2)."""
+        """A User-Agent this model sends when it provisions with its catalog firmware (docs/polycom.md §2)."""
         return f"FileTransport {self.family}-{self.ua_token}-UA/{self.firmware}.0000 Type/Application"
 
 

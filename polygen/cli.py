@@ -412,6 +412,29 @@ def dhcp_cmd(fmt, inventory, url, ouis):
 _SIZE_HELP = "Largest accepted log upload in bytes, enforced while streaming (larger: 413)."
 
 
+def _input_limit_options(f):
+    """serve's limits on what one upload and one slow client may cost (SECURITY.md). The defaults
+    are SidecarConfig's (not imported: that would load aiohttp for every command)."""
+    options = (
+        click.option("--max-upload-lines", type=click.IntRange(0), default=10_000,
+                     envvar="POLYGEN_SERVE_MAX_UPLOAD_LINES", show_envvar=True,
+                     help="Log lines stored from one upload; the rest is not stored and a marker line "
+                          "says so (the phone's next upload brings it). 0: no limit."),
+        click.option("--line-limit", type=click.IntRange(0), default=20_000,
+                     envvar="POLYGEN_SERVE_LINE_LIMIT", show_envvar=True,
+                     help="Log lines stored per MAC per hour; with none left, uploads are 429. 0: no limit."),
+        click.option("--header-timeout", type=click.FloatRange(0, min_open=True), default=15.0,
+                     envvar="POLYGEN_SERVE_HEADER_TIMEOUT", show_envvar=True,
+                     help="Seconds a connection may stay without a complete request head, then it is closed."),
+        click.option("--body-timeout", type=click.FloatRange(0, min_open=True), default=60.0,
+                     envvar="POLYGEN_SERVE_BODY_TIMEOUT", show_envvar=True,
+                     help="Seconds an upload's body may take to arrive, then 408 and nothing stored."),
+    )
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", envvar="POLYGEN_SERVE_HOST", show_envvar=True,
               help="Address to listen on.")
@@ -435,6 +458,7 @@ _SIZE_HELP = "Largest accepted log upload in bytes, enforced while streaming (la
                                      "(slows MAC guessing); 0: no limit.")
 @click.option("--upload-limit", type=click.IntRange(0), default=30, envvar="POLYGEN_SERVE_UPLOAD_LIMIT",
               show_envvar=True, help="Log uploads per MAC per minute, then 429; 0: no limit.")
+@_input_limit_options
 @click.option("--poll", is_flag=True, envvar="POLYGEN_SERVE_POLL", show_envvar=True,
               help="With --watch: poll for changes (Docker, network mounts) instead of inotify.")
 @click.option("--shutdown-timeout", type=click.FloatRange(0), default=30.0,
@@ -442,7 +466,7 @@ _SIZE_HELP = "Largest accepted log upload in bytes, enforced while streaming (la
               help="Seconds uploads in flight get to finish on SIGTERM.")
 @handle_errors
 def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, db, watch, static, retention,
-              max_upload, unknown_mac, miss_limit, upload_limit, poll, shutdown_timeout):
+              max_upload, unknown_mac, miss_limit, upload_limit, poll, shutdown_timeout, **limits):
     """Run the sidecar: bootstrap by User-Agent, log uploads into a database, static OUT.
 
     GET /000000000000.cfg answers the bootstrap for the phone's model; PUT <mac>-boot.log and
@@ -468,7 +492,7 @@ def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, d
         unknown_mac=unknown_mac, miss_limit=miss_limit, upload_limit=upload_limit,
         retention=parse_duration(retention) if retention else None,
         rebuild=make_build(opts) if watch else None, watch_paths=tuple(paths),
-        watch_ignore=tuple(ignore), poll=poll,
+        watch_ignore=tuple(ignore), poll=poll, **limits,
     )
     level = logging.getLogger("polygen").getEffectiveLevel()
     on_listening = None

@@ -1,7 +1,7 @@
 """DHCP snippets that point Polycom/Poly phones at the provisioning server.
 
 The phones' default boot-server setting is "Custom + Option 66" with the custom option 160
-(FACTS §7), so the snippets hand out the same URL in option 66 (tftp-server-name, a string)
+(docs/polycom.md §7), so the snippets hand out the same URL in option 66 (tftp-server-name, a string)
 and option 160 (Polycom's custom boot-server option, a string), only to clients whose MAC
 starts with a Polycom/Poly OUI.
 
@@ -43,7 +43,7 @@ _URL_FORBIDDEN = re.compile(r"[\s\"'\\`#]|[\x00-\x1f\x7f]")
 
 def normalize_oui(oui: str) -> str:
     """``"00-04-F2"``, ``"0004f2"`` or ``"00:04:f2"`` → ``"00:04:f2"``; PolygenError otherwise."""
-    m = _OUI_RE.match(str(oui).strip().lower())
+    m = _OUI_RE.fullmatch(str(oui).strip().lower())
     if not m:
         raise PolygenError(
             f"invalid OUI {oui!r}: expected three hex octets such as 00:04:f2"

@@ -1,6 +1,6 @@
 """Polycom digit maps (``dialplan.digitmap``): parse, simulate dialling, generate, check.
 
-Syntax (FACTS §10, after RFC 3435 §2.1.5): rules separated by ``|``; in a rule ``0``-``9``,
+Syntax (docs/polycom.md §10, after RFC 3435 §2.1.5): rules separated by ``|``; in a rule ``0``-``9``,
 ``*``, ``#`` match themselves, ``x`` any digit, ``[135]``/``[2-9]`` a set, ``.`` repeats the
 element before it zero or more times, a final ``T`` completes the rule once
 ``dialplan.digitmap.timeOut`` seconds pass without a key (one value per rule, ``3|3|…``),

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from polygen.catalog import Catalog, Model, dialect_of
 from polygen.errors import InventoryError
+from polygen.safetext import visible
 from polygen.tzrules import TimeRules, UnknownZone, rules_for, suggest_zone
 from polygen.yamlnodes import Loc, Map, Scalar, Seq, load_file
 
@@ -28,15 +29,33 @@ POLYCOM_OUIS = ("0004f2", "64167f", "482567")
 SECRETS_FILENAMES = ("secrets.yaml", "secrets.yml")
 SECRET_ENV_PREFIX = "POLYGEN_SECRET_"
 
-_EXT_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+\-]{0,63}$")
+# Validators use fullmatch: ``$`` would also match before a trailing newline ("1001\n").
+_EXT_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+\-]{0,63}")
 _MAC_SEP_RE = re.compile(r"[:\-. ]")
-_HEX12_RE = re.compile(r"^[0-9a-f]{12}$")
-_PARAM_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_\-]+)*$")
-_RELEASE_RE = re.compile(r"^[0-9][0-9A-Za-z._\-]{0,31}$")
-_HHMM_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-_HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*\.?$")
+_HEX12_RE = re.compile(r"[0-9a-f]{12}")
+_PARAM_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_\-]+)*")
+_RELEASE_RE = re.compile(r"[0-9][0-9A-Za-z._\-]{0,31}")
+_HHMM_RE = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)", re.ASCII)
+_HOST_RE = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*\.?")
+_UA_TOKEN_RE = re.compile(r"[A-Za-z]+_?[A-Za-z0-9]+", re.ASCII)
 # XML 1.0 forbids most control characters even when escaped
 _BAD_CHARS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# A password is one line of printable text wherever it comes from (inline, the secrets file, the
+# environment): no control character at all (C0 with tab and newline, DEL, C1), and no lone
+# surrogate, which is how Python hands over bytes of the environment that are not UTF-8.
+_SECRET_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
+
+
+def secret_problem(value: str) -> str | None:
+    """Why this password cannot be used (without quoting it), or None."""
+    if _SURROGATE_RE.search(value):
+        return "is not valid UTF-8 text; set it again as UTF-8"
+    if m := _SECRET_CONTROL_RE.search(value):
+        hint = " (a YAML block scalar, | or >, ends with a newline: quote the password instead)" \
+            if m.group() == "\n" else ""
+        return f"contains the control character U+{ord(m.group()):04X}; a password is one line of printable text{hint}"
+    return None
 
 
 # ------------------------------------------------------------------ problems
@@ -51,7 +70,8 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         sev = "warning: " if self.severity == "warning" else ""
-        return f"{where}: {self.path}: {sev}{self.message}" if self.path else f"{where}: {sev}{self.message}"
+        text = f"{where}: {self.path}: {sev}{self.message}" if self.path else f"{where}: {sev}{self.message}"
+        return visible(text, newlines=True)  # one line, whatever a name it quotes holds
 
     def as_dict(self) -> dict:
         return {"file": self.file, "line": self.line, "path": self.path, "message": self.message,
@@ -133,7 +153,12 @@ class Inventory:
         return rules_for(zone, _rules_year())
 
     def secrets(self) -> set[str]:
-        return {e.secret for e in self.extensions.values() if e.secret}
+        """Every password the inventory holds: SIP secrets and provisioning passwords."""
+        found = {e.secret for e in self.extensions.values() if e.secret}
+        if self.site.auth is not None:
+            found.add(self.site.auth.password)
+            found.update(pw for _, pw in self.site.auth.previous)
+        return found
 
 
 def _rules_year() -> int:
@@ -146,7 +171,7 @@ def _rules_year() -> int:
 def normalise_mac(text: str) -> str | None:
     """Any common spelling -> 12 lower-case hex digits, or None."""
     t = _MAC_SEP_RE.sub("", text.strip()).lower()
-    return t if _HEX12_RE.match(t) else None
+    return t if _HEX12_RE.fullmatch(t) else None
 
 
 def _suggest(word: str, options) -> str:
@@ -231,7 +256,7 @@ class _Ctx:
         out, locs = [], {}
         for name, v in sm.items():
             p = f"{path}.{key}.{name}"
-            if not _PARAM_RE.match(name):
+            if not _PARAM_RE.fullmatch(name):
                 self.error(sm.locs[name], p, "not a valid Polycom parameter name (letters, digits, dots)")
                 continue
             if not isinstance(v, Scalar) or v.is_null:
@@ -251,7 +276,7 @@ SITE_KEYS = ("name", "provisioning_url", "sip_server", "timezone", "ntp_server",
              "provisioning_auth")
 AUTH_KEYS = ("user", "password", "previous")
 PROV_PASSWORD_ENV = "POLYGEN_PROVISIONING_PASSWORD"
-_AUTH_USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
+_AUTH_USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
 POLL_KEYS = ("mode", "time", "period", "time_random_end")
 EXT_KEYS = ("ext", "first_name", "last_name", "secret", "mailbox", "directory", "display_name", "label")
 PHONE_KEYS = ("mac", "model", "lines", "settings", "timezone", "description")
@@ -265,10 +290,16 @@ def _auth(ctx: _Ctx, m: Map, found: _Secrets, env) -> ProvAuth | None:
         return None
     ctx.keys(am, p, AUTH_KEYS, ("user",))
     user = ctx.text(am, "user", p)
-    if user is not None and not _AUTH_USER_RE.match(user):
+    if user is not None and not _AUTH_USER_RE.fullmatch(user):
         ctx.error(am["user"].loc, f"{p}.user", f"'{user}' is not a valid user name (letters, digits, . _ -)")
         user = None
-    password = env.get(PROV_PASSWORD_ENV) or found.provisioning or ctx.text(am, "password", p)
+    env_password = env.get(PROV_PASSWORD_ENV)
+    if env_password and (why := secret_problem(env_password)):
+        ctx.error(None, "", f"the provisioning password {why}", file=f"${PROV_PASSWORD_ENV}")
+    inline = ctx.text(am, "password", p)
+    if inline and (why := secret_problem(inline)):
+        ctx.error(am["password"].loc, f"{p}.password", f"the password {why}")
+    password = env_password or found.provisioning or inline
     if user is not None and not password:
         ctx.error(am.loc, f"{p}.password", f"missing password: set it here, as provisioning_password in the "
                                            f"secrets file or in ${PROV_PASSWORD_ENV}")
@@ -284,7 +315,13 @@ def _auth(ctx: _Ctx, m: Map, found: _Secrets, env) -> ProvAuth | None:
                 continue
             ctx.keys(item, ip, ("user", "password"), ("user",))
             u = ctx.text(item, "user", ip)
-            pw = found.previous.get(u) or ctx.text(item, "password", ip) if u else None
+            if u is not None and not _AUTH_USER_RE.fullmatch(u):
+                ctx.error(item["user"].loc, f"{ip}.user", f"'{u}' is not a valid user name (letters, digits, . _ -)")
+                continue
+            inline = ctx.text(item, "password", ip)
+            if inline and (why := secret_problem(inline)):
+                ctx.error(item["password"].loc, f"{ip}.password", f"the password {why}")
+            pw = found.previous.get(u) or inline if u else None
             if u and not pw:
                 ctx.error(item.locs.get("password", item.loc), f"{ip}.password",
                           f"missing password for previous user '{u}': set it here or under "
@@ -343,10 +380,10 @@ def _site(ctx: _Ctx, m: Map, found: _Secrets | None = None, env=None) -> Site | 
         if mode not in ("abs", "rel", "random"):
             ctx.error(pm["mode"].loc, "site.polling.mode", f"expected abs, rel or random, found '{mode}'")
         t = ctx.text(pm, "time", "site.polling", "01:00")
-        if not _HHMM_RE.match(t):
+        if not _HHMM_RE.fullmatch(t):
             ctx.error(pm["time"].loc, "site.polling.time", f"expected a time as \"HH:MM\", found '{t}'")
         end = ctx.text(pm, "time_random_end", "site.polling")
-        if end is not None and not _HHMM_RE.match(end):
+        if end is not None and not _HHMM_RE.fullmatch(end):
             ctx.error(pm["time_random_end"].loc, "site.polling.time_random_end",
                       f"expected a time as \"HH:MM\", found '{end}'")
         if mode == "random" and end is None:
@@ -363,7 +400,7 @@ def _site(ctx: _Ctx, m: Map, found: _Secrets | None = None, env=None) -> Site | 
 
 def _pad_hhmm(t: str) -> str:
     """'1:00' -> '01:00': the phones document the parameter as HH:MM."""
-    m = _HHMM_RE.match(t)
+    m = _HHMM_RE.fullmatch(t)
     return f"{int(m.group(1)):02d}:{m.group(2)}" if m else t
 
 
@@ -384,7 +421,7 @@ def _host_port(text: str) -> tuple[str | None, int | None]:
         return host, port
     except ValueError:
         pass
-    return (host, port) if _HOST_RE.match(host) else (None, None)
+    return (host, port) if _HOST_RE.fullmatch(host) else (None, None)
 
 
 def _model_overrides(ctx: _Ctx, m: Map, catalog: Catalog, file: str) -> None:
@@ -395,13 +432,13 @@ def _model_overrides(ctx: _Ctx, m: Map, catalog: Catalog, file: str) -> None:
             continue
         ctx.keys(mm, p, MODEL_KEYS)
         fw = ctx.text(mm, "firmware", p)
-        if fw is not None and not _RELEASE_RE.match(fw):
+        if fw is not None and not _RELEASE_RE.fullmatch(fw):
             ctx.error(mm["firmware"].loc, f"{p}.firmware",
                       f"'{fw}' is not a release directory name such as 5.9.7 (digits, dots, letters)")
             fw = None
         lines = ctx.integer(mm, "lines", p, None, 1, 34)
         ua = ctx.text(mm, "ua_token", p)
-        if ua is not None and not re.match(r"^[A-Za-z]+_?[A-Za-z0-9]+$", ua):
+        if ua is not None and not _UA_TOKEN_RE.fullmatch(ua):
             ctx.error(mm["ua_token"].loc, f"{p}.ua_token", f"'{ua}' is not a User-Agent model token such as VVX_410")
             ua = None
         changes = {k: v for k, v in (("firmware", fw), ("lines", lines), ("ua_token", ua),
@@ -766,15 +803,21 @@ def _load_secrets(ctx: _Ctx, directory: Path, secrets: Path | None) -> _Secrets:
         if not isinstance(v, Scalar) or v.is_null:
             ctx.error(sm.locs[ext], f"secrets.{ext}", "expected the password as text")
             continue
+        if why := secret_problem(v.text):
+            ctx.error(v.loc, f"secrets.{ext}", f"the password {why}")
         found.by_ext[ext] = v.text
         found.locs[ext] = sm.locs[ext]
     found.provisioning = ctx.text(doc, "provisioning_password", "")
+    if found.provisioning and (why := secret_problem(found.provisioning)):
+        ctx.error(doc["provisioning_password"].loc, "provisioning_password", f"the password {why}")
     if "provisioning_previous" in doc and (pm := ctx.mapping(doc["provisioning_previous"],
                                                              "provisioning_previous")) is not None:
         for user, v in pm.items():
             if not isinstance(v, Scalar) or v.is_null:
                 ctx.error(pm.locs[user], f"provisioning_previous.{user}", "expected the password as text")
                 continue
+            if why := secret_problem(v.text):
+                ctx.error(v.loc, f"provisioning_previous.{user}", f"the password {why}")
             found.previous[user] = v.text
     return found
 
@@ -788,7 +831,7 @@ def _check_ext(ctx: _Ctx, m: Map, path: str) -> _ExtRec | None:
     ext = ctx.text(m, "ext", path)
     if ext is None:
         return None
-    if not _EXT_RE.match(ext):
+    if not _EXT_RE.fullmatch(ext):
         ctx.error(m["ext"].loc, f"{path}.ext",
                   f"'{ext}' is not a valid extension (letters, digits, '.', '+', '-'; at most 64)")
         return None
@@ -799,6 +842,8 @@ def _check_ext(ctx: _Ctx, m: Map, path: str) -> _ExtRec | None:
             ctx.error(m[key].loc, f"{path}.{key}",
                       f"{len(val.encode())} bytes in UTF-8, but at most 40 fit in the phone directory; shorten it")
     inline = ctx.text(m, "secret", path)
+    if inline and (why := secret_problem(inline)):
+        ctx.error(m["secret"].loc, f"{path}.secret", f"the password {why}")
     mailbox = ctx.text(m, "mailbox", path)
     directory_flag = ctx.boolean(m, "directory", path, True)
     display = ctx.text(m, "display_name", path)
@@ -821,8 +866,10 @@ def _extensions(ctx: _Ctx, checked: list[_FileResult], file_secrets: dict[str, s
                 ctx.error(Loc(name, r.ext_line), f"{path}.ext",
                           f"duplicate extension '{ext}' (first at {out[ext].loc})")
                 continue
-            secret = (env_secrets and env_secrets.get(_env_secret_name(ext))) or file_secrets.get(ext) \
-                or r.inline_secret
+            env_secret = env_secrets.get(_env_secret_name(ext)) if env_secrets else None
+            if env_secret and (why := secret_problem(env_secret)):
+                ctx.error(None, "", f"the password for extension '{ext}' {why}", file=f"${_env_secret_name(ext)}")
+            secret = env_secret or file_secrets.get(ext) or r.inline_secret
             if not secret:
                 env_name = _env_secret_name(ext)
                 ctx.error(Loc(name, r.line), f"{path}.secret",
@@ -836,7 +883,7 @@ def _extensions(ctx: _Ctx, checked: list[_FileResult], file_secrets: dict[str, s
     for ext, loc in secret_locs.items():
         if ext not in out:
             ctx.warn(loc, f"secrets.{ext}", f"no extension '{ext}' in the inventory{_suggest(ext, out)}")
-    # the directory's contact field must be unique (FACTS §4: ct "cannot be Null or duplicated")
+    # the directory's contact field must be unique (docs/polycom.md §4: ct "cannot be Null or duplicated")
     seen: dict[str, _RawExt] = {}
     for r in out.values():
         e = r.obj

@@ -19,8 +19,11 @@ only the part after it is stored and line numbers continue; otherwise the whole 
 numbered from 1. Either way nothing is duplicated or lost; a body identical to the previous one
 stores no lines. ``line_no`` is therefore the line's number in the file as the phone sent it. (If
 the previous body ended in the middle of a line, the rest of that line arrives as a line of its
-own: split, but neither lost nor duplicated.) A NUL character is stored as U+FFFD (PostgreSQL text
-cannot hold it), as invalid UTF-8 is.
+own: split, but neither lost nor duplicated.) Blank lines are not stored, but keep their numbers.
+An upload cut at a line limit (``max_lines``) stores the lines that fit and one marker row, and
+records only the part it stored as its append state, so the rest is stored when the phone sends
+its file again. A NUL character is stored as U+FFFD (PostgreSQL text cannot hold it), as invalid
+UTF-8 is.
 """
 
 from __future__ import annotations
@@ -37,9 +40,11 @@ from datetime import datetime
 from pathlib import Path
 
 from polygen.errors import LogStoreError, PolygenError
-from polygen.logparse import iter_lines, parse_log_line
+from polygen.logparse import count_lines, parse_log_line, text_lines
+from polygen.safetext import json_dumps, mask, visible
 
 __all__ = [
+    "CUT_MODULE",
     "KINDS",
     "SCHEMA_VERSION",
     "BaseLogStore",
@@ -49,6 +54,7 @@ __all__ = [
     "UploadPlan",
     "describe_db",
     "is_postgres_url",
+    "open_reader",
     "open_store",
     "plan_upload",
     "parse_duration",
@@ -65,6 +71,14 @@ KINDS = ("boot", "app")
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000
 PRUNE_BATCH = 5000
+CUT_MODULE = "polygen"  # the module of the marker row where an upload was cut
+
+
+def cut_marker(line_no: int, cut_bytes: int, max_lines: int | None) -> str:
+    """The text of the row stored where an upload went over its line limit."""
+    return (f"[polygen] lines {line_no} and on ({cut_bytes} bytes) not stored: this upload went over its "
+            f"limit of {max_lines} lines; they are stored when the phone sends them again")
+
 
 # version -> statements that bring the schema from version-1 to version. Never edit a released
 # entry: add the next version instead.
@@ -117,6 +131,8 @@ class StoredUpload:
     upload_id: int
     lines: int  # lines stored by this upload
     skipped_bytes: int  # leading bytes already stored by the previous upload (append mode)
+    cut_line: int | None = None  # the first line not stored (over max_lines), or None
+    cut_bytes: int = 0  # bytes from that line on, not stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +160,19 @@ class UploadPlan:
     """What storing one upload writes, given the append state it found (see the module docstring)."""
 
     skipped: int  # leading bytes already stored by the previous upload
-    lines: list[tuple] = field(repr=False)  # (line_no, time, module, level, missed, text, parsed)
+    # the phone's lines to store: (line_no, time, module, level, missed, text, parsed)
+    lines: list[tuple] = field(repr=False)
     state: tuple[int, str, int]  # the new append state: (last_len, last_sha256, last_lines)
+    cut_line: int | None = None  # the first line not stored (over max_lines), or None
+    cut_bytes: int = 0  # bytes from that line on, not stored
+    max_lines: int | None = None  # the limit it was cut at
+
+    def rows(self) -> Iterator[tuple]:
+        """Every row to insert: the phone's lines, then the marker row if the upload was cut."""
+        yield from self.lines
+        if self.cut_line is not None:
+            yield (self.cut_line, None, CUT_MODULE, None, None,
+                   cut_marker(self.cut_line, self.cut_bytes, self.max_lines), False)
 
 
 LINE_COLUMNS = "upload_id, mac, kind, line_no, received_at, time, module, level, missed, text, parsed"
@@ -156,26 +183,40 @@ def _no_nul(text: str | None) -> str | None:
     return None if text is None else text.replace("\x00", "\ufffd")
 
 
-def plan_upload(prev: Sequence | None, body: bytes) -> UploadPlan:
+def plan_upload(prev: Sequence | None, body: bytes, max_lines: int | None = None) -> UploadPlan:
     """The lines of ``body`` to store and the append state after it; ``prev`` is the stored
-    ``(last_len, last_sha256, last_lines)`` for this MAC and kind, or None."""
+    ``(last_len, last_sha256, last_lines)`` for this MAC and kind, or None.
+
+    Blank lines are left out (their numbers are kept). With ``max_lines``, the lines after the
+    first ``max_lines`` are cut: the plan says from which line and how many bytes, and its append
+    state covers only what comes before the cut, so the phone's next upload of its growing file
+    brings the rest.
+    """
+    if max_lines is not None and max_lines < 0:
+        raise ValueError("max_lines must be >= 0")
     skipped, first_line_no = 0, 1
     if prev is not None:
         last_len, last_sha, last_lines = prev
         if len(body) >= last_len and hashlib.sha256(body[:last_len]).hexdigest() == last_sha:
             skipped, first_line_no = last_len, last_lines + 1
-    lines = []
-    for line_no, line in enumerate(iter_lines(body[skipped:]), start=first_line_no):
-        p = parse_log_line(line)
+    new_part = body[skipped:]
+    lines: list[tuple] = []
+    cut_line, kept = None, len(new_part)  # kept: bytes of new_part before the cut
+    for line_no, start, _, text in text_lines(new_part, first_line_no):
+        if max_lines is not None and len(lines) >= max_lines:
+            cut_line, kept = line_no, start
+            break
+        p = parse_log_line(text)
         lines.append((line_no, p.time, p.module, p.level, p.missed, _no_nul(p.text), p.parsed))
-    state = (len(body), hashlib.sha256(body).hexdigest(), first_line_no - 1 + len(lines))
-    return UploadPlan(skipped, lines, state)
+    stored = body[:skipped + kept]
+    state = (len(stored), hashlib.sha256(stored).hexdigest(), first_line_no - 1 + count_lines(new_part[:kept]))
+    return UploadPlan(skipped, lines, state, cut_line, len(new_part) - kept, max_lines)
 
 
 class BaseLogStore:
     """What every log database offers; ``open_store`` returns one.
 
-    A backend provides ``open``, ``close``, ``schema_version``, ``ping``, ``store_upload`` and the
+    A backend provides ``open``, ``open_reader``, ``close``, ``schema_version``, ``ping`` and the
     two primitives the shared methods below run on: ``_fetch(sql, params)`` (rows of a query) and
     ``_write(sql, params)`` (one statement in its own transaction, returning its row count), with
     SQL written for the driver's parameter placeholder ``_PH``. One store is one connection, used
@@ -185,6 +226,16 @@ class BaseLogStore:
     name: str  # the database as shown to people: a path, or a URL without its password
     _PH = "?"  # the driver's parameter placeholder
     _LIKE = "LIKE"  # case-insensitive (ASCII at least) substring match
+
+    @classmethod
+    def open(cls, db) -> BaseLogStore:
+        """Open (creating on first use) the database ``db`` and bring its schema up to date."""
+        raise NotImplementedError
+
+    @classmethod
+    def open_reader(cls, db) -> BaseLogStore:
+        """A connection to the existing database ``db`` that only reads, for health checks."""
+        raise NotImplementedError
 
     def _fetch(self, sql: str, params: Sequence = ()) -> list[tuple]:
         raise NotImplementedError
@@ -222,8 +273,15 @@ class BaseLogStore:
         fw_version: str | None,
         user_agent: str | None,
         received_at: float | None = None,
+        max_lines: int | None = None,
     ) -> StoredUpload:
-        """Store one uploaded log file in one transaction (see the module docstring for append mode)."""
+        """Store one uploaded log file in one transaction (see the module docstring for append mode).
+
+        Blank lines are not stored. With ``max_lines``, at most that many lines are stored; if more
+        follow, one marker row says from which line on nothing was stored, and the append state
+        ends before that line, so when the phone sends its file again (it re-sends the whole
+        growing file) the rest is stored then, as far as the limits allow (``plan_upload``).
+        """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         if received_at is None:
@@ -235,14 +293,14 @@ class BaseLogStore:
                 f"SELECT last_len, last_sha256, last_lines FROM upload_state WHERE mac = {p} AND kind = {p}",
                 (mac, kind),
             ).fetchone()
-            plan = plan_upload(prev, body)
+            plan = plan_upload(prev, body, max_lines)
             upload_id = conn.execute(
                 "INSERT INTO uploads (mac, kind, fw_version, user_agent, received_at, bytes, lines,"
                 f" skipped_prefix_bytes) VALUES ({', '.join([p] * 8)}) RETURNING id",
                 (mac, kind, _no_nul(fw_version), _no_nul(user_agent), received_at, len(body),
                  len(plan.lines), plan.skipped),
             ).fetchone()[0]
-            self._insert_lines(conn, ((upload_id, mac, kind, n, received_at, *rest) for n, *rest in plan.lines))
+            self._insert_lines(conn, ((upload_id, mac, kind, n, received_at, *rest) for n, *rest in plan.rows()))
             conn.execute(
                 "INSERT INTO upload_state (mac, kind, last_len, last_sha256, last_lines)"
                 f" VALUES ({', '.join([p] * 5)}) ON CONFLICT (mac, kind) DO UPDATE SET"
@@ -250,7 +308,8 @@ class BaseLogStore:
                 " last_lines = excluded.last_lines",
                 (mac, kind, *plan.state),
             )
-        return StoredUpload(upload_id=upload_id, lines=len(plan.lines), skipped_bytes=plan.skipped)
+        return StoredUpload(upload_id=upload_id, lines=len(plan.lines), skipped_bytes=plan.skipped,
+                            cut_line=plan.cut_line, cut_bytes=plan.cut_bytes)
 
     def counts(self) -> tuple[int, int]:
         """(uploads, log lines) stored."""
@@ -379,6 +438,18 @@ class LogStore(BaseLogStore):
             raise
         return store
 
+    @classmethod
+    def open_reader(cls, path: str | Path) -> LogStore:
+        """A read-only connection to the existing database at ``path``, for health checks: with
+        WAL it reads while the writer writes, and it never migrates or creates anything."""
+        path = Path(path)
+        try:
+            conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        except sqlite3.Error as exc:
+            raise LogStoreError(f"cannot open log database {path} to read: {exc}") from exc
+        return cls(conn, path)
+
     def _migrate(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -477,13 +548,23 @@ def describe_db(db: str | Path) -> str:
     return str(db)
 
 
-def open_store(db: str | Path) -> BaseLogStore:
-    """Open the log database ``db``: a ``postgresql://`` URL (``polygen.pgstore``) or a SQLite path."""
+def _backend(db: str | Path) -> type[BaseLogStore]:
     if is_postgres_url(db):
         from polygen.pgstore import PgLogStore
 
-        return PgLogStore.open(db)
-    return LogStore.open(db)
+        return PgLogStore
+    return LogStore
+
+
+def open_store(db: str | Path) -> BaseLogStore:
+    """Open the log database ``db``: a ``postgresql://`` URL (``polygen.pgstore``) or a SQLite path."""
+    return _backend(db).open(db)
+
+
+def open_reader(db: str | Path) -> BaseLogStore:
+    """A connection of its own to the existing log database ``db`` that only reads (the sidecar's
+    health check): SQLite read-only, PostgreSQL a session in read-only mode."""
+    return _backend(db).open_reader(db)
 
 
 # ---------------------------------------------------------------------- durations and times
@@ -552,15 +633,18 @@ def _iso(ts: float) -> str:
 
 
 def format_text(row: Row) -> str:
-    """``2026-11-29T10:41:45+00:00 0004f2abcdef app:12 L2 so    011511.006 text``."""
+    """``2026-11-29T10:41:45+00:00 0004f2abcdef app:12 L2 so    011511.006 text``.
+
+    What the phone sent is shown with its control characters as visible escapes (a log line
+    cannot clear the screen or rewrite what is above it) and its credentials masked.
+    """
     level = f"L{row.level}" if row.level is not None else "- "
     return (f"{_iso(row.received_at)} {row.mac} {row.kind}:{row.line_no} {level} "
-            f"{(row.module or '-'):<5} {(row.time or '-'):<10} {row.text}")
+            f"{visible(row.module or '-'):<5} {visible(row.time or '-'):<10} {visible(mask(row.text))}")
 
 
 def format_json(rows: Sequence[Row]) -> str:
-    """A JSON array of rows; ``received`` is ``received_at`` in ISO 8601."""
-    import json
-
-    return json.dumps([{**r.as_dict(), "received": _iso(r.received_at)} for r in rows],
-                      ensure_ascii=False, indent=2)
+    """A JSON array of rows; ``received`` is ``received_at`` in ISO 8601. Control characters are
+    JSON escapes (C1 and DEL too), credentials masked."""
+    return json_dumps([{**r.as_dict(), "text": mask(r.text), "received": _iso(r.received_at)} for r in rows],
+                      indent=2)

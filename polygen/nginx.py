@@ -9,7 +9,7 @@ What the server does, and why:
 * ``/000000000000.cfg`` is answered from ``bootstrap/<TOKEN>.cfg`` chosen by User-Agent through a
   ``map`` generated from ``out/ua-index.json``, falling back to the default bootstrap. nginx needs
   no sidecar for this, so phones boot while the sidecar is down. Regenerate the config after a
-  build adds a model (the default bootstrap carries every model's element anyway, FACTS §1).
+  build adds a model (the default bootstrap carries every model's element anyway, docs/polycom.md §1).
 * ``root`` is the ``out`` symlink itself, never its target: a build swaps the symlink atomically
   and nginx resolves it per request. ``open_file_cache`` stays off so no stale generation is
   served.
@@ -135,9 +135,9 @@ def read_ua_index(out_dir: Path) -> dict[str, str]:
     if not isinstance(models, dict):
         raise PolygenError(f"{path}: 'models' must be an object of UA token -> bootstrap path")
     for token, target in models.items():
-        if not _TOKEN_RE.match(str(token)):
+        if not _TOKEN_RE.fullmatch(str(token)):
             raise PolygenError(f"{path}: invalid User-Agent model token {token!r}")
-        if not isinstance(target, str) or not _BOOTSTRAP_RE.match(target):
+        if not isinstance(target, str) or not _BOOTSTRAP_RE.fullmatch(target):
             raise PolygenError(
                 f"{path}: models.{token}: expected a path like bootstrap/<TOKEN>.cfg, got {target!r}"
             )
@@ -188,12 +188,12 @@ def render_nginx(
     if auth and auth_file is None and (Path(out_dir) / htpasswd.FILENAME).is_file():
         auth_file = Path(out_dir) / htpasswd.FILENAME
     listen = str(listen).strip()
-    if not _LISTEN_RE.match(listen):
+    if not _LISTEN_RE.fullmatch(listen):
         raise PolygenError(f"invalid --listen {listen!r}: expected PORT or ADDRESS:PORT, e.g. 80 or 192.0.2.1:80")
-    if not _HOSTPORT_RE.match(str(sidecar)):
+    if not _HOSTPORT_RE.fullmatch(str(sidecar)):
         raise PolygenError(f"invalid --sidecar {sidecar!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
     names = str(server_name).split()
-    if not names or not all(_SERVER_NAME_RE.match(n) for n in names):
+    if not names or not all(_SERVER_NAME_RE.fullmatch(n) for n in names):
         raise PolygenError(f"invalid --server-name {server_name!r}: expected host names separated by spaces, or _")
     if isinstance(miss_limit, bool) or not isinstance(miss_limit, int) or miss_limit < 0:
         raise PolygenError(f"invalid --miss-limit {miss_limit!r}: expected 0 (no limit) or a positive number")

@@ -6,7 +6,7 @@ when the firmware release directory carries them, from the release's own files:
 
 * UC: ``<release>/Config/polycomConfig.xsd`` (or ``<release>/polycomConfig.xsd``): its
   ``xsd:attribute name=…`` declarations, plus the attribute names of the ``Config/*.cfg``
-  templates (the XSD Polycom ships lags its own templates, FACTS §8).
+  templates (the XSD Polycom ships lags its own templates, docs/polycom.md §8).
 * SIP 3.x: ``<release>/sip.cfg`` and ``<release>/phone1.cfg``: every attribute is a parameter.
 
 Indexed names. The lists enumerate indexed families (``reg.1.address`` … ``reg.34.address``), but
@@ -206,7 +206,7 @@ def _xsd_attribute_names(path: Path) -> set[str]:
 
 
 def cfg_attribute_names(path: Path) -> set[str]:
-    """Every attribute of a Polycom XML parameter file is a parameter name (FACTS §3)."""
+    """Every attribute of a Polycom XML parameter file is a parameter name (docs/polycom.md §3)."""
     names: set[str] = set()
     for _event, elem in ET.iterparse(path):
         names.update(a for a in elem.attrib if not a.startswith("{"))

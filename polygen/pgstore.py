@@ -11,6 +11,8 @@ docstring first); the shared parts live there. What differs:
   for the same phone at once store them one after the other: the second reads what the first
   committed (READ COMMITTED takes a snapshot per statement), and appended lines are stored once.
 * **Bulk insert**: an upload's lines go in with one ``COPY``.
+* **Health checks** ask on a connection of their own (``open_reader``), read-only and with a
+  statement timeout, so they never wait behind the sidecar's writers.
 * **Outages.** A lost or refused connection raises ``LogStoreUnavailable`` (the sidecar answers
   503 and the phone tries again); the next call connects again. A commit whose answer was lost may
   have happened: the upload sent again then finds its lines in the append state and stores
@@ -28,7 +30,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from polygen.errors import LogStoreError, LogStoreUnavailable
-from polygen.logstore import LINE_COLUMNS, SCHEMA_VERSION, BaseLogStore
+from polygen.logstore import BUSY_TIMEOUT_MS, LINE_COLUMNS, SCHEMA_VERSION, BaseLogStore
 
 __all__ = ["MIGRATIONS", "PgLogStore", "safe_url"]
 
@@ -48,6 +50,9 @@ CONNECT_OPTIONS = {
 }
 
 RECONNECT_PAUSE = 2.0  # seconds after a failed connection attempt before the next one
+# The health check's connection only reads, and its query waits for a lock no longer than SQLite's
+# would, so a stuck check cannot hold the reader thread.
+READER_SETTINGS = ("SET default_transaction_read_only = on", f"SET statement_timeout = {BUSY_TIMEOUT_MS}")
 
 # The SQLite schema (polygen.logstore.MIGRATIONS) in PostgreSQL's types, version for version.
 # Never edit a released entry: add the next version, here and there.
@@ -122,11 +127,12 @@ class PgLogStore(BaseLogStore):
     _PH = "%s"
     _LIKE = "ILIKE"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, read_only: bool = False):
         self.url = url
         self.name = safe_url(url)
         self._conn = None  # psycopg.Connection, connected on first use and again after a loss
         self._failed: tuple[float, str] | None = None  # (monotonic time, message) of a failed connect
+        self._settings = READER_SETTINGS if read_only else ()  # run on each new connection
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -146,6 +152,12 @@ class PgLogStore(BaseLogStore):
             raise
         return store
 
+    @classmethod
+    def open_reader(cls, url: str) -> PgLogStore:
+        """A connection of its own that only reads (the sidecar's health check): READER_SETTINGS;
+        connected at its first query, never migrating."""
+        return cls(url, read_only=True)
+
     def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
@@ -162,14 +174,21 @@ class PgLogStore(BaseLogStore):
         if self._failed is not None and _time.monotonic() < self._failed[0] + RECONNECT_PAUSE:
             raise LogStoreUnavailable(self._failed[1])
         try:
-            self._conn = psycopg.connect(self.url, autocommit=True, **CONNECT_OPTIONS)
+            conn = psycopg.connect(self.url, autocommit=True, **CONNECT_OPTIONS)
+            try:
+                for statement in self._settings:
+                    conn.execute(statement)
+            except BaseException:
+                conn.close()
+                raise
         except psycopg.OperationalError as exc:
             self._failed = (_time.monotonic(), f"cannot reach log database {self.name}: {_reason(exc)}")
             raise LogStoreUnavailable(self._failed[1]) from exc
         except psycopg.Error as exc:  # a malformed URL: no use trying again
             raise LogStoreError(f"invalid log database URL {self.name}: {_reason(exc)}") from exc
         self._failed = None
-        return self._conn
+        self._conn = conn
+        return conn
 
     @contextlib.contextmanager
     def _session(self) -> Iterator:

@@ -32,7 +32,7 @@ UA_INDEX = "ua-index.json"
 SITE_FILE = {"uc": "site.cfg", "sip3": "site-sip3.cfg"}
 SECRET_MODE = 0o640
 PUBLIC_MODE = 0o644
-MAX_CONTACTS = 9999  # dir.local.contacts.maxNum upper bound (FACTS §3)
+MAX_CONTACTS = 9999  # dir.local.contacts.maxNum upper bound (docs/polycom.md §3)
 _FW_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 
 
@@ -149,7 +149,7 @@ def site_sections(inv: Inventory, dialect: str) -> list[tuple[str, list[tuple[st
     pol = site.polling
     prov = [("prov.polling.enabled", "1"), ("prov.polling.mode", pol.mode),
             ("prov.polling.period", str(pol.period)), ("prov.polling.time", pol.time)]
-    if pol.time_random_end and dialect == "uc":  # timeRandomEnd exists in UC only (FACTS §3)
+    if pol.time_random_end and dialect == "uc":  # timeRandomEnd exists in UC only (docs/polycom.md §3)
         prov.append(("prov.polling.timeRandomEnd", pol.time_random_end))
     ntp = [("tcpIpApp.sntp.address", site.ntp_server), ("tcpIpApp.sntp.address.overrideDHCP", "1")] \
         if site.ntp_server else []
@@ -182,7 +182,7 @@ def _firmware_files(firmware: Path | None, release: str, dialect: str) -> list[P
         return []
     keep = []
     for p in sorted(d.iterdir()):
-        if not p.is_file() or not _FW_NAME_RE.match(p.name):
+        if not p.is_file() or not _FW_NAME_RE.fullmatch(p.name):
             continue
         if p.suffix in (".ld", ".ver", ".sig") or (dialect == "sip3" and p.name in ("sip.cfg", "phone1.cfg")):
             keep.append(p)

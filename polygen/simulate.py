@@ -1,4 +1,4 @@
-"""Play a phone's boot against a provisioning server, as FACTS §1–§5 describe it.
+"""Play a phone's boot against a provisioning server, as docs/polycom.md §1–§5 describe it.
 
 ``boot(transport, mac, user_agent)`` requests ``<mac>.cfg``, then ``000000000000.cfg`` with the
 User-Agent, reads the master config and its per-model element, fetches the firmware, the
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Protocol
 
 from polygen.errors import PolygenError
+from polygen.safetext import MASK, mask, visible
 
-MASK = "********"
 
 
 class Transport(Protocol):
@@ -176,7 +176,7 @@ def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: 
         report.requests.append(Request(method, "/" + path.lstrip("/"), status, len(body), note))
         return status, body
 
-    # 1. the per-phone master, then the default one (FACTS §1 lookup order)
+    # 1. the per-phone master, then the default one (docs/polycom.md §1 lookup order)
     status, master = get(f"{mac}.cfg", note="per-phone master (optional)")
     if status != 200:
         status, master = get("000000000000.cfg", note="master, chosen by User-Agent")
@@ -205,7 +205,7 @@ def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: 
                     m[base] = v
     report.master = m
 
-    # 2. firmware: the phone tries <part>.<APP_FILE_PATH> first (FACTS §6, inferred); we fetch as written
+    # 2. firmware: the phone tries <part>.<APP_FILE_PATH> first (docs/polycom.md §6, inferred); we fetch as written
     app = m.get("APP_FILE_PATH", "")
     if app:
         status, _ = get(app, note="firmware")
@@ -237,7 +237,7 @@ def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: 
             report.failures.append(f"{name} (CONFIG_FILES) answered {status}")
             continue
         absorb(name, body, override=False)
-    # 4. override files beat CONFIG_FILES; <mac>-web.cfg beats <mac>-phone.cfg (FACTS §1)
+    # 4. override files beat CONFIG_FILES; <mac>-web.cfg beats <mac>-phone.cfg (docs/polycom.md §1)
     od = m.get("OVERRIDES_DIRECTORY", "")
     for name in (f"{mac}-phone.cfg", f"{mac}-web.cfg"):
         status, body = get(_join(od, name), note="override file")
@@ -318,4 +318,6 @@ def format_report(r: BootReport) -> str:
     out += [f"  FAILED: {f}" for f in r.failures]
     out += [f"  hint: {h}" for h in r.hints]
     out.append("  result: OK" if r.ok else "  result: FAILED")
-    return "\n".join(out)
+    # What the server sent (names, paths, parse errors) is shown, never obeyed; passwords masked.
+    secrets = {ln.password for ln in r.lines if ln.password}
+    return "\n".join(visible(mask(line, secrets), newlines=True) for line in out)

@@ -1,6 +1,6 @@
 """IANA time zone -> Polycom ``tcpIpApp.sntp.*`` values.
 
-Phones take a standard offset in seconds plus one yearly DST rule (FACTS §3): month, an
+Phones take a standard offset in seconds plus one yearly DST rule (docs/polycom.md §3): month, an
 occurrence of a weekday (date 1/8/15/22 = 1st..4th, or lastInMonth) or a fixed date, and the hour.
 We read the transitions of two consecutive years from the system's tz database and derive the
 rule that explains both, so the output does not depend on which of those years the build ran in.

@@ -1,4 +1,4 @@
-"""Parse the User-Agent strings Polycom/Poly phones send (FACTS.md §2).
+"""Parse the User-Agent strings Polycom/Poly phones send (docs/polycom.md §2).
 
 Accepted shape (whitespace between the parts may be any run of spaces/tabs)::
 

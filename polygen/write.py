@@ -100,7 +100,7 @@ def build_lock(out: Path):
 def _next_name(g: Path) -> str:
     n = 0
     for p in g.iterdir():
-        m = _GEN_RE.match(p.name)
+        m = _GEN_RE.fullmatch(p.name)
         if m:
             n = max(n, int(m.group(1)))
     return f"g{n + 1:06d}"
@@ -243,7 +243,7 @@ def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=Non
 
     try:
         for n, f in enumerate(files, 1):
-            if not (_SAFE_PATH_RE.match(f.path) or f.path in DOTFILES) or ".." in f.path.split("/") \
+            if not (_SAFE_PATH_RE.fullmatch(f.path) or f.path in DOTFILES) or ".." in f.path.split("/") \
                     or f.path == MANIFEST:
                 raise BuildError(f"refusing to write '{f.path}' ({f.origin}): not a safe relative path")
             if f.path in manifest:
@@ -344,7 +344,7 @@ def _clean_stale(g: Path, out: Path) -> None:
 
 
 def _collect(g: Path, keep: set[str]) -> None:
-    gens = sorted((p for p in g.iterdir() if _GEN_RE.match(p.name)), key=lambda p: p.name)
+    gens = sorted((p for p in g.iterdir() if _GEN_RE.fullmatch(p.name)), key=lambda p: p.name)
     for p in gens[:-KEEP_GENERATIONS]:
         if p.name not in keep:
             shutil.rmtree(p, ignore_errors=True)

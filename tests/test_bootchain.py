@@ -1,4 +1,4 @@
-"""Follow each example phone's boot through the built files, as the phone does (FACTS §1-§5):
+"""Follow each example phone's boot through the built files, as the phone does (docs/polycom.md §1-§5):
 master by User-Agent, per-model element, firmware, CONFIG_FILES in order (first value wins),
 override files, directory, boot-log upload; then check the effective registration."""
 

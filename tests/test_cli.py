@@ -132,3 +132,31 @@ def test_an_internal_error_has_no_traceback_unless_verbose(inventory_dir, firmwa
                         "and please report it)\n")
     r = CliRunner().invoke(cli, ["-v", *args])
     assert isinstance(r.exception, ValueError)  # -v lets it through, with its traceback
+
+
+def test_diff_masks_every_credential(inventory_dir, firmware_dir, tmp_path):
+    """.htpasswd lines (hashes included), the provisioning password and every parameter that holds
+    a credential (key, PIN, ...) are masked, before and after, in the diff of a build."""
+    site = inventory_dir / "site.yaml"
+
+    def set_credentials(password, key, pin):
+        text = site.read_text().split("  provisioning_auth:")[0]
+        site.write_text(text + f"  provisioning_auth: {{user: phones-2026a, password: {password}}}\n"
+                        f"  settings:\n    device.sec.configEncryption.key: {key}\n    reg.1.pin: '{pin}'\n")
+
+    site.write_text(site.read_text().replace("  settings:\n    # raw Polycom parameters for every phone\n"
+                                             '    up.headsetMode: "0"\n', ""))
+    set_credentials("Old-prov-pass", "0ld-k3y-value", "97531")
+    args = build_args(inventory_dir, firmware_dir, tmp_path)
+    first = invoke(["diff", *args]).stdout  # every file added
+    assert 'device.sec.configEncryption.key="********"' in first and 'reg.1.pin="********"' in first
+    assert "+phones-2026a:********" in first
+    assert invoke(["build", *args]).exit_code == 0
+    old_hash = (tmp_path / "out" / ".htpasswd").read_text().split(":", 1)[1].strip()
+    set_credentials("New-prov-pass", "n3w-k3y-value", "86420")
+    r = invoke(["diff", *args])
+    assert r.exit_code == 0
+    for secret in ("Old-prov-pass", "New-prov-pass", "0ld-k3y-value", "n3w-k3y-value", "97531", "86420",
+                   old_hash, "{SSHA}"):
+        assert secret not in first + r.stdout, secret
+    assert "M .htpasswd" in invoke(["diff", "--stat", *args]).stdout

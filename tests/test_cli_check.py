@@ -198,3 +198,39 @@ def test_usage_errors_exit_2(inv, args, message):
     assert result.exit_code == 2
     assert message in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    (b"POLYGEN_SECRET_1001", b"not-\xff-utf8",
+     "$POLYGEN_SECRET_1001: the password for extension '1001' is not valid UTF-8 text; set it again as UTF-8"),
+    (b"POLYGEN_SECRET_1001", b"bell\x07",
+     "$POLYGEN_SECRET_1001: the password for extension '1001' contains the control character U+0007; "
+     "a password is one line of printable text"),
+    (b"POLYGEN_PROVISIONING_PASSWORD", b"\xc3(",
+     "$POLYGEN_PROVISIONING_PASSWORD: the provisioning password is not valid UTF-8 text; set it again as UTF-8"),
+    (b"POLYGEN_PROVISIONING_PASSWORD", b"line\nbreak",
+     "$POLYGEN_PROVISIONING_PASSWORD: the provisioning password contains the control character U+000A; "
+     "a password is one line of printable text (a YAML block scalar, | or >, ends with a newline: quote the "
+     "password instead)"),
+])
+def test_secrets_from_the_environment_are_checked(tmp_path, variable, value, message):
+    """Bytes in the environment that are not UTF-8, or control characters, give a clear error
+    naming the variable (never an internal error, never a file written with them)."""
+    import subprocess
+    import sys
+
+    inv = tmp_path / "inv"
+    inv.mkdir()
+    (inv / "site.yaml").write_text(SITE + "  provisioning_auth: {user: phones-a}\n")
+    (inv / "extensions.yaml").write_text(EXTS)
+    (inv / "phones.yaml").write_text(PHONES)
+    env = {k: v for k, v in os.environb.items() if not k.startswith(b"POLYGEN_")}
+    env[b"POLYGEN_PROVISIONING_PASSWORD"] = b"prov-pass"
+    env[variable] = value
+    for command in (["check"], ["build", "-o", str(tmp_path / "out"), "-t", str(ROOT / "templates")]):
+        r = subprocess.run([sys.executable, "-m", "polygen", *command, "-i", str(inv)], env=env,
+                           capture_output=True, text=True)
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.splitlines()[0] == message, r.stderr
+        assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()

@@ -69,7 +69,7 @@ def test_community_faq_example_2xxx_only_four_digit_numbers_starting_with_2():
 
 
 # ---------------------------------------------------------------------------------------------
-# The default map with extensions (FACTS §10)
+# The default map with extensions (docs/polycom.md §10)
 # ---------------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""polygen.logparse: the log line grammar of FACTS.md §5 and the body splitter."""
+"""polygen.logparse: the log line grammar of docs/polycom.md §5 and the body splitter."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polygen.logparse import LogLine, iter_lines, parse_log_line
+from polygen.logparse import LogLine, count_lines, iter_lines, parse_log_line, text_lines
 
 
 @pytest.mark.parametrize(
@@ -69,16 +69,32 @@ def test_round_trip(time, module, level, missed, text):
     ("data", "lines"),
     [
         (b"", []),
-        (b"\n", [""]),
+        (b"\n", []),
         (b"a\nb\n", ["a", "b"]),
-        (b"a\r\nb\r\n", ["a", "b"]),
-        (b"a\n\nb", ["a", "", "b"]),  # blank lines kept, last line without newline kept
-        (b"a\n\n", ["a", ""]),  # only the final empty piece is skipped
+        (b"a\r\nb\r\r\n", ["a", "b"]),
+        (b"a\n\nb", ["a", "b"]),  # blank lines are not kept; a last line without newline is
+        (b"a\n \t\r\n\n", ["a"]),  # blank: only spaces, tabs and CRs
+        (b"  indented\n", ["  indented"]),
         (b"caf\xc3\xa9 \xff\xfe\n", ["caf\u00e9 \ufffd\ufffd"]),
     ],
 )
 def test_iter_lines(data, lines):
     assert list(iter_lines(data)) == lines
+
+
+def test_text_lines_numbers_and_offsets():
+    """Blank lines keep their numbers; the offsets delimit each line with its newline."""
+    data = b"one\n\n  \nfour\r\nfive"
+    assert list(text_lines(data)) == [(1, 0, 4, "one"), (4, 8, 14, "four"), (5, 14, 18, "five")]
+    assert [n for n, *_ in text_lines(data, first_line_no=10)] == [10, 13, 14]
+    assert count_lines(data) == 5 and count_lines(b"") == 0 and count_lines(b"a\n") == 1
+
+
+def test_a_megabyte_of_blanks_yields_nothing():
+    """Newlines or spaces by the megabyte are not lines (the flood an upload limit must not pay for)."""
+    assert list(text_lines(b"\n" * (1 << 20))) == []
+    assert list(text_lines(b" " * (1 << 20))) == []
+    assert list(text_lines(b"\n" * 1000 + b"x")) == [(1001, 1000, 1001, "x")]
 
 
 @given(st.binary())

@@ -6,6 +6,7 @@ tests/test_pgstore.py."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from datetime import datetime
 
@@ -129,6 +130,29 @@ def test_not_a_database(db_path):
         LogStore.open(db_path)
 
 
+# ---------------------------------------------------------------------- the health check's reader
+def test_reader_reads_while_a_write_is_open_and_never_writes(db, store):
+    """open_reader: the health check's connection answers while an upload's transaction is open
+    on the writer, and cannot change anything."""
+    reader = logstore.open_reader(db)
+    try:
+        with store._upload_transaction(MAC, "app") as conn:  # a writer in the middle of an upload
+            conn.execute("INSERT INTO upload_state VALUES ('x', 'app', 0, '', 0)")
+            assert reader.ping() is True
+            assert reader.counts() == (0, 0)
+        with pytest.raises((LogStoreError, sqlite3.OperationalError), match="read-?only"):
+            reader._write("DELETE FROM upload_state")
+        assert raw(db, "SELECT count(*) FROM upload_state") == [(1,)]
+    finally:
+        reader.close()
+
+
+def test_sqlite_reader_creates_nothing(db_path):
+    with pytest.raises(LogStoreError, match=f"^cannot open log database {db_path} to read: "):
+        logstore.open_reader(db_path)
+    assert not db_path.exists()
+
+
 # ---------------------------------------------------------------------- storing
 def test_store_fields(store):
     body = (b"011511.006|so   |2|00|soCoreAudioTermChg: chassis -> idle\r\n"
@@ -239,6 +263,78 @@ def test_one_transaction_failure_leaves_nothing(store, monkeypatch):
     # The append state was rolled back too: the retry stores exactly the three new lines.
     assert store.store_upload(MAC, "app", lines(5), None, UA, received_at=3.0).lines == 3
     assert texts(store) == [f"line {i}" for i in range(1, 6)]
+
+
+# ---------------------------------------------------------------------- blank lines and line caps
+def test_blank_lines_not_stored_but_counted(store):
+    body = b"one\n\n \t\r\nfour\n\n"
+    assert store.store_upload(MAC, "app", body, None, None).lines == 2
+    assert [(r.line_no, r.text) for r in store.query()] == [(1, "one"), (3 + 1, "four")]
+    # appended after the trailing blank line: numbering goes on from line 6
+    assert store.store_upload(MAC, "app", body + b"six\n", None, None).lines == 1
+    assert [(r.line_no, r.text) for r in store.query()][-1] == (6, "six")
+    assert store.store_upload(MAC2, "app", b"\n" * 1000, None, None).lines == 0
+    assert store.counts() == (3, 3)
+
+
+def marker_rows(db):
+    return raw(db, "SELECT line_no, text FROM log_lines WHERE module = 'polygen' ORDER BY id")
+
+
+def test_upload_over_max_lines_is_cut_with_a_marker(store, db):
+    """The first max_lines lines, then one marker row; the append state ends at the cut, so the
+    whole file sent again stores the rest (and what was appended), numbered on."""
+    body = lines(8)
+    r = store.store_upload(MAC, "app", body, None, UA, received_at=1.0, max_lines=5)
+    assert r == StoredUpload(1, 5, 0, cut_line=6, cut_bytes=len(lines(3, start=6)))
+    assert store.uploads() == [(1, MAC, "app", None, 1.0, len(body), 5, 0)]  # the marker is not a line
+    assert marker_rows(db) == [(6, logstore.cut_marker(6, len(lines(3, start=6)), 5))]
+    assert marker_rows(db)[0][1] == ("[polygen] lines 6 and on (87 bytes) not stored: this upload went over "
+                                     "its limit of 5 lines; they are stored when the phone sends them again")
+    assert raw(db, "SELECT last_len, last_lines FROM upload_state") == [(len(lines(5)), 5)]
+    r = store.store_upload(MAC, "app", body + lines(2, start=9), None, UA, received_at=2.0, max_lines=5)
+    assert r == StoredUpload(2, 5, len(lines(5)))
+    phone_lines = [(x.line_no, x.text) for x in store.query(limit=None) if x.module != logstore.CUT_MODULE]
+    assert phone_lines == [(i, f"line {i}") for i in range(1, 11)]
+
+
+def test_cut_skips_blank_lines_and_counts_them(store, db):
+    """Blank lines take no room under the cap; the state after the cut counts them all."""
+    body = b"a\n\n\nb\n\nc\nd\n"
+    r = store.store_upload(MAC, "app", body, None, None, max_lines=2)
+    assert (r.lines, r.cut_line, r.cut_bytes) == (2, 6, len(b"c\nd\n"))
+    assert raw(db, "SELECT last_lines FROM upload_state") == [(5,)]
+    assert store.store_upload(MAC, "app", body, None, None, max_lines=2).lines == 2
+    assert [(x.line_no, x.text) for x in store.query(limit=None) if x.module != logstore.CUT_MODULE] == [
+        (1, "a"), (4, "b"), (6, "c"), (7, "d")]
+
+
+def test_max_lines_zero_stores_only_the_marker(store, db):
+    r = store.store_upload(MAC, "app", lines(2), None, None, max_lines=0)
+    assert (r.lines, r.cut_line, r.cut_bytes) == (0, 1, len(lines(2)))
+    assert store.counts() == (1, 1) and marker_rows(db)[0][0] == 1
+    assert raw(db, "SELECT last_len, last_lines FROM upload_state") == [(0, 0)]
+    # a body that fits, or a cap of None, stores everything and no marker
+    assert store.store_upload(MAC2, "app", lines(2), None, None, max_lines=2).cut_line is None
+    assert store.store_upload(MAC2, "boot", lines(3), None, None).lines == 3
+    with pytest.raises(ValueError, match="max_lines must be >= 0"):
+        store.store_upload(MAC, "boot", lines(1), None, None, max_lines=-1)
+    assert store.counts() == (3, 6)
+
+
+def test_plan_upload_is_the_append_arithmetic():
+    """plan_upload, pure: what a cut upload stores and the state it leaves, without a database."""
+    body = b"x\n\ny\nz"
+    plan = logstore.plan_upload(None, body)
+    assert [(n, text) for n, *_, text, _ in plan.lines] == [(1, "x"), (3, "y"), (4, "z")]
+    assert plan.state == (len(body), hashlib.sha256(body).hexdigest(), 4)
+    assert (plan.cut_line, list(plan.rows()) == plan.lines) == (None, True)
+    plan = logstore.plan_upload(None, body, max_lines=1)
+    assert (plan.cut_line, plan.cut_bytes, plan.state[0], plan.state[2]) == (3, len(b"y\nz"), len(b"x\n\n"), 2)
+    assert list(plan.rows())[-1][:3] == (3, None, logstore.CUT_MODULE)
+    again = logstore.plan_upload(plan.state, body + b"\n")  # the rest, from the cut on
+    assert (again.skipped, [n for n, *_ in again.lines]) == (len(b"x\n\n"), [3, 4])
+    assert again.state[2] == 4
 
 
 # ---------------------------------------------------------------------- querying

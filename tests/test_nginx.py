@@ -248,6 +248,9 @@ def test_missing_ua_index(tmp_path):
     ('{"version": 1, "models": {"SPIP 330": "bootstrap/x.cfg"}}', "invalid User-Agent model token 'SPIP 330'"),
     ('{"version": 1, "models": {"SPIP_330": "../etc/passwd"}}', "models.SPIP_330: expected a path like bootstrap/<TOKEN>.cfg"),
     ('{"version": 1, "models": {"SPIP_330": "bootstrap/x;y.cfg"}}', "expected a path like bootstrap/<TOKEN>.cfg"),
+    # a trailing newline is not the end of a name ($ would let it through)
+    ('{"version": 1, "models": {"SPIP_330\\n": "bootstrap/x.cfg"}}', "invalid User-Agent model token"),
+    ('{"version": 1, "models": {"SPIP_330": "bootstrap/x.cfg\\n"}}', "expected a path like bootstrap/<TOKEN>.cfg"),
 ])
 def test_bad_ua_index(tmp_path, index, message):
     (tmp_path / "ua-index.json").write_text(index)
@@ -258,6 +261,7 @@ def test_bad_ua_index(tmp_path, index, message):
 @pytest.mark.parametrize("kw, message", [
     ({"listen": "80; evil"}, "invalid --listen"),
     ({"sidecar": "8080"}, "invalid --sidecar"),
+    ({"sidecar": "127.0.0.1:8080\n"}, "invalid --sidecar"),
     ({"server_name": "a;b"}, "invalid --server-name"),
     ({"miss_limit": -1}, "invalid --miss-limit -1: expected 0 (no limit) or a positive number"),
     ({"tls_cert": Path("/c.pem")}, "TLS needs both --tls-cert and --tls-key"),

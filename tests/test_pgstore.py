@@ -238,3 +238,19 @@ def test_lost_connection_comes_back(pg_cluster, pg_url, monkeypatch):
         # the upload sent again stores exactly the two new lines
         assert store.store_upload(MAC, "app", growing_log(MAC, 4), None, None).lines == 2
         assert [r.line_no for r in store.query(limit=None)] == [1, 2, 3, 4]
+
+
+def test_reader_gives_up_on_a_locked_table(pg_url, monkeypatch):
+    """The health check's reader waits for a lock no longer than its statement timeout: a table
+    locked by a migration or an admin makes the check fail, not hang (then it answers again)."""
+    monkeypatch.setattr(pgstore, "READER_SETTINGS", (pgstore.READER_SETTINGS[0], "SET statement_timeout = 200"))
+    PgLogStore.open(pg_url).close()
+    reader = PgLogStore.open_reader(pg_url)
+    try:
+        with psycopg.connect(pg_url) as admin, admin.transaction():
+            admin.execute("LOCK TABLE uploads IN ACCESS EXCLUSIVE MODE")
+            assert reader.ping() is False
+        assert reader.ping() is True
+        assert reader._fetch("SHOW default_transaction_read_only") == [("on",)]
+    finally:
+        reader.close()

@@ -18,9 +18,14 @@ def _args(tmp_path):
 
 
 def on_a_terminal(tmp_path) -> str:
+    return run_on_a_terminal(_args(tmp_path))
+
+
+def run_on_a_terminal(argv: list[str]) -> str:
+    """Run argv with a pseudo-terminal as stdout and stderr; what it wrote (exit status 0)."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: stdout and stderr are the terminal
-        os.execv(sys.executable, _args(tmp_path))
+        os.execv(argv[0], argv)
     out = b""
     while True:
         try:

@@ -141,7 +141,8 @@ def test_serve_database_unreachable_at_start(tmp_path):
 
 
 async def test_store_writers_in_parallel_then_all_closed(pg_cluster, pg_url):
-    """On PostgreSQL the sidecar stores with several connections at once; closing closes them all."""
+    """On PostgreSQL the sidecar stores with several connections at once; closing closes them all,
+    and the health check's own connection too."""
     from polygen.sidecar.store import PG_WRITERS, StoreWriter
 
     def connections() -> int:
@@ -156,5 +157,7 @@ async def test_store_writers_in_parallel_then_all_closed(pg_cluster, pg_url):
     assert sorted(s.lines for s in stored) == [0] * (2 * len(MACS)) + [2 * LINES] * len(MACS)
     assert 1 < connections() <= PG_WRITERS
     assert await writer.counts() == (3 * len(MACS), 2 * LINES * len(MACS))
+    assert await writer.ping() is True  # on the health check's own connection
+    assert 2 < connections() <= PG_WRITERS + 1
     await writer.close()
     assert connections() == 0

@@ -511,14 +511,14 @@ def free_port() -> int:
 class Server:
     """``python -m polygen serve`` in a subprocess, on a loopback port."""
 
-    def __init__(self, cwd: Path, out: Path, db: Path, inventory: Path):
+    def __init__(self, cwd: Path, out: Path, db: Path, inventory: Path, *extra: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.stdout = cwd / f"serve-{self.port}.out"
         self._fh = open(self.stdout, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "polygen", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "-o", str(out), "--db", str(db), "-i", str(inventory), "--no-watch", "--shutdown-timeout", "10"],
+             "-o", str(out), "--db", str(db), "-i", str(inventory), "--no-watch", "--shutdown-timeout", "10", *extra],
             cwd=cwd, stdout=self._fh, stderr=subprocess.STDOUT,
         )
 

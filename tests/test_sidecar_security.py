@@ -438,14 +438,20 @@ def test_limits_validation(tmp_path):
         SidecarConfig(out=tmp_path, db=tmp_path / "x.db", upload_window=0)
 
 
-def test_serve_options_and_envvars(monkeypatch, tmp_path):
-    """--miss-limit/--upload-limit and POLYGEN_SERVE_* reach SidecarConfig; defaults agree."""
+def serve_configs(monkeypatch, tmp_path) -> tuple[CliRunner, list[str], list[SidecarConfig]]:
+    """A runner, the arguments of a `polygen serve` that only builds its SidecarConfig, and the
+    list each invocation appends that config to."""
     import polygen.sidecar.app as sidecar_app
 
-    seen = []
+    seen: list[SidecarConfig] = []
     monkeypatch.setattr(sidecar_app, "run", lambda config, **kw: seen.append(config))
     args = ["serve", "-o", str(tmp_path / "out"), "--db", str(tmp_path / "x.db"), "-i", str(ROOT / "inventory")]
-    runner = CliRunner()
+    return CliRunner(), args, seen
+
+
+def test_serve_options_and_envvars(monkeypatch, tmp_path):
+    """--miss-limit/--upload-limit and POLYGEN_SERVE_* reach SidecarConfig; defaults agree."""
+    runner, args, seen = serve_configs(monkeypatch, tmp_path)
     assert runner.invoke(cli, args, catch_exceptions=False).exit_code == 0
     default = SidecarConfig(out=tmp_path, db=tmp_path / "x.db")
     assert (seen[-1].miss_limit, seen[-1].upload_limit) == (default.miss_limit, default.upload_limit)
@@ -488,10 +494,20 @@ def test_secret_paths_are_ignored_by_git():
 
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    paths = ["inventory/secrets.yaml", "out", ".out.gens/g000001/0004f2000330-phone.cfg",
-             "logs.db", "logs.db-wal", "polygen-logs.db"]
+    from polygen.inventory import SECRETS_FILENAMES
+
+    # every secrets file name polygen reads, where the README puts it and elsewhere, and the
+    # copies editors leave beside it (backup, swap, autosave, lock link)
+    secrets = [f"{d}{name}" for name in SECRETS_FILENAMES for d in ("inventory/", "", "site/inventory/")]
+    secrets += [f"inventory/{copy.format(name)}" for name in SECRETS_FILENAMES for copy in (
+        "{}~", ".{}.swp", ".{}.swo", "#{}#", ".#{}", "{}.bak", "{}.orig", "{}.save", "{}.tmp", ".{}.un~")]
+    paths = secrets + ["out", ".out.gens/g000001/0004f2000330-phone.cfg", "logs.db", "logs.db-wal", "polygen-logs.db"]
     r = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True)
-    assert sorted(r.stdout.split()) == sorted(paths)
+    assert sorted(r.stdout.splitlines()) == sorted(paths)
+    # the test corpus's broken secrets files are test data, and stay in git
+    kept = ["tests/corpus/secrets-file-bad-shape/secrets.yaml", "inventory/phones.yaml", "polygen/inventory.py"]
+    r = subprocess.run(["git", "check-ignore", "--no-index", *kept], cwd=ROOT, capture_output=True, text=True)
+    assert r.stdout == ""
 
 
 # ---------------------------------------------------------------------------- SECURITY.md

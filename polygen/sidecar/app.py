@@ -16,7 +16,7 @@ from aiohttp import web
 
 from polygen.errors import LogStoreUnavailable, SidecarConfigError
 from polygen.logstore import describe_db
-from polygen.sidecar import guard, handlers, keys
+from polygen.sidecar import guard, handlers, keys, timeouts
 from polygen.sidecar.store import StoreWriter
 
 log = logging.getLogger("polygen.sidecar")
@@ -25,6 +25,10 @@ DEFAULT_MAX_UPLOAD = 1024 * 1024
 UNKNOWN_MAC_POLICIES = ("404", "accept")
 DEFAULT_MISS_LIMIT = 20  # 404s per client address per minute (SECURITY.md: MAC guessing)
 DEFAULT_UPLOAD_LIMIT = 30  # uploads per MAC per minute
+DEFAULT_MAX_UPLOAD_LINES = 10_000  # log lines stored from one upload (SECURITY.md: uploads)
+DEFAULT_LINE_LIMIT = 20_000  # log lines stored per MAC per hour
+DEFAULT_HEADER_TIMEOUT = 15.0  # seconds for a request head to arrive (slow clients)
+DEFAULT_BODY_TIMEOUT = 60.0  # seconds for an upload's whole body to arrive
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,11 @@ class SidecarConfig:
     upload_limit: int = DEFAULT_UPLOAD_LIMIT  # uploads per MAC per window, then 429; 0: off
     upload_window: float = 60.0  # seconds
     real_ip_from: tuple[str, ...] = ("127.0.0.1", "::1")  # proxies whose X-Real-IP is believed
+    max_upload_lines: int = DEFAULT_MAX_UPLOAD_LINES  # lines stored from one upload; 0: off
+    line_limit: int = DEFAULT_LINE_LIMIT  # lines stored per MAC per line_window, then 429; 0: off
+    line_window: float = 3600.0  # seconds
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT  # a connection without a request head for this long is closed
+    body_timeout: float = DEFAULT_BODY_TIMEOUT  # an upload body not complete after this long: 408
 
     def __post_init__(self):
         if self.unknown_mac not in UNKNOWN_MAC_POLICIES:
@@ -61,10 +70,12 @@ class SidecarConfig:
             raise SidecarConfigError("the retention must be a positive duration")
         if self.prune_interval <= 0 or self.quiet_period < 0:
             raise SidecarConfigError("prune interval and quiet period must be positive")
-        if self.miss_limit < 0 or self.upload_limit < 0:
+        if min(self.miss_limit, self.upload_limit, self.line_limit, self.max_upload_lines) < 0:
             raise SidecarConfigError("rate limits must be 0 (off) or a positive number")
-        if self.miss_window <= 0 or self.upload_window <= 0:
+        if min(self.miss_window, self.upload_window, self.line_window) <= 0:
             raise SidecarConfigError("rate limit windows must be a positive number of seconds")
+        if self.header_timeout <= 0 or self.body_timeout <= 0:
+            raise SidecarConfigError("the header and body timeouts must be a positive number of seconds")
 
 
 def setup_routes(app: web.Application) -> None:
@@ -191,8 +202,11 @@ async def _serve(app: web.Application, config: SidecarConfig, host: str, port: i
         access_log=logging.getLogger("polygen.access"),
         access_log_class=handlers.KeyValueAccessLogger,
         shutdown_timeout=shutdown_timeout,
+        keepalive_timeout=config.header_timeout,
     )
     await runner.setup()
+    timeouts.raise_open_files_limit()
+    idle_closer = asyncio.create_task(timeouts.close_idle(runner.server, app[keys.INFLIGHT], config.header_timeout))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -216,6 +230,7 @@ async def _serve(app: web.Application, config: SidecarConfig, host: str, port: i
             log.warning("%d request(s) still running after %gs; stopping anyway",
                         inflight.count, shutdown_timeout)
     finally:
+        idle_closer.cancel()
         for sig in signals:
             loop.remove_signal_handler(sig)
         await runner.cleanup()

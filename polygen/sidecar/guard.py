@@ -14,7 +14,10 @@
   back (a phone behind a busy NAT still boots), and a 401 without credentials takes no token (an
   HTTP client's first try). Nor does a 404 for ``<mac>.cfg``: every phone asks for it first at
   each boot, and it is never generated (DESIGN.md), so the answer tells nothing about the MAC.
-* **Uploads** of each MAC have a bucket of ``upload_limit`` tokens per ``upload_window``.
+* **Uploads** of each MAC have a bucket of ``upload_limit`` tokens per ``upload_window``, and one
+  of ``line_limit`` stored log lines per ``line_window``: an upload takes (at most
+  ``max_upload_lines``) tokens before it is stored and gives back what it did not store. With
+  that bucket empty, uploads are 429 before their body is read.
 
 The client address is ``request.remote``, except that a request from one of ``real_ip_from``
 (nginx in front, DESIGN.md) is judged by its ``X-Real-IP`` header. IPv6 clients are grouped by
@@ -29,6 +32,8 @@ These three names serve nothing and tell a client only what it would learn anywa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import logging
 import math
@@ -54,7 +59,7 @@ _PUBLIC_RE = re.compile(
 
 # Asked for by every phone at every boot and never generated: their 404s are no information.
 # <mac>.cfg, the web-UI override <mac>-web.cfg, <mac>-license.cfg (000000000000-license.cfg too)
-# and the call list <mac>-calls.xml (FACTS.md §2, observed boot sequences).
+# and the call list <mac>-calls.xml (docs/polycom.md §2, observed boot sequences).
 _ALWAYS_MISSING_RE = re.compile(
     r"(?:/[A-Za-z0-9._-]+)*/[0-9A-Fa-f]{12}(?:(?:-web|-license)?\.cfg|-calls\.xml)", re.ASCII
 )
@@ -97,16 +102,28 @@ class TokenBuckets:
 
     def take(self, key: str) -> bool:
         """Take a token if there is one; False (and nothing taken) when the bucket is empty."""
+        return self.take_up_to(key, 1) == 1
+
+    def take_up_to(self, key: str, n: int) -> int:
+        """Take as many whole tokens as there are, at most ``n``; how many were taken."""
         if not self.capacity:
-            return True
+            return n
         tokens = self.level(key)
-        if tokens < 1.0:
-            return False
+        got = min(n, int(tokens))
+        if got <= 0:
+            return 0
         self._buckets.pop(key, None)  # re-insert: the dict's order is least recently used first
         if len(self._buckets) >= self.max_keys:
             self._evict()
-        self._buckets[key] = (tokens - 1.0, self.clock())
-        return True
+        self._buckets[key] = (tokens - got, self.clock())
+        return got
+
+    def give_back(self, key: str, n: int) -> None:
+        """Return ``n`` tokens taken but not used (never above the capacity)."""
+        if not self.capacity or n <= 0 or key not in self._buckets:
+            return
+        tokens = min(float(self.capacity), self.level(key) + n)
+        self._buckets[key] = (tokens, self.clock())
 
     def retry_after(self, key: str) -> int:
         """Whole seconds until the next token."""
@@ -131,7 +148,26 @@ class Guard:
     def __init__(self, config):
         self.misses = TokenBuckets(config.miss_limit, config.miss_window)
         self.uploads = TokenBuckets(config.upload_limit, config.upload_window)
+        self.lines = TokenBuckets(config.line_limit, config.line_window)
+        self._writing: dict[str, tuple[asyncio.Lock, int]] = {}  # MAC -> (its lock, uploads holding or waiting)
         self.real_ip_from = frozenset(_ip_key(a) for a in config.real_ip_from)
+
+    @contextlib.asynccontextmanager
+    async def one_upload_at_a_time(self, mac: str):
+        """Uploads of one MAC reach the database writers one after the other, so a MAC that floods
+        has at most one upload queued ahead of every other phone's (and holds at most one of
+        PostgreSQL's writers)."""
+        lock, users = self._writing.get(mac) or (asyncio.Lock(), 0)
+        self._writing[mac] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._writing[mac]
+            if users == 1:
+                del self._writing[mac]
+            else:
+                self._writing[mac] = (lock, users - 1)
 
     def client(self, request: web.Request) -> str:
         remote = _ip_key(request.remote or "")

@@ -34,6 +34,8 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
 from polygen.errors import LogStoreUnavailable
+from polygen.logparse import count_lines
+from polygen.safetext import json_dumps
 from polygen.sidecar import keys
 from polygen.sidecar.guard import is_public, require_auth, too_many
 from polygen.sidecar.guard import note as _note
@@ -180,15 +182,28 @@ class InFlight:
         self.count = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # per connection (aiohttp's protocol object): requests being handled, and since when it
+        # has had none (polygen.sidecar.timeouts closes connections idle for too long)
+        self.busy: dict[object, int] = {}
+        self.idle_since: dict[object, float] = {}
 
-    def enter(self) -> None:
+    def enter(self, conn: object = None) -> None:
         self.count += 1
         self._idle.clear()
+        if conn is not None:
+            self.busy[conn] = self.busy.get(conn, 0) + 1
+            self.idle_since.pop(conn, None)
 
-    def leave(self) -> None:
+    def leave(self, conn: object = None) -> None:
         self.count -= 1
         if self.count == 0:
             self._idle.set()
+        if conn is not None:
+            left = self.busy.pop(conn, 1) - 1
+            if left > 0:
+                self.busy[conn] = left
+            else:
+                self.idle_since[conn] = asyncio.get_running_loop().time()
 
     async def wait_idle(self, timeout: float) -> bool:
         try:
@@ -201,11 +216,12 @@ class InFlight:
 @web.middleware
 async def inflight_middleware(request: web.Request, handler):
     inflight = request.app[keys.INFLIGHT]
-    inflight.enter()
+    conn = request.protocol
+    inflight.enter(conn)
     try:
         return await handler(request)
     finally:
-        inflight.leave()
+        inflight.leave(conn)
 
 
 # ---------------------------------------------------------------------------- errors
@@ -328,7 +344,7 @@ def _known_mac(request: web.Request, gen: Path, mac: str) -> bool:
 
 
 def handle_log_head(request: web.Request, mac: str) -> web.Response:
-    # Phones send HEAD <mac>-app.log before uploading the app log (FACTS.md §2, observed). Nothing
+    # Phones send HEAD <mac>-app.log before uploading the app log (docs/polycom.md §2, observed). Nothing
     # is kept on disk, so we answer "exists, empty": 200 with Content-Length 0. A phone that wants
     # to append then sends its whole file, and the store keeps only the part it has not seen
     # (polygen.logstore, append mode). A 404 here could make a phone skip the upload.
@@ -352,10 +368,49 @@ async def handle_upload(request: web.Request, raw: str) -> web.Response:
         # Not NOT_FOUND: the name already says it is an upload, and the text names only the MAC
         # the client sent; known and unknown MACs are told apart by 201 vs 404 either way.
         raise web.HTTPNotFound(text=f"unknown phone {mac}: not in the inventory")
-    uploads = request.app[keys.GUARD].uploads
-    if not uploads.take(mac):
+    guard = request.app[keys.GUARD]
+    if not guard.uploads.take(mac):
         _note(request, limited="uploads")
-        raise too_many(uploads.retry_after(mac), f"too many uploads for {mac}: slow down")
+        raise too_many(guard.uploads.retry_after(mac), f"too many uploads for {mac}: slow down")
+    if not guard.lines.allowed(mac):
+        _note(request, limited="lines")
+        raise too_many(guard.lines.retry_after(mac), f"too many log lines from {mac}: slow down")
+    body = await _read_body(request, config)
+    # Reserve the lines this upload may store before it waits for the writer, so that concurrent
+    # uploads of one MAC cannot store more than its budget between them: at most max_upload_lines
+    # and at most the lines the body has; what is not stored is given back.
+    wanted = count_lines(body)
+    if config.max_upload_lines:
+        wanted = min(wanted, config.max_upload_lines)
+    reserved = guard.lines.take_up_to(mac, wanted) if wanted else 0
+    if wanted and reserved == 0:
+        _note(request, limited="lines")
+        raise too_many(guard.lines.retry_after(mac), f"too many log lines from {mac}: slow down")
+    user_agent = request.headers.get("User-Agent")
+    ua = parse_user_agent(user_agent)
+    stored = None
+    try:
+        async with guard.one_upload_at_a_time(mac):
+            stored = await request.app[keys.STORE].store_upload(
+                mac, kind, body, ua.version if ua else None, user_agent, max_lines=reserved if wanted else None
+            )
+    finally:
+        guard.lines.give_back(mac, reserved - (stored.lines if stored else 0))
+    _note(request, upload_id=stored.upload_id, lines=stored.lines, skipped=stored.skipped_bytes)
+    answer = {"upload_id": stored.upload_id, "lines": stored.lines, "skipped_bytes": stored.skipped_bytes}
+    if stored.cut_line is not None:
+        # Over the limit: the lines after the cut are not stored, and a marker row says so. 201
+        # all the same, so the phone does not retry at once; the append state ends at the cut,
+        # so the next upload of its growing file brings the rest (see polygen.logstore).
+        _note(request, cut_line=stored.cut_line, cut_bytes=stored.cut_bytes)
+        answer.update(not_stored_from_line=stored.cut_line, not_stored_bytes=stored.cut_bytes)
+    elif stored.lines == 0:
+        return web.Response(status=204)  # nothing new (an empty body or one already stored)
+    return web.json_response(answer, status=201)
+
+
+async def _read_body(request: web.Request, config) -> bytes:
+    """The upload's body: at most ``max_upload_bytes`` (413), complete within ``body_timeout`` (408)."""
     cap = config.max_upload_bytes
     too_big = f"upload larger than {cap} bytes"
     if request.content_length is not None and request.content_length > cap:
@@ -364,29 +419,23 @@ async def handle_upload(request: web.Request, raw: str) -> web.Response:
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.content.iter_chunked(_CHUNK):
-            size += len(chunk)
-            if size > cap:
-                raise web.HTTPRequestEntityTooLarge(cap, size, text=too_big)
-            chunks.append(chunk)
+        async with asyncio.timeout(config.body_timeout):
+            async for chunk in request.content.iter_chunked(_CHUNK):
+                size += len(chunk)
+                if size > cap:
+                    raise web.HTTPRequestEntityTooLarge(cap, size, text=too_big)
+                chunks.append(chunk)
+    except TimeoutError:
+        # A body that trickles in holds a connection and memory: nothing is stored. (aiohttp then
+        # discards what still comes for a few seconds and closes the connection.)
+        _note(request, cut_off="timeout")
+        raise web.HTTPRequestTimeout(text=f"the upload took longer than {config.body_timeout:g}s") from None
     except (ConnectionError, HttpProcessingError, ClientPayloadError) as exc:
         # The client went away mid-body or lied about its length: nothing is stored. Not a
         # server error (no 500, no traceback in the log); the client is usually gone anyway.
         _note(request, cut_off=type(exc).__name__)
         raise web.HTTPBadRequest(text="the upload ended before its declared end") from None
-    body = b"".join(chunks)
-    user_agent = request.headers.get("User-Agent")
-    ua = parse_user_agent(user_agent)
-    stored = await request.app[keys.STORE].store_upload(
-        mac, kind, body, ua.version if ua else None, user_agent
-    )
-    _note(request, upload_id=stored.upload_id, lines=stored.lines, skipped=stored.skipped_bytes)
-    if stored.lines == 0:
-        return web.Response(status=204)  # nothing new (an empty body or one already stored)
-    return web.json_response(
-        {"upload_id": stored.upload_id, "lines": stored.lines, "skipped_bytes": stored.skipped_bytes},
-        status=201,
-    )
+    return b"".join(chunks)
 
 
 def handle_static(request: web.Request, raw: str) -> web.StreamResponse:
@@ -425,7 +474,7 @@ def kv(value: object) -> str:
     text = "" if value is None else str(value)
     if text and re.fullmatch(r"[A-Za-z0-9._:/@+-]+", text):
         return text
-    return json.dumps(text, ensure_ascii=False)
+    return json_dumps(text)  # C0, C1 and DEL escaped: a User-Agent cannot drive a terminal
 
 
 class KeyValueAccessLogger(AbstractAccessLogger):

@@ -1,4 +1,4 @@
-"""The sidecar's log database writers.
+"""The sidecar's log database writers, and the reader its health check asks.
 
 A log store (``polygen.logstore.open_store``: SQLite or PostgreSQL) is one connection and not
 thread-safe, so each writer thread of a ``ThreadPoolExecutor`` opens, uses and closes its own.
@@ -7,6 +7,10 @@ write-thread pattern); with PostgreSQL a few, each with its connection, and the 
 uploads for the same phone apart, across threads and sidecars (``polygen.pgstore``). Handlers
 ``await`` their work on a writer. If a request is cancelled while its upload is being stored, the
 transaction still runs to its end on the writer thread: an upload is stored whole or not at all.
+
+``/healthz`` asks on a reader of its own (``open_reader``: SQLite read-only, which WAL lets read
+while the writer writes; PostgreSQL a connection of its own), on a thread of its own, so a health
+check never queues behind uploads being stored.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from polygen.logstore import BaseLogStore, StoredUpload, describe_db, is_postgres_url, open_store
+from polygen.errors import LogStoreError
+from polygen.logstore import BaseLogStore, StoredUpload, describe_db, is_postgres_url, open_reader, open_store
 
 log = logging.getLogger("polygen.sidecar.store")
 PG_WRITERS = 4  # writer threads (connections) per sidecar on PostgreSQL
@@ -28,7 +33,8 @@ class StoreWriter:
     """Async front of the log store: one store per writer thread, each opened, used and closed
     there. SQLite gets one writer (it stores one upload at a time anyway); PostgreSQL gets
     ``PG_WRITERS``, so uploads for different phones are stored in parallel and the database can
-    commit them together (one phone's uploads still go one after the other, ``polygen.pgstore``)."""
+    commit them together (one phone's uploads still go one after the other, ``polygen.pgstore``).
+    ``ping`` asks a reader store on a thread of its own."""
 
     def __init__(self, db: Path | str, writers: int | None = None):
         self.db = db  # a SQLite path or a PostgreSQL URL (open_store)
@@ -38,6 +44,8 @@ class StoreWriter:
         self._local = threading.local()  # .store: this writer thread's store
         self._stores: list[BaseLogStore] = []
         self._open = False
+        self._reader_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="polygen-logstore-read")
+        self._reader: BaseLogStore | None = None  # opened on the reader thread at the first ping
 
     async def _call(self, method: str, *args, **kwargs):
         """``method`` of the calling writer thread's store, run on that thread."""
@@ -72,18 +80,35 @@ class StoreWriter:
             # may be closed from any thread.
             await loop.run_in_executor(self._executor, store.close)
         self._executor.shutdown(wait=True)
+        await loop.run_in_executor(self._reader_executor, self._close_reader)
+        self._reader_executor.shutdown(wait=True)
 
     async def store_upload(self, mac: str, kind: str, body: bytes, fw_version: str | None,
-                           user_agent: str | None) -> StoredUpload:
-        return await self._call("store_upload", mac, kind, body, fw_version, user_agent)
+                           user_agent: str | None, max_lines: int | None = None) -> StoredUpload:
+        return await self._call("store_upload", mac, kind, body, fw_version, user_agent, max_lines=max_lines)
 
     async def prune(self, older_than_seconds: float) -> int:
         return await self._call("prune", older_than_seconds)
 
     async def ping(self) -> bool:
+        """Does the database answer? Asked on the reader, never behind the writers."""
         if not self._open:
             return False
-        return await self._call("ping")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader_executor, self._ping_reader)
+
+    def _ping_reader(self) -> bool:  # on the reader thread
+        try:
+            if self._reader is None:
+                self._reader = open_reader(self.db)
+            return self._reader.ping()
+        except LogStoreError:
+            return False
+
+    def _close_reader(self) -> None:  # on the reader thread
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            reader.close()
 
     async def counts(self) -> tuple[int, int]:
         return await self._call("counts")
