@@ -1,4 +1,4 @@
-"""Boot storm: ``python -m bench.storm [--phones 10000] [--concurrency 200] [--work bench/work]``.
+"""Boot storm: ``python -m bench.storm [--phones 10000] [--concurrency 200] [--work bench/work] [--db URL]``.
 
 A power cut reboots every phone at once. This builds a synthetic inventory (bench/gen.py), starts
 ``polygen serve`` on loopback and plays the phones, ``--concurrency`` at a time, with an aiohttp
@@ -12,6 +12,8 @@ client. Each phone, with its own User-Agent:
 It prints requests/s, p50/p99 latency per kind of request, log lines stored per second, and checks
 that every line landed: rows in the database = lines sent. Targets (issue 5): zero errors, zero
 lost lines, at least 20,000 log lines stored per second. Results are appended to bench/RESULTS.md.
+The log store is a new SQLite file, or with ``--db postgresql://...`` that PostgreSQL database
+(the rows it gains are counted).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import asyncio
 import datetime as dt
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -126,18 +127,22 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None
     raise SystemExit("polygen serve did not become healthy")
 
 
-def run(phones: int, concurrency: int, lines: int, work: Path, log=print) -> dict:
+def run(phones: int, concurrency: int, lines: int, work: Path, log=print, db: str | None = None) -> dict:
     from bench.build_bench import TEMPLATES, fake_firmware
     from bench.gen import generate
     from polygen.build import BuildOptions
     from polygen.build import run as build
     from polygen.inventory import load
+    from polygen.logstore import describe_db, is_postgres_url, open_store
 
     base = work / "storm"
     if base.exists():
         shutil.rmtree(base)
     base.mkdir(parents=True)
-    inv_dir, out, db = base / "inventory", base / "out", base / "logs.db"
+    inv_dir, out = base / "inventory", base / "out"
+    db = db if db is not None else base / "logs.db"
+    with open_store(db) as store:  # creates the schema; the rows it gains are the storm's
+        before = store.counts()
     generate(inv_dir, phones, seed=1)
     fw = fake_firmware(work / "firmware")
     build(BuildOptions(inv_dir, out, TEMPLATES, fw))
@@ -150,7 +155,8 @@ def run(phones: int, concurrency: int, lines: int, work: Path, log=print) -> dic
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _wait_healthy(url, proc)
-        log(f"[storm] {phones} phones, {concurrency} at a time, against {' '.join(cmd[2:5])} on {url}")
+        log(f"[storm] {phones} phones, {concurrency} at a time, against {' '.join(cmd[2:5])} on {url}, "
+            f"logs in {describe_db(db)}")
         r = asyncio.run(storm(url, clients, concurrency, lines))
     finally:
         proc.terminate()
@@ -159,9 +165,10 @@ def run(phones: int, concurrency: int, lines: int, work: Path, log=print) -> dic
         except subprocess.TimeoutExpired:
             proc.kill()
             _, err = proc.communicate()
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-        r["rows"] = c.execute("SELECT COUNT(*) FROM log_lines").fetchone()[0]
-        r["uploads"] = c.execute("SELECT COUNT(*) FROM uploads").fetchone()[0]
+    with open_store(db) as store:
+        uploads, rows = store.counts()
+    r["uploads"], r["rows"] = uploads - before[0], rows - before[1]
+    r["store"] = "PostgreSQL" if is_postgres_url(db) else "SQLite"
     r["phones"], r["concurrency"], r["lines_per_upload"] = phones, concurrency, lines
     r["server_stderr"] = err.decode(errors="replace")[-2000:]
     shutil.rmtree(base, ignore_errors=True)
@@ -177,7 +184,7 @@ def report(r: dict) -> str:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = [f"## Boot storm, {now}", "", f"Machine: {machine()}", "",
            f"{r['phones']:,} phones, {r['concurrency']} at a time, aiohttp client and `polygen serve` "
-           f"(static files, SQLite log store) on loopback, sharing the machine's cores. Each phone: "
+           f"(static files, {r['store']} log store) on loopback, sharing the machine's cores. Each phone: "
            f"bootstrap by User-Agent, its config, the directory, a PUT of a {r['lines_per_upload']}-line boot log.",
            "", "| requests | time | requests/s | MiB received | lines sent | rows stored | lines stored/s | errors |",
            "|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -211,9 +218,10 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
     ap.add_argument("--no-results", action="store_true")
+    ap.add_argument("--db", default=None, help="log database URL (postgresql://...); default: a new SQLite file")
     a = ap.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)
-    r = run(a.phones, a.concurrency, a.lines, a.work.resolve(), log=lambda m: print(m, flush=True))
+    r = run(a.phones, a.concurrency, a.lines, a.work.resolve(), log=lambda m: print(m, flush=True), db=a.db)
     text = report(r)
     print(text)
     if r["errors"] and r["server_stderr"].strip():

@@ -60,14 +60,35 @@ secrets_option = click.option(
     show_envvar=True,
     help="YAML file of SIP passwords kept out of git (default: <inventory>/secrets.yaml if present).",
 )
+class _DatabaseType(click.ParamType):
+    """``--db``: a ``postgresql://`` URL stays a string; anything else is a SQLite file's Path."""
+
+    name = "PATH|URL"
+    _path = click.Path(path_type=Path, dir_okay=False)
+
+    def convert(self, value, param, ctx):
+        from polygen.logstore import is_postgres_url
+
+        if is_postgres_url(value):
+            return value
+        return self._path.convert(value, param, ctx)
+
+
 db_option = click.option(
     "--db",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=_DatabaseType(),
     default="polygen-logs.db",
     envvar="POLYGEN_DB",
     show_envvar=True,
-    help="SQLite database of uploaded phone logs.",
+    help="Database of uploaded phone logs: a SQLite file, or a PostgreSQL URL "
+         "(postgresql://user@host/dbname) that several servers share.",
 )
+
+
+def _require_db(db, hint: str = "") -> None:
+    """A SQLite file must exist already (a PostgreSQL database is checked by connecting)."""
+    if isinstance(db, Path) and not db.exists():
+        raise PolygenError(f"no log database at {db}{hint}")
 
 
 group_option = click.option(
@@ -457,10 +478,11 @@ def _input_limit_options(f):
 def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, db, watch, static, retention,
               max_upload, unknown_mac, miss_limit, upload_limit, poll, shutdown_timeout, insecure_no_auth,
               **limits):
-    """Run the sidecar: bootstrap by User-Agent, log uploads into SQLite, static OUT.
+    """Run the sidecar: bootstrap by User-Agent, log uploads into a database, static OUT.
 
     GET /000000000000.cfg answers the bootstrap for the phone's model; PUT <mac>-boot.log and
-    <mac>-app.log are stored in --db (query them with `polygen logs`); with --static every
+    <mac>-app.log are stored in --db, a SQLite file or a PostgreSQL URL several servers share
+    (query them with `polygen logs`); with --static every
     other file of OUT is served too, so this alone is a complete provisioning server. Log lines
     go to stdout as key=value. SIGTERM stops it cleanly. Without site.provisioning_auth it
     listens on loopback only, unless --insecure-no-auth.
@@ -469,6 +491,7 @@ def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, d
     Example:
       polygen build && polygen serve --host 0.0.0.0 --port 8080 --watch
       curl -A 'FileTransport PolycomVVX-VVX_410-UA/5.9.7.4477' http://127.0.0.1:8080/000000000000.cfg
+      polygen serve --db postgresql://polygen@db1.example.com/polygen   # logs shared by servers
     """
     from polygen.logstore import parse_duration
     from polygen.sidecar.app import SidecarConfig, run
@@ -548,14 +571,15 @@ def logs_cmd(ctx, db, macs, exts, inventory, since, level, grep, limit, fmt):
     \b
     Example:
       polygen logs --mac 0004f2abcdef --since 1h
+      polygen logs --db postgresql://polygen@db1.example.com/polygen --mac 0004f2abcdef
       polygen logs --ext 1001 --level 4 --grep register
       polygen logs --since 2026-11-01 --format json | jq .
       polygen logs prune --older-than 30d
     """
     if ctx.invoked_subcommand is not None:
         return
-    from polygen.logstore import (LogStore, format_json, format_text, macs_for_extensions,
-                                  normalise_macs, parse_since)
+    from polygen.logstore import (format_json, format_text, macs_for_extensions, normalise_macs,
+                                  open_store, parse_since)
 
     selected = None
     if macs or exts:
@@ -563,9 +587,8 @@ def logs_cmd(ctx, db, macs, exts, inventory, since, level, grep, limit, fmt):
         if exts:
             selected += [m for m in macs_for_extensions(inventory, exts) if m not in selected]
     since_ts = parse_since(since) if since else None
-    if not db.exists():
-        raise PolygenError(f"no log database at {db}: start `polygen serve --db {db}` first")
-    with LogStore.open(db) as store:
+    _require_db(db, f": start `polygen serve --db {db}` first")
+    with open_store(db) as store:
         rows = store.query(mac=selected, since=since_ts, level=level, grep=grep, limit=limit or None)
     if fmt == "json":
         click.echo(format_json(rows))
@@ -586,15 +609,15 @@ def logs_prune_cmd(db, older_than):
     Example:
       polygen logs prune --older-than 30d
       polygen logs prune --db /var/lib/polygen/logs.db --older-than 2w
+      polygen logs prune --db postgresql://polygen@db1.example.com/polygen --older-than 90d
     """
-    from polygen.logstore import LogStore, parse_duration
+    from polygen.logstore import open_store, parse_duration
 
     seconds = parse_duration(older_than)
-    if not db.exists():
-        raise PolygenError(f"no log database at {db}")
-    with LogStore.open(db) as store:
+    _require_db(db)
+    with open_store(db) as store:
         deleted = store.prune(seconds)
-    click.echo(f"pruned {deleted} rows older than {older_than} from {db}")
+        click.echo(f"pruned {deleted} rows older than {older_than} from {store.name}")
 
 
 # ---------------------------------------------------------------- simulate (lead)

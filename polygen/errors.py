@@ -33,3 +33,8 @@ class SidecarConfigError(PolygenError):
 
 class LogStoreError(PolygenError):
     """The log database cannot be opened or queried."""
+
+
+class LogStoreUnavailable(LogStoreError):
+    """The log database cannot be reached just now (a PostgreSQL server down or unreachable);
+    the sidecar answers 503 and the phone tries again later."""

@@ -6,7 +6,7 @@ A line is ``time|module|level|missed|text``:
   uses (``011511.006``, ``2611011030``, ``1101103000``); kept as written;
 * ``module``: the component id, 1-5 characters, space padded (the padding is stripped);
 * ``level``: the event class, a single digit 0 (debug) .. 6 (fatal);
-* ``missed``: events missed under CPU load, digits;
+* ``missed``: events missed under CPU load, 1-18 digits;
 * ``text``: everything after the fourth ``|``, which may contain ``|`` itself.
 
 A line that does not fit is kept whole with ``parsed=False``. Blank lines carry nothing and are
@@ -25,7 +25,7 @@ _LINE_RE = re.compile(
     r"(?P<time>[0-9]+(?:\.[0-9]+)?)"
     r"\|[ ]*(?P<module>[A-Za-z0-9_.\-]{1,5})[ ]*"
     r"\|(?P<level>[0-6])"
-    r"\|(?P<missed>[0-9]+)"
+    r"\|(?P<missed>[0-9]{1,18})"  # a count; longer would not fit the databases' 64-bit integers
     r"\|(?P<text>.*)",
     re.ASCII | re.DOTALL,
 )

@@ -1,6 +1,10 @@
-"""The SQLite database of the log files phones upload.
+"""The database of the log files phones upload: SQLite here, PostgreSQL in ``polygen.pgstore``.
 
-One file, WAL journal, schema versioned with ``PRAGMA user_version`` (migrations keyed by version).
+``open_store(db)`` opens either: a path is a SQLite file, a ``postgresql://`` URL a PostgreSQL
+database that several sidecars can share. ``BaseLogStore`` is what both offer; the reads and the
+append-mode arithmetic (``plan_upload``) are written once, here, for both.
+
+SQLite: one file, WAL journal, schema versioned with ``PRAGMA user_version`` (migrations keyed by version).
 
 **Not thread-safe, one writer.** A ``LogStore`` owns one ``sqlite3`` connection, opened with the
 default ``check_same_thread=True``: it must be opened, used and closed on one thread. The sidecar
@@ -16,20 +20,23 @@ numbered from 1. Either way nothing is duplicated or lost; a body identical to t
 stores no lines. ``line_no`` is therefore the line's number in the file as the phone sent it. (If
 the previous body ended in the middle of a line, the rest of that line arrives as a line of its
 own: split, but neither lost nor duplicated.) Blank lines are not stored, but keep their numbers.
-An upload cut at a line limit records only the part it stored, so the rest is stored when the
-phone sends its file again.
+An upload cut at a line limit (``max_lines``) stores the lines that fit and one marker row, and
+records only the part it stored as its append state, so the rest is stored when the phone sends
+its file again. A NUL character is stored as U+FFFD (PostgreSQL text cannot hold it), as invalid
+UTF-8 is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
 import sqlite3
 import time as _time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -38,11 +45,19 @@ from polygen.logparse import count_lines, parse_log_line, text_lines
 from polygen.safetext import json_dumps, mask, visible
 
 __all__ = [
+    "CUT_MODULE",
     "KINDS",
     "SCHEMA_VERSION",
+    "BaseLogStore",
     "LogStore",
     "Row",
     "StoredUpload",
+    "UploadPlan",
+    "describe_db",
+    "is_postgres_url",
+    "open_reader",
+    "open_store",
+    "plan_upload",
     "parse_duration",
     "format_json",
     "format_text",
@@ -65,6 +80,7 @@ def cut_marker(line_no: int, cut_bytes: int, max_lines: int | None) -> str:
     """The text of the row stored where an upload went over its line limit."""
     return (f"[polygen] lines {line_no} and on ({cut_bytes} bytes) not stored: this upload went over its "
             f"limit of {max_lines} lines; they are stored when the phone sends them again")
+
 
 # version -> statements that bring the schema from version-1 to version. Never edit a released
 # entry: add the next version instead.
@@ -141,6 +157,252 @@ class Row:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
+@dataclass(frozen=True, slots=True)
+class UploadPlan:
+    """What storing one upload writes, given the append state it found (see the module docstring)."""
+
+    skipped: int  # leading bytes already stored by the previous upload
+    # the phone's lines to store: (line_no, time, module, level, missed, text, parsed)
+    lines: list[tuple] = field(repr=False)
+    state: tuple[int, str, int]  # the new append state: (last_len, last_sha256, last_lines)
+    cut_line: int | None = None  # the first line not stored (over max_lines), or None
+    cut_bytes: int = 0  # bytes from that line on, not stored
+    max_lines: int | None = None  # the limit it was cut at
+
+    def rows(self) -> Iterator[tuple]:
+        """Every row to insert: the phone's lines, then the marker row if the upload was cut."""
+        yield from self.lines
+        if self.cut_line is not None:
+            yield (self.cut_line, None, CUT_MODULE, None, None,
+                   cut_marker(self.cut_line, self.cut_bytes, self.max_lines), False)
+
+
+LINE_COLUMNS = "upload_id, mac, kind, line_no, received_at, time, module, level, missed, text, parsed"
+
+
+def _no_nul(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL: both backends store it as U+FFFD, like invalid UTF-8."""
+    return None if text is None else text.replace("\x00", "\ufffd")
+
+
+def plan_upload(prev: Sequence | None, body: bytes, max_lines: int | None = None) -> UploadPlan:
+    """The lines of ``body`` to store and the append state after it; ``prev`` is the stored
+    ``(last_len, last_sha256, last_lines)`` for this MAC and kind, or None.
+
+    Blank lines are left out (their numbers are kept). With ``max_lines``, the lines after the
+    first ``max_lines`` are cut: the plan says from which line and how many bytes, and its append
+    state covers only what comes before the cut, so the phone's next upload of its growing file
+    brings the rest.
+    """
+    if max_lines is not None and max_lines < 0:
+        raise ValueError("max_lines must be >= 0")
+    skipped, first_line_no = 0, 1
+    if prev is not None:
+        last_len, last_sha, last_lines = prev
+        if len(body) >= last_len and hashlib.sha256(body[:last_len]).hexdigest() == last_sha:
+            skipped, first_line_no = last_len, last_lines + 1
+    new_part = body[skipped:]
+    lines: list[tuple] = []
+    cut_line, kept = None, len(new_part)  # kept: bytes of new_part before the cut
+    for line_no, start, _, text in text_lines(new_part, first_line_no):
+        if max_lines is not None and len(lines) >= max_lines:
+            cut_line, kept = line_no, start
+            break
+        p = parse_log_line(text)
+        lines.append((line_no, p.time, p.module, p.level, p.missed, _no_nul(p.text), p.parsed))
+    stored = body[:skipped + kept]
+    state = (len(stored), hashlib.sha256(stored).hexdigest(), first_line_no - 1 + count_lines(new_part[:kept]))
+    return UploadPlan(skipped, lines, state, cut_line, len(new_part) - kept, max_lines)
+
+
+class BaseLogStore:
+    """What every log database offers; ``open_store`` returns one.
+
+    A backend provides ``open``, ``open_reader``, ``close``, ``schema_version``, ``ping`` and the
+    two primitives the shared methods below run on: ``_fetch(sql, params)`` (rows of a query) and
+    ``_write(sql, params)`` (one statement in its own transaction, returning its row count), with
+    SQL written for the driver's parameter placeholder ``_PH``. One store is one connection, used
+    on one thread.
+    """
+
+    name: str  # the database as shown to people: a path, or a URL without its password
+    _PH = "?"  # the driver's parameter placeholder
+    _LIKE = "LIKE"  # case-insensitive (ASCII at least) substring match
+
+    @classmethod
+    def open(cls, db) -> BaseLogStore:
+        """Open (creating on first use) the database ``db`` and bring its schema up to date."""
+        raise NotImplementedError
+
+    @classmethod
+    def open_reader(cls, db) -> BaseLogStore:
+        """A connection to the existing database ``db`` that only reads, for health checks."""
+        raise NotImplementedError
+
+    def _fetch(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        raise NotImplementedError
+
+    def _write(self, sql: str, params: Sequence = ()) -> int:
+        raise NotImplementedError
+
+    def _after_prune(self) -> None:
+        """Housekeeping after a prune (the backend's own)."""
+
+    def _upload_transaction(self, mac: str, kind: str) -> contextlib.AbstractContextManager:
+        """A transaction for storing one upload (yielding a connection with ``execute``), in
+        which no other writer stores for the same MAC and kind."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _insert_lines(conn, rows: Iterable[tuple]) -> None:
+        """Insert ``rows`` (``LINE_COLUMNS``) into log_lines in bulk."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def store_upload(
+        self,
+        mac: str,
+        kind: str,
+        body: bytes,
+        fw_version: str | None,
+        user_agent: str | None,
+        received_at: float | None = None,
+        max_lines: int | None = None,
+    ) -> StoredUpload:
+        """Store one uploaded log file in one transaction (see the module docstring for append mode).
+
+        Blank lines are not stored. With ``max_lines``, at most that many lines are stored; if more
+        follow, one marker row says from which line on nothing was stored, and the append state
+        ends before that line, so when the phone sends its file again (it re-sends the whole
+        growing file) the rest is stored then, as far as the limits allow (``plan_upload``).
+        """
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        if received_at is None:
+            received_at = _time.time()
+        body = bytes(body)
+        p = self._PH
+        with self._upload_transaction(mac, kind) as conn:
+            prev = conn.execute(
+                f"SELECT last_len, last_sha256, last_lines FROM upload_state WHERE mac = {p} AND kind = {p}",
+                (mac, kind),
+            ).fetchone()
+            plan = plan_upload(prev, body, max_lines)
+            upload_id = conn.execute(
+                "INSERT INTO uploads (mac, kind, fw_version, user_agent, received_at, bytes, lines,"
+                f" skipped_prefix_bytes) VALUES ({', '.join([p] * 8)}) RETURNING id",
+                (mac, kind, _no_nul(fw_version), _no_nul(user_agent), received_at, len(body),
+                 len(plan.lines), plan.skipped),
+            ).fetchone()[0]
+            self._insert_lines(conn, ((upload_id, mac, kind, n, received_at, *rest) for n, *rest in plan.rows()))
+            conn.execute(
+                "INSERT INTO upload_state (mac, kind, last_len, last_sha256, last_lines)"
+                f" VALUES ({', '.join([p] * 5)}) ON CONFLICT (mac, kind) DO UPDATE SET"
+                " last_len = excluded.last_len, last_sha256 = excluded.last_sha256,"
+                " last_lines = excluded.last_lines",
+                (mac, kind, *plan.state),
+            )
+        return StoredUpload(upload_id=upload_id, lines=len(plan.lines), skipped_bytes=plan.skipped,
+                            cut_line=plan.cut_line, cut_bytes=plan.cut_bytes)
+
+    def counts(self) -> tuple[int, int]:
+        """(uploads, log lines) stored."""
+        ((uploads, lines),) = self._fetch(
+            "SELECT (SELECT count(*) FROM uploads), (SELECT count(*) FROM log_lines)")
+        return uploads, lines
+
+    def prune(self, older_than_seconds: float, now: float | None = None) -> int:
+        """Delete uploads and lines received more than ``older_than_seconds`` ago; return rows deleted.
+
+        Deletes in batches (one short transaction each) so a running sidecar is never blocked for long.
+        """
+        if older_than_seconds < 0:
+            raise ValueError("older_than_seconds must be >= 0")
+        cutoff = (_time.time() if now is None else now) - older_than_seconds
+        deleted = 0
+        for table in ("log_lines", "uploads"):
+            while True:
+                n = self._write(
+                    f"DELETE FROM {table} WHERE id IN "  # table: a constant from the tuple above
+                    f"(SELECT id FROM {table} WHERE received_at < {self._PH} LIMIT {self._PH})",
+                    (cutoff, PRUNE_BATCH),
+                )
+                deleted += n
+                if n < PRUNE_BATCH:
+                    break
+        self._after_prune()
+        return deleted
+
+    def query(
+        self,
+        mac: str | Sequence[str] | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        level: int | None = None,
+        grep: str | None = None,
+        limit: int | None = 100,
+    ) -> list[Row]:
+        """The newest ``limit`` matching lines, returned oldest first.
+
+        ``mac`` is one MAC or a list (an empty list matches nothing); ``level`` keeps lines whose
+        level is at least that (unparsed lines have no level and are left out); ``grep`` is a
+        case-insensitive substring (SQLite folds ASCII letters only, PostgreSQL all of Unicode).
+        """
+        p = self._PH
+        where: list[str] = []
+        params: list = []
+        if mac is not None:
+            macs = [mac] if isinstance(mac, str) else list(mac)
+            if not macs:
+                return []
+            where.append(f"l.mac IN ({', '.join([p] * len(macs))})")
+            params.extend(m.lower() for m in macs)
+        if kind is not None:
+            where.append(f"l.kind = {p}")
+            params.append(kind)
+        if since is not None:
+            where.append(f"l.received_at >= {p}")
+            params.append(since)
+        if level is not None:
+            where.append(f"l.level >= {p}")
+            params.append(level)
+        if grep:
+            where.append(f"l.text {self._LIKE} {p} ESCAPE '\\'")
+            params.append("%" + _like_escape(grep) + "%")
+        sql = (
+            "SELECT l.id, l.upload_id, l.mac, l.kind, l.line_no, l.received_at, l.time, l.module,"
+            " l.level, l.missed, l.text, l.parsed, u.fw_version"
+            " FROM log_lines AS l JOIN uploads AS u ON u.id = l.upload_id"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY l.received_at DESC, l.id DESC"
+        if limit is not None:
+            sql += f" LIMIT {p}"
+            params.append(int(limit))
+        rows = [Row(*r[:11], bool(r[11]), r[12]) for r in self._fetch(sql, params)]
+        rows.reverse()
+        return rows
+
+    def uploads(self, mac: str | None = None) -> list[tuple]:
+        """(id, mac, kind, fw_version, received_at, bytes, lines, skipped_prefix_bytes), oldest first."""
+        sql = ("SELECT id, mac, kind, fw_version, received_at, bytes, lines, skipped_prefix_bytes"
+               " FROM uploads")
+        params: Iterable = ()
+        if mac is not None:
+            sql += f" WHERE mac = {self._PH}"
+            params = (mac,)
+        return [tuple(r) for r in self._fetch(sql + " ORDER BY received_at, id", params)]
+
+
 def _create_private(path: Path) -> None:
     """Create a missing database file as DB_MODE, whatever the umask (SQLite would make it 0644)."""
     try:
@@ -153,12 +415,14 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
-class LogStore:
-    """An open log database. Use ``LogStore.open(path)``; close it, or use it as a context manager."""
+class LogStore(BaseLogStore):
+    """An open SQLite log database. Use ``LogStore.open(path)`` (or ``open_store``); close it, or use
+    it as a context manager."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path):
         self._conn = conn
         self.path = path
+        self.name = str(path)
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -190,6 +454,18 @@ class LogStore:
             raise
         return store
 
+    @classmethod
+    def open_reader(cls, path: str | Path) -> LogStore:
+        """A read-only connection to the existing database at ``path``, for health checks: with
+        WAL it reads while the writer writes, and it never migrates or creates anything."""
+        path = Path(path)
+        try:
+            conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        except sqlite3.Error as exc:
+            raise LogStoreError(f"cannot open log database {path} to read: {exc}") from exc
+        return cls(conn, path)
+
     def _migrate(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -206,12 +482,6 @@ class LogStore:
 
     def close(self) -> None:
         self._conn.close()
-
-    def __enter__(self) -> LogStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def _transaction(self):
         return _Transaction(self._conn)
@@ -233,174 +503,25 @@ class LogStore:
             return False
         return True
 
-    def counts(self) -> tuple[int, int]:
-        """(uploads, log lines) stored."""
-        uploads = self._conn.execute("SELECT count(*) FROM uploads").fetchone()[0]
-        lines = self._conn.execute("SELECT count(*) FROM log_lines").fetchone()[0]
-        return uploads, lines
+    def _fetch(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        return self._conn.execute(sql, params).fetchall()
 
-    # ------------------------------------------------------------------ writing
-    def store_upload(
-        self,
-        mac: str,
-        kind: str,
-        body: bytes,
-        fw_version: str | None,
-        user_agent: str | None,
-        received_at: float | None = None,
-        max_lines: int | None = None,
-    ) -> StoredUpload:
-        """Store one uploaded log file in one transaction (see the module docstring for append mode).
-
-        Blank lines are not stored. With ``max_lines``, at most that many lines are stored; if more
-        follow, one marker row says from which line on nothing was stored, and the append state
-        ends before that line, so when the phone sends its file again (it re-sends the whole
-        growing file) the rest is stored then, as far as the limits allow.
-        """
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-        if max_lines is not None and max_lines < 0:
-            raise ValueError("max_lines must be >= 0")
-        if received_at is None:
-            received_at = _time.time()
-        body = bytes(body)
-        conn = self._conn
+    def _write(self, sql: str, params: Sequence = ()) -> int:
         with self._transaction():
-            prev = conn.execute(
-                "SELECT last_len, last_sha256, last_lines FROM upload_state WHERE mac = ? AND kind = ?",
-                (mac, kind),
-            ).fetchone()
-            skipped, first_line_no = 0, 1
-            if prev is not None:
-                last_len, last_sha, last_lines = prev
-                if len(body) >= last_len and hashlib.sha256(body[:last_len]).hexdigest() == last_sha:
-                    skipped, first_line_no = last_len, last_lines + 1
-            new_part = body[skipped:]
-            cur = conn.execute(
-                "INSERT INTO uploads (mac, kind, fw_version, user_agent, received_at, bytes, lines,"
-                " skipped_prefix_bytes) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
-                (mac, kind, fw_version, user_agent, received_at, len(body), skipped),
-            )
-            upload_id = cur.lastrowid
-            count = 0
-            cut: tuple[int, int] | None = None  # (line_no, offset in new_part) of the first line not stored
+            return self._conn.execute(sql, params).rowcount
 
-            def rows():
-                nonlocal count, cut
-                for line_no, start, _, line in text_lines(new_part, first_line_no):
-                    if max_lines is not None and count >= max_lines:
-                        cut = (line_no, start)
-                        return
-                    count += 1
-                    p = parse_log_line(line)
-                    yield (upload_id, mac, kind, line_no, received_at,
-                           p.time, p.module, p.level, p.missed, p.text, int(p.parsed))
-
-            insert = ("INSERT INTO log_lines (upload_id, mac, kind, line_no, received_at, time, module,"
-                      " level, missed, text, parsed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            conn.executemany(insert, rows())
-            kept = new_part if cut is None else new_part[:cut[1]]
-            cut_bytes = len(new_part) - len(kept)
-            if cut is not None:
-                conn.execute(insert, (upload_id, mac, kind, cut[0], received_at, None, CUT_MODULE, None, None,
-                                      cut_marker(cut[0], cut_bytes, max_lines), 0))
-            conn.execute("UPDATE uploads SET lines = ? WHERE id = ?", (count, upload_id))
-            state = body[:skipped + len(kept)]
-            conn.execute(
-                "INSERT INTO upload_state (mac, kind, last_len, last_sha256, last_lines)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (mac, kind) DO UPDATE SET"
-                " last_len = excluded.last_len, last_sha256 = excluded.last_sha256,"
-                " last_lines = excluded.last_lines",
-                (mac, kind, len(state), hashlib.sha256(state).hexdigest(), first_line_no - 1 + count_lines(kept)),
-            )
-        return StoredUpload(upload_id=upload_id, lines=count, skipped_bytes=skipped,
-                            cut_line=cut[0] if cut else None, cut_bytes=cut_bytes)
-
-    def prune(self, older_than_seconds: float, now: float | None = None) -> int:
-        """Delete uploads and lines received more than ``older_than_seconds`` ago; return rows deleted.
-
-        Deletes in batches (one short transaction each) so a running sidecar is never blocked for long.
-        """
-        if older_than_seconds < 0:
-            raise ValueError("older_than_seconds must be >= 0")
-        cutoff = (_time.time() if now is None else now) - older_than_seconds
-        deleted = 0
-        for table in ("log_lines", "uploads"):
-            while True:
-                with self._transaction():
-                    n = self._conn.execute(
-                        f"DELETE FROM {table} WHERE id IN "  # table: a constant from the tuple above
-                        f"(SELECT id FROM {table} WHERE received_at < ? LIMIT ?)",
-                        (cutoff, PRUNE_BATCH),
-                    ).rowcount
-                deleted += n
-                if n < PRUNE_BATCH:
-                    break
+    def _after_prune(self) -> None:
         self._conn.execute("PRAGMA optimize")
-        return deleted
 
-    # ------------------------------------------------------------------ reading
-    def query(
-        self,
-        mac: str | Sequence[str] | None = None,
-        kind: str | None = None,
-        since: float | None = None,
-        level: int | None = None,
-        grep: str | None = None,
-        limit: int | None = 100,
-    ) -> list[Row]:
-        """The newest ``limit`` matching lines, returned oldest first.
+    @contextlib.contextmanager
+    def _upload_transaction(self, mac: str, kind: str) -> Iterator[sqlite3.Connection]:
+        # BEGIN IMMEDIATE takes the database's one write lock: uploads are stored one at a time.
+        with self._transaction():
+            yield self._conn
 
-        ``mac`` is one MAC or a list (an empty list matches nothing); ``level`` keeps lines whose
-        level is at least that (unparsed lines have no level and are left out); ``grep`` is a
-        case-insensitive substring (ASCII case folding, as SQLite's LIKE).
-        """
-        where: list[str] = []
-        params: list = []
-        if mac is not None:
-            macs = [mac] if isinstance(mac, str) else list(mac)
-            if not macs:
-                return []
-            where.append(f"l.mac IN ({', '.join('?' * len(macs))})")
-            params.extend(m.lower() for m in macs)
-        if kind is not None:
-            where.append("l.kind = ?")
-            params.append(kind)
-        if since is not None:
-            where.append("l.received_at >= ?")
-            params.append(since)
-        if level is not None:
-            where.append("l.level >= ?")
-            params.append(level)
-        if grep:
-            where.append("l.text LIKE ? ESCAPE '\\'")
-            params.append("%" + _like_escape(grep) + "%")
-        sql = (
-            "SELECT l.id, l.upload_id, l.mac, l.kind, l.line_no, l.received_at, l.time, l.module,"
-            " l.level, l.missed, l.text, l.parsed, u.fw_version"
-            " FROM log_lines AS l JOIN uploads AS u ON u.id = l.upload_id"
-        )
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY l.received_at DESC, l.id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
-        rows = [
-            Row(*r[:11], bool(r[11]), r[12]) for r in self._conn.execute(sql, params).fetchall()
-        ]
-        rows.reverse()
-        return rows
-
-    def uploads(self, mac: str | None = None) -> list[tuple]:
-        """(id, mac, kind, fw_version, received_at, bytes, lines, skipped_prefix_bytes), oldest first."""
-        sql = ("SELECT id, mac, kind, fw_version, received_at, bytes, lines, skipped_prefix_bytes"
-               " FROM uploads")
-        params: Iterable = ()
-        if mac is not None:
-            sql += " WHERE mac = ?"
-            params = (mac,)
-        return self._conn.execute(sql + " ORDER BY received_at, id", params).fetchall()
+    @staticmethod
+    def _insert_lines(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
+        conn.executemany(f"INSERT INTO log_lines ({LINE_COLUMNS}) VALUES ({', '.join('?' * 11)})", rows)
 
 
 class _Transaction:
@@ -423,6 +544,43 @@ class _Transaction:
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# ---------------------------------------------------------------------- which database
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(db: str | Path) -> bool:
+    """Is ``--db`` a PostgreSQL URL (rather than the path of a SQLite file)?"""
+    return isinstance(db, str) and db.startswith(POSTGRES_SCHEMES)
+
+
+def describe_db(db: str | Path) -> str:
+    """``db`` as shown to people: a URL loses its password."""
+    if is_postgres_url(db):
+        from polygen.pgstore import safe_url
+
+        return safe_url(db)
+    return str(db)
+
+
+def _backend(db: str | Path) -> type[BaseLogStore]:
+    if is_postgres_url(db):
+        from polygen.pgstore import PgLogStore
+
+        return PgLogStore
+    return LogStore
+
+
+def open_store(db: str | Path) -> BaseLogStore:
+    """Open the log database ``db``: a ``postgresql://`` URL (``polygen.pgstore``) or a SQLite path."""
+    return _backend(db).open(db)
+
+
+def open_reader(db: str | Path) -> BaseLogStore:
+    """A connection of its own to the existing log database ``db`` that only reads (the sidecar's
+    health check): SQLite read-only, PostgreSQL a session in read-only mode."""
+    return _backend(db).open_reader(db)
 
 
 # ---------------------------------------------------------------------- durations and times

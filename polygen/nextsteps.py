@@ -17,6 +17,7 @@ from pathlib import Path
 
 from polygen.catalog import Catalog
 from polygen.errors import PolygenError
+from polygen.logstore import describe_db
 
 DEFAULT_DB = Path("polygen-logs.db")
 
@@ -99,7 +100,7 @@ def url_for(host: str, port: int) -> str:
     return f"http://{host}:{port}/"
 
 
-def next_steps(*, host: str, port: int, out: Path, db: Path, inventory: Path, watch: bool,
+def next_steps(*, host: str, port: int, out: Path, db: Path | str, inventory: Path, watch: bool,
                prog: str | None = None, cwd: Path | None = None) -> str:
     """The block ``polygen serve`` prints after ``listening on`` when it serves ``out`` itself."""
     cwd = Path.cwd() if cwd is None else cwd
@@ -114,13 +115,14 @@ def next_steps(*, host: str, port: int, out: Path, db: Path, inventory: Path, wa
         simulate = f"{prog} simulate --url {url} --mac {phone.mac} --model {shlex.quote(phone.model)}"
         if phone.firmware_missing:
             simulate += " --allow-missing-firmware"
-    logs = f"{prog} logs" + ("" if db == DEFAULT_DB else f" --db {shlex.quote(str(db))}")
+    shown = describe_db(db)  # a PostgreSQL URL without its password
+    logs = f"{prog} logs" + ("" if db == DEFAULT_DB else f" --db {shlex.quote(shown)}")
     other = port + 1 if port < 65535 else port - 1
     served = f"serves {out}/" + (f", rebuilt when {inventory}/ changes" if watch else "")
     return "\n".join([
         f"Next steps, in another shell in {cwd} (Ctrl-C here stops the server):",
         f"  the server:     {url_for(host, port)} {served}",
         f"  boot a phone:   {simulate}",
-        f"  read its logs:  {logs}   (the phones' uploads are stored in {db})",
+        f"  read its logs:  {logs}   (the phones' uploads are stored in {shown})",
         f"  another port:   PORT={other} make run, or --port {other}",
     ])

@@ -1,12 +1,13 @@
 #!/bin/sh
 # Install the system packages polygen's tests run against:
-#   nginx, isc-dhcp-server (dhcpd), kea-dhcp4-server (kea-dhcp4), dnsmasq (deployment tests)
-#   and chromium (headless, for the status page's browser tests; it has no service).
+#   nginx, isc-dhcp-server (dhcpd), kea-dhcp4-server (kea-dhcp4), dnsmasq (deployment tests),
+#   chromium (headless, for the status page's browser tests; it has no service) and postgresql
+#   (the tests run a throwaway server of their own with initdb; `--db postgresql://`).
 #
 # * Idempotent: installs only the packages that are missing; does nothing if all are present.
-# * Installs leave nothing running or enabled: Debian's postinst scripts start nginx, dnsmasq
-#   and isc-dhcp-server (and enable their units). A temporary /usr/sbin/policy-rc.d exiting 101
-#   forbids the starts; any pre-existing policy-rc.d is put back afterwards. The services of the
+# * Installs leave nothing running or enabled: Debian's postinst scripts start nginx, dnsmasq,
+#   isc-dhcp-server and postgresql's "main" cluster (and enable their units). A temporary
+#   /usr/sbin/policy-rc.d exiting 101 forbids the starts; any pre-existing policy-rc.d is put back afterwards. The services of the
 #   packages installed *by this run* are then stopped (in case one started anyway) and disabled.
 #   Packages that were already installed are left alone, so an admin's own nginx keeps running.
 # * Not root and something missing: prints the apt-get command to run and exits 1.
@@ -19,7 +20,8 @@ SPECS="nginx:/usr/sbin/nginx:nginx
 isc-dhcp-server:/usr/sbin/dhcpd:isc-dhcp-server:isc-dhcp-server6
 kea-dhcp4-server:/usr/sbin/kea-dhcp4:kea-dhcp4-server
 dnsmasq:/usr/sbin/dnsmasq:dnsmasq
-chromium:/usr/bin/chromium:"
+chromium:/usr/bin/chromium:
+postgresql:/usr/bin/pg_ctlcluster:postgresql"
 
 is_installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = "installed" ]
@@ -42,7 +44,7 @@ done
 services=$(echo $services)
 
 if [ -z "$missing" ]; then
-    echo "system-deps: nginx, isc-dhcp-server, kea-dhcp4-server, dnsmasq, chromium already installed"
+    echo "system-deps: nginx, isc-dhcp-server, kea-dhcp4-server, dnsmasq, chromium, postgresql already installed"
     exit 0
 fi
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.pg"]  # the PostgreSQL fixtures: pg_cluster, pg_url
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parent.parent  # the venv running the tests (its python is a link: not resolved)
 EXAMPLE = ROOT / "inventory"

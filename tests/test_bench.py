@@ -149,6 +149,16 @@ def test_storm_small_stores_every_line(tmp_path):
     assert "PASS: zero lost lines" in text and "PASS: zero errors" in text
 
 
+def test_storm_small_postgresql_stores_every_line(tmp_path, pg_url):
+    from bench import storm
+
+    r = storm.run(30, 8, 20, tmp_path / "work", log=lambda m: None, db=pg_url)
+    assert r["errors"] == []
+    assert r["lines_sent"] == r["lines_stored"] == r["rows"] == 30 * 20
+    assert r["uploads"] == 30
+    assert "PostgreSQL log store" in storm.report(r)
+
+
 def test_storm_boot_log_lines_parse():
     from bench.storm import boot_log
     from polygen.logparse import iter_lines, parse_log_line

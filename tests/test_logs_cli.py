@@ -1,4 +1,7 @@
-"""`polygen logs`, `polygen logs prune` and `polygen serve` through CliRunner."""
+"""`polygen logs`, `polygen logs prune` and `polygen serve` through CliRunner.
+
+The ``db`` fixture is a SQLite file or a PostgreSQL database (tests/pg.py): the commands read both
+the same way."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from polygen.cli import cli
-from polygen.logstore import LogStore
+from polygen.logstore import describe_db, open_store
 
 MAC_330 = "0004f2000330"  # carries 1001 in the example inventory
 MAC_410 = "64167f000410"  # carries 1005, 1003, 1004
@@ -26,11 +29,11 @@ def utc(monkeypatch):
     time.tzset()
 
 
-@pytest.fixture
-def db(tmp_path):
-    path = tmp_path / "logs.db"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    path = tmp_path / "logs.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     t0 = datetime(2026, 11, 1, 10, 0).timestamp()
-    with LogStore.open(path) as store:
+    with open_store(path) as store:
         store.store_upload(MAC_330, "boot", b"000001.000|cfg  |1|00|boot begins\n", "4.0.15.1009", None,
                            received_at=t0)
         store.store_upload(MAC_410, "app", b"1101103000|sip  |4|03|REGISTER failed | 401\nraw text\n",
@@ -141,10 +144,11 @@ def test_logs_bad_level_is_usage_error(db):
 
 
 def test_prune(db):
+    shown = describe_db(db)  # a URL without its password
     result = invoke("logs", "prune", "--db", str(db), "--older-than", "5200w")
-    assert result.output == f"pruned 0 rows older than 5200w from {db}\n"
+    assert result.output == f"pruned 0 rows older than 5200w from {shown}\n"
     result = invoke("logs", "prune", "--db", str(db), "--older-than", "1s")
-    assert result.output == f"pruned 7 rows older than 1s from {db}\n"  # 4 lines, 3 uploads
+    assert result.output == f"pruned 7 rows older than 1s from {shown}\n"  # 4 lines, 3 uploads
     assert invoke("logs", "--db", str(db)).output == ""
 
 
@@ -181,3 +185,21 @@ def test_serve_bad_retention(tmp_path):
     assert result.exit_code == 1
     assert "Error: invalid duration 'forever'" in result.output
     assert not (tmp_path / "x.db").exists()
+
+
+def test_prune_postgresql_hides_password(pg_cluster, pg_url):
+    open_store(pg_url).close()
+    result = invoke("logs", "prune", "--older-than", "30d", env={"POLYGEN_DB": pg_url})
+    assert result.output == (f"pruned 0 rows older than 30d from postgresql://polygen:***@127.0.0.1:"
+                             f"{pg_cluster.port}/polygen?options={pg_url.split('options=')[1]}\n")
+
+
+def test_logs_postgresql_down():
+    from tests.daemons import free_port
+
+    port = free_port()
+    result = CliRunner().invoke(cli, ["logs", "--db", f"postgresql://polygen:pw@127.0.0.1:{port}/polygen"])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: cannot reach log database postgresql://polygen:***@127.0.0.1:{port}"
+                                    "/polygen: connection failed: ")
+    assert "Connection refused" in result.output and ":pw@" not in result.output

@@ -1,7 +1,12 @@
-"""polygen.logstore: schema, WAL, append-mode uploads, transactions, queries, pruning."""
+"""polygen.logstore: schema, WAL, append-mode uploads, transactions, queries, pruning.
+
+The behaviour tests run on both backends: the ``db`` fixture is a SQLite path or the URL of a new
+PostgreSQL database (tests/pg.py). Backend details: the SQLite ones here, PostgreSQL's in
+tests/test_pgstore.py."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from datetime import datetime
 
@@ -9,35 +14,43 @@ import pytest
 
 import polygen.logstore as logstore
 from polygen.errors import LogStoreError, PolygenError
-from polygen.logstore import SCHEMA_VERSION, LogStore, StoredUpload, parse_duration, parse_since
+from polygen.logstore import (SCHEMA_VERSION, LogStore, StoredUpload, is_postgres_url, open_store,
+                              parse_duration, parse_since)
+from polygen.pgstore import PgLogStore
 
 MAC = "0004f2abcdef"
 MAC2 = "64167f000001"
 UA = "FileTransport PolycomVVX-VVX_410-UA/5.9.7.4477 Type/Application"
 
 
+def is_open(store) -> bool:
+    if isinstance(store, PgLogStore):
+        return store._conn is not None
+    try:
+        store._conn.execute("SELECT 1")
+    except sqlite3.ProgrammingError:
+        return False
+    return True
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_connections(monkeypatch):
-    """Fail a test that leaves a LogStore open (Python 3.11 does not warn about it by itself)."""
-    opened: list[LogStore] = []
-    real_open = LogStore.open.__func__
+    """Fail a test that leaves a store open (Python 3.11 does not warn about it by itself)."""
+    opened: list = []
+    for cls in (LogStore, PgLogStore):
+        real_open = cls.open.__func__
 
-    def tracking_open(cls, path):
-        store = real_open(cls, path)
-        opened.append(store)
-        return store
+        def tracking_open(cls, db, real_open=real_open):
+            store = real_open(cls, db)
+            opened.append(store)
+            return store
 
-    monkeypatch.setattr(LogStore, "open", classmethod(tracking_open))
+        monkeypatch.setattr(cls, "open", classmethod(tracking_open))
     yield
-    leaked = []
+    leaked = [store.name for store in opened if is_open(store)]
     for store in opened:
-        try:
-            store._conn.execute("SELECT 1")
-        except sqlite3.ProgrammingError:
-            continue  # closed
-        leaked.append(store.path)
         store.close()
-    assert not leaked, f"LogStore left open: {leaked}"
+    assert not leaked, f"log store left open: {leaked}"
 
 
 @pytest.fixture
@@ -45,16 +58,27 @@ def db_path(tmp_path):
     return tmp_path / "logs.db"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, db_path):
+    """The database of a behaviour test: a SQLite path, or a new PostgreSQL database's URL."""
+    return db_path if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
 @pytest.fixture
-def store(db_path):
-    s = LogStore.open(db_path)
+def store(db):
+    s = open_store(db)
     yield s
     s.close()
 
 
-def raw(db_path, sql, params=()):
+def raw(db, sql, params=()):
     """Read with an independent connection (closed before returning)."""
-    conn = sqlite3.connect(db_path)
+    if is_postgres_url(db):
+        import psycopg
+
+        with psycopg.connect(db) as conn:
+            return conn.execute(sql, params).fetchall()
+    conn = sqlite3.connect(db)
     try:
         return conn.execute(sql, params).fetchall()
     finally:
@@ -70,9 +94,10 @@ def texts(store, **kw):
 
 
 # ---------------------------------------------------------------------- schema
-def test_schema_created(store, db_path):
-    assert store.schema_version == SCHEMA_VERSION == 1
-    assert store.journal_mode == "wal"
+def test_schema_created(db_path):
+    with LogStore.open(db_path) as store:
+        assert store.schema_version == SCHEMA_VERSION == 1
+        assert store.journal_mode == "wal"
     tables = {r[0] for r in raw(db_path, "SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"uploads", "log_lines", "upload_state"} <= tables
     indexes = {r[0]: r[1] for r in raw(db_path, "SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL")}
@@ -82,10 +107,10 @@ def test_schema_created(store, db_path):
     assert raw(db_path, "PRAGMA user_version") == [(1,)]
 
 
-def test_reopen_keeps_data(db_path):
-    with LogStore.open(db_path) as s:
+def test_reopen_keeps_data(db):
+    with open_store(db) as s:
         s.store_upload(MAC, "app", lines(3), "5.9.7.4477", UA, received_at=1000.0)
-    with LogStore.open(db_path) as s:
+    with open_store(db) as s:
         assert s.schema_version == 1
         assert [r.text for r in s.query()] == ["line 1", "line 2", "line 3"]
         assert s.query()[0].fw_version == "5.9.7.4477"
@@ -103,6 +128,29 @@ def test_not_a_database(db_path):
     db_path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(LogStoreError, match="not a usable log database"):
         LogStore.open(db_path)
+
+
+# ---------------------------------------------------------------------- the health check's reader
+def test_reader_reads_while_a_write_is_open_and_never_writes(db, store):
+    """open_reader: the health check's connection answers while an upload's transaction is open
+    on the writer, and cannot change anything."""
+    reader = logstore.open_reader(db)
+    try:
+        with store._upload_transaction(MAC, "app") as conn:  # a writer in the middle of an upload
+            conn.execute("INSERT INTO upload_state VALUES ('x', 'app', 0, '', 0)")
+            assert reader.ping() is True
+            assert reader.counts() == (0, 0)
+        with pytest.raises((LogStoreError, sqlite3.OperationalError), match="read-?only"):
+            reader._write("DELETE FROM upload_state")
+        assert raw(db, "SELECT count(*) FROM upload_state") == [(1,)]
+    finally:
+        reader.close()
+
+
+def test_sqlite_reader_creates_nothing(db_path):
+    with pytest.raises(LogStoreError, match=f"^cannot open log database {db_path} to read: "):
+        logstore.open_reader(db_path)
+    assert not db_path.exists()
 
 
 # ---------------------------------------------------------------------- storing
@@ -124,6 +172,17 @@ def test_store_fields(store):
 def test_invalid_utf8_stored_with_replacement(store):
     store.store_upload(MAC, "app", b"bad \xff\xfe bytes\n\xc3\n", None, None)
     assert texts(store) == ["bad \ufffd\ufffd bytes", "\ufffd"]
+
+
+def test_nul_and_huge_numbers_stored(store):
+    """A NUL (PostgreSQL text cannot hold it) becomes U+FFFD; a "missed" count too big for a 64-bit
+    integer leaves the line unparsed, kept whole, instead of failing the upload."""
+    huge = "1101103000|sip  |4|" + "9" * 30 + "|too many"
+    r = store.store_upload(MAC, "app", f"a\x00b\n{huge}\n".encode(), "5.9\x00", "UA\x00", received_at=1.0)
+    assert r.lines == 2
+    rows = store.query()
+    assert [(x.text, x.parsed, x.missed) for x in rows] == [("a\ufffdb", False, None), (huge, False, None)]
+    assert rows[0].fw_version == "5.9\ufffd"
 
 
 def test_empty_body(store):
@@ -177,10 +236,10 @@ def test_restarted_file_stored_whole(store):
     assert [x.line_no for x in store.query(since=2.0)] == [1, 2]
 
 
-def test_append_survives_reopen(db_path):
-    with LogStore.open(db_path) as s:
+def test_append_survives_reopen(db):
+    with open_store(db) as s:
         s.store_upload(MAC, "app", lines(2), None, UA, received_at=1.0)
-    with LogStore.open(db_path) as s:
+    with open_store(db) as s:
         assert s.store_upload(MAC, "app", lines(3), None, UA, received_at=2.0).lines == 1
 
 
@@ -204,6 +263,78 @@ def test_one_transaction_failure_leaves_nothing(store, monkeypatch):
     # The append state was rolled back too: the retry stores exactly the three new lines.
     assert store.store_upload(MAC, "app", lines(5), None, UA, received_at=3.0).lines == 3
     assert texts(store) == [f"line {i}" for i in range(1, 6)]
+
+
+# ---------------------------------------------------------------------- blank lines and line caps
+def test_blank_lines_not_stored_but_counted(store):
+    body = b"one\n\n \t\r\nfour\n\n"
+    assert store.store_upload(MAC, "app", body, None, None).lines == 2
+    assert [(r.line_no, r.text) for r in store.query()] == [(1, "one"), (3 + 1, "four")]
+    # appended after the trailing blank line: numbering goes on from line 6
+    assert store.store_upload(MAC, "app", body + b"six\n", None, None).lines == 1
+    assert [(r.line_no, r.text) for r in store.query()][-1] == (6, "six")
+    assert store.store_upload(MAC2, "app", b"\n" * 1000, None, None).lines == 0
+    assert store.counts() == (3, 3)
+
+
+def marker_rows(db):
+    return raw(db, "SELECT line_no, text FROM log_lines WHERE module = 'polygen' ORDER BY id")
+
+
+def test_upload_over_max_lines_is_cut_with_a_marker(store, db):
+    """The first max_lines lines, then one marker row; the append state ends at the cut, so the
+    whole file sent again stores the rest (and what was appended), numbered on."""
+    body = lines(8)
+    r = store.store_upload(MAC, "app", body, None, UA, received_at=1.0, max_lines=5)
+    assert r == StoredUpload(1, 5, 0, cut_line=6, cut_bytes=len(lines(3, start=6)))
+    assert store.uploads() == [(1, MAC, "app", None, 1.0, len(body), 5, 0)]  # the marker is not a line
+    assert marker_rows(db) == [(6, logstore.cut_marker(6, len(lines(3, start=6)), 5))]
+    assert marker_rows(db)[0][1] == ("[polygen] lines 6 and on (87 bytes) not stored: this upload went over "
+                                     "its limit of 5 lines; they are stored when the phone sends them again")
+    assert raw(db, "SELECT last_len, last_lines FROM upload_state") == [(len(lines(5)), 5)]
+    r = store.store_upload(MAC, "app", body + lines(2, start=9), None, UA, received_at=2.0, max_lines=5)
+    assert r == StoredUpload(2, 5, len(lines(5)))
+    phone_lines = [(x.line_no, x.text) for x in store.query(limit=None) if x.module != logstore.CUT_MODULE]
+    assert phone_lines == [(i, f"line {i}") for i in range(1, 11)]
+
+
+def test_cut_skips_blank_lines_and_counts_them(store, db):
+    """Blank lines take no room under the cap; the state after the cut counts them all."""
+    body = b"a\n\n\nb\n\nc\nd\n"
+    r = store.store_upload(MAC, "app", body, None, None, max_lines=2)
+    assert (r.lines, r.cut_line, r.cut_bytes) == (2, 6, len(b"c\nd\n"))
+    assert raw(db, "SELECT last_lines FROM upload_state") == [(5,)]
+    assert store.store_upload(MAC, "app", body, None, None, max_lines=2).lines == 2
+    assert [(x.line_no, x.text) for x in store.query(limit=None) if x.module != logstore.CUT_MODULE] == [
+        (1, "a"), (4, "b"), (6, "c"), (7, "d")]
+
+
+def test_max_lines_zero_stores_only_the_marker(store, db):
+    r = store.store_upload(MAC, "app", lines(2), None, None, max_lines=0)
+    assert (r.lines, r.cut_line, r.cut_bytes) == (0, 1, len(lines(2)))
+    assert store.counts() == (1, 1) and marker_rows(db)[0][0] == 1
+    assert raw(db, "SELECT last_len, last_lines FROM upload_state") == [(0, 0)]
+    # a body that fits, or a cap of None, stores everything and no marker
+    assert store.store_upload(MAC2, "app", lines(2), None, None, max_lines=2).cut_line is None
+    assert store.store_upload(MAC2, "boot", lines(3), None, None).lines == 3
+    with pytest.raises(ValueError, match="max_lines must be >= 0"):
+        store.store_upload(MAC, "boot", lines(1), None, None, max_lines=-1)
+    assert store.counts() == (3, 6)
+
+
+def test_plan_upload_is_the_append_arithmetic():
+    """plan_upload, pure: what a cut upload stores and the state it leaves, without a database."""
+    body = b"x\n\ny\nz"
+    plan = logstore.plan_upload(None, body)
+    assert [(n, text) for n, *_, text, _ in plan.lines] == [(1, "x"), (3, "y"), (4, "z")]
+    assert plan.state == (len(body), hashlib.sha256(body).hexdigest(), 4)
+    assert (plan.cut_line, list(plan.rows()) == plan.lines) == (None, True)
+    plan = logstore.plan_upload(None, body, max_lines=1)
+    assert (plan.cut_line, plan.cut_bytes, plan.state[0], plan.state[2]) == (3, len(b"y\nz"), len(b"x\n\n"), 2)
+    assert list(plan.rows())[-1][:3] == (3, None, logstore.CUT_MODULE)
+    again = logstore.plan_upload(plan.state, body + b"\n")  # the rest, from the cut on
+    assert (again.skipped, [n for n, *_ in again.lines]) == (len(b"x\n\n"), [3, 4])
+    assert again.state[2] == 4
 
 
 # ---------------------------------------------------------------------- querying
@@ -244,10 +375,10 @@ def test_query_default_limit(store):
 
 
 # ---------------------------------------------------------------------- pruning
-def test_prune(filled, db_path):
+def test_prune(filled, db):
     assert filled.prune(150, now=400.0) == 3 + 2  # 3 lines and 2 uploads older than 250
     assert texts(filled) == ["fatal thing"]
-    assert raw(db_path, "SELECT count(*) FROM uploads") == [(1,)]
+    assert raw(db, "SELECT count(*) FROM uploads") == [(1,)]
     assert filled.prune(150, now=400.0) == 0
 
 

@@ -84,6 +84,12 @@ def test_another_database_port_host_and_no_watch(site):
     assert got[4] == "  another port:   PORT=65534 make run, or --port 65534"
 
 
+def test_a_postgresql_database_is_shown_without_its_password(site):
+    got = steps(site, db="postgresql://polygen:s3cret-DB@db1.example.com/polygen")
+    assert got[3] == ("  read its logs:  .venv/bin/polygen logs --db 'postgresql://polygen:***@db1.example.com/polygen'"
+                      "   (the phones' uploads are stored in postgresql://polygen:***@db1.example.com/polygen)")
+
+
 def test_with_provisioning_auth_the_url_asks_for_the_credentials(site):
     site_yaml = site / "inventory" / "site.yaml"
     site_yaml.write_text(site_yaml.read_text().replace(

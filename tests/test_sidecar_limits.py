@@ -2,18 +2,19 @@
 and "Slow clients").
 
 In process: the line limits (per upload, per MAC per hour, for known and for accepted unknown
-MACs), blank lines, the body deadline, and /healthz while the writer is busy. Against the real
+MACs), blank lines, the body deadline, and /healthz while the writers are busy. Against the real
 server (``python -m polygen serve`` on a loopback port): a MAC flooding with megabyte bodies next
 to a phone uploading and a health check, and a thousand idle sockets next to a normal request.
-Both print a ``FIGURE`` line that ``make hardening`` reports.
+Both print a ``FIGURE`` line that ``make hardening`` reports. The tests that store run on both
+log databases (the ``db`` fixture: a SQLite path or a new PostgreSQL database's URL).
 """
 
 from __future__ import annotations
 
 import asyncio
 import resource
-import sqlite3
 import statistics
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,7 +25,8 @@ import pytest
 from polygen.logstore import CUT_MODULE
 from polygen.sidecar import SidecarConfig, create_app, keys
 from tests.test_fuzz_sidecar import ServeLikeServer
-from tests.test_sidecar import ROOT, Server, counts, log_body, make_generation, point_out, rows
+from tests.test_logstore import db, db_path, raw  # noqa: F401 (db, db_path: fixtures)
+from tests.test_sidecar import ROOT, Server, log_body, make_generation, point_out
 from tests.test_sidecar import site  # noqa: F401 (a fixture)
 from tests.test_sidecar_security import FakeClock, serve_configs
 
@@ -34,12 +36,17 @@ STRANGER = "0004f2999999"  # not in the build
 MiB = 1 << 20
 
 
-def make_config(site: Path, tmp_path: Path, **kw) -> SidecarConfig:
-    return SidecarConfig(out=site / "out", db=tmp_path / "logs.db", **kw)
+def make_config(site: Path, db: Path | str, **kw) -> SidecarConfig:
+    return SidecarConfig(out=site / "out", db=db, **kw)
 
 
-def lines_of(db: Path, mac: str) -> list[tuple[int, str | None, str]]:
-    return rows(db, f"SELECT line_no, module, text FROM log_lines WHERE mac = '{mac}' ORDER BY id")
+def lines_of(db: Path | str, mac: str) -> list[tuple[int, str | None, str]]:
+    return raw(db, f"SELECT line_no, module, text FROM log_lines WHERE mac = '{mac}' ORDER BY id")
+
+
+def counts(db: Path | str) -> tuple[int, int]:
+    ((uploads, lines),) = raw(db, "SELECT (SELECT count(*) FROM uploads), (SELECT count(*) FROM log_lines)")
+    return uploads, lines
 
 
 def numbered(first: int, last: int) -> bytes:
@@ -47,10 +54,10 @@ def numbered(first: int, last: int) -> bytes:
 
 
 # ---------------------------------------------------------------------------- lines per upload
-async def test_an_upload_over_its_line_cap_is_cut_with_a_marker(aiohttp_client, site, tmp_path):
+async def test_an_upload_over_its_line_cap_is_cut_with_a_marker(aiohttp_client, site, db):
     """The first max_upload_lines lines are stored, then one marker row; 201 (the phone must not
     retry at once), and the rest is stored when the phone sends its growing file again."""
-    config = make_config(site, tmp_path, max_upload_lines=5)
+    config = make_config(site, db, max_upload_lines=5)
     client = await aiohttp_client(create_app(config))
     body = numbered(1, 8)
     r = await client.put(f"/logs/{MAC}-app.log", data=body)
@@ -68,10 +75,10 @@ async def test_an_upload_over_its_line_cap_is_cut_with_a_marker(aiohttp_client, 
     assert [t for n, m, t in lines_of(config.db, MAC) if m != CUT_MODULE] == [f"line {i}" for i in range(1, 11)]
 
 
-async def test_blank_lines_are_not_stored(aiohttp_client, site, tmp_path):
+async def test_blank_lines_are_not_stored(aiohttp_client, site, db):
     """A megabyte of newlines stores nothing (it used to be a million rows); blank lines between
     text keep their numbers."""
-    config = make_config(site, tmp_path)
+    config = make_config(site, db)
     client = await aiohttp_client(create_app(config))
     assert (await client.put(f"/logs/{MAC}-app.log", data=b"\n" * (MiB - 1))).status == 204
     assert (await client.put(f"/logs/{MAC}-boot.log", data=b" \r\n" * (MiB // 3))).status == 204
@@ -83,10 +90,10 @@ async def test_blank_lines_are_not_stored(aiohttp_client, site, tmp_path):
 
 # ---------------------------------------------------------------------------- lines per MAC
 @pytest.mark.parametrize("policy", ["404", "accept"])
-async def test_line_limit_per_mac(aiohttp_client, site, tmp_path, policy):
+async def test_line_limit_per_mac(aiohttp_client, site, db, policy):
     """Each MAC may store line_limit lines per hour; then 429 before the body is read, nothing
     stored. --unknown-mac accept gets the same limits for every MAC it accepts."""
-    config = make_config(site, tmp_path, line_limit=6, unknown_mac=policy)
+    config = make_config(site, db, line_limit=6, unknown_mac=policy)
     app = create_app(config)
     clock = FakeClock()
     app[keys.GUARD].lines.clock = clock
@@ -108,9 +115,9 @@ async def test_line_limit_per_mac(aiohttp_client, site, tmp_path, policy):
     assert (r.status, (await r.json())["lines"]) == (201, 2)
 
 
-async def test_concurrent_uploads_of_one_mac_share_its_budget(aiohttp_client, site, tmp_path):
-    """Uploads waiting for the writer at the same time cannot store more than the budget."""
-    config = make_config(site, tmp_path, line_limit=50, max_upload_lines=20)
+async def test_concurrent_uploads_of_one_mac_share_its_budget(aiohttp_client, site, db):
+    """Uploads waiting for the writers at the same time cannot store more than the budget."""
+    config = make_config(site, db, line_limit=50, max_upload_lines=20)
     client = await aiohttp_client(create_app(config))
 
     async def upload(n):
@@ -125,7 +132,7 @@ async def test_concurrent_uploads_of_one_mac_share_its_budget(aiohttp_client, si
 
 # ---------------------------------------------------------------------------- slow bodies
 async def test_an_upload_body_that_trickles_gets_408_and_stores_nothing(aiohttp_client, site, tmp_path):
-    config = make_config(site, tmp_path, body_timeout=0.5)
+    config = make_config(site, tmp_path / "logs.db", body_timeout=0.5)
     client = await aiohttp_client(ServeLikeServer(create_app(config)))
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     writer.write(f"PUT /logs/{MAC}-app.log HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nline 1\n".encode())
@@ -138,21 +145,20 @@ async def test_an_upload_body_that_trickles_gets_408_and_stores_nothing(aiohttp_
 
 
 # ---------------------------------------------------------------------------- health
-async def test_healthz_does_not_queue_behind_the_writer(aiohttp_client, site, tmp_path):
-    """/healthz asks the database on a reader of its own: with the single writer busy (held here
-    until the test lets go), it still answers."""
-    import threading
-
-    client = await aiohttp_client(create_app(make_config(site, tmp_path)))
+async def test_healthz_does_not_queue_behind_the_writers(aiohttp_client, site, db):
+    """/healthz asks the database on a reader of its own: with every writer thread busy (held
+    here until the test lets go: SQLite's one, PostgreSQL's four), it still answers."""
+    client = await aiohttp_client(create_app(make_config(site, db)))
     writer = client.app[keys.STORE]
     release = threading.Event()
-    busy = asyncio.ensure_future(writer._call(release.wait, 30))
+    loop = asyncio.get_running_loop()
+    busy = [loop.run_in_executor(writer._executor, release.wait, 30) for _ in range(writer.writers)]
     try:
         r = await asyncio.wait_for(client.get("/healthz"), 10)
         assert (r.status, (await r.json())["db"]) == (200, True)
     finally:
         release.set()
-        await busy
+        await asyncio.gather(*busy)
 
 
 # ---------------------------------------------------------------------------- the real server
@@ -161,7 +167,7 @@ FLOODERS = 3
 UPLOAD_LIMIT = SidecarConfig(out=Path("out"), db=Path("db")).upload_limit
 
 
-async def test_a_flooding_mac_does_not_hold_up_other_phones_or_healthz(tmp_path, capsys):
+async def test_a_flooding_mac_does_not_hold_up_other_phones_or_healthz(tmp_path, db, capsys):
     """One MAC sends megabyte bodies (newlines, one-character lines, log lines) from three
     connections at once for a few seconds; meanwhile another phone uploads and /healthz is asked,
     over and over. With the default limits each of those answers in under a second, and the
@@ -170,7 +176,6 @@ async def test_a_flooding_mac_does_not_hold_up_other_phones_or_healthz(tmp_path,
     base = tmp_path / "site"
     base.mkdir()
     point_out(base, make_generation(base, "g000001", macs=(flooder, phone)))
-    db = tmp_path / "logs.db"
     bodies = [b"\n" * MiB, b"x\n" * (MiB // 2), log_body(1, 30000)[:MiB]]
     statuses: Counter = Counter()
     latency: dict[str, list[float]] = {"healthz": [], "upload": []}
@@ -212,16 +217,11 @@ async def test_a_flooding_mac_does_not_hold_up_other_phones_or_healthz(tmp_path,
             elapsed = time.monotonic() - started
     finally:
         assert server.stop() == 0
-    conn = sqlite3.connect(db)
-    try:
-        flooded = conn.execute("SELECT count(*) FROM log_lines WHERE mac = ? AND module IS NOT ?",
-                               (flooder, CUT_MODULE)).fetchone()[0]
-        phone_lines = conn.execute("SELECT count(*) FROM log_lines WHERE mac = ?", (phone,)).fetchone()[0]
-    finally:
-        conn.close()
+    flooded = sum(1 for _, module, _ in lines_of(db, flooder) if module != CUT_MODULE)
+    phone_lines = len(lines_of(db, phone))
     worst = {k: max(v) for k, v in latency.items()}
     with capsys.disabled():
-        print(f"\nFIGURE flood uploads={sum(statuses.values())} seconds={FLOOD_SECONDS:g} "
+        print(f"\nFIGURE flood db={'postgresql' if isinstance(db, str) else 'sqlite'} uploads={sum(statuses.values())} seconds={FLOOD_SECONDS:g} "
               + " ".join(f"status_{s}={n}" for s, n in sorted(statuses.items()))
               + f" flooder_lines_stored={flooded} probes={len(latency['healthz'])}"
               + "".join(f" {k}_median_ms={statistics.median(v) * 1000:.0f} {k}_max_ms={worst[k] * 1000:.0f}"

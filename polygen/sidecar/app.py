@@ -14,7 +14,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from polygen.errors import SidecarConfigError
+from polygen.errors import LogStoreUnavailable, SidecarConfigError
+from polygen.logstore import describe_db
 from polygen.sidecar import guard, handlers, keys, timeouts
 from polygen.sidecar.store import StoreWriter
 
@@ -35,7 +36,7 @@ class SidecarConfig:
     """Everything the sidecar needs; ``polygen serve`` builds one from its options."""
 
     out: Path  # the out symlink (resolved per request)
-    db: Path  # SQLite log database, created on first start
+    db: Path | str  # log database: a SQLite file (created on first start) or a PostgreSQL URL
     inventory: Path | None = None  # informational (healthz); MACs come from the build's manifest
     static: bool = True  # also serve out/ read-only for GET/HEAD
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD  # enforced while streaming; over it: 413
@@ -93,7 +94,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         await writer.close()
         raise
     app[keys.STORE] = writer
-    log.info("log database %s open", writer.path)
+    log.info("log database %s open", writer.name)
     yield
     await writer.close()
 
@@ -105,6 +106,8 @@ async def _prune_loop(app: web.Application) -> None:
             deleted = await app[keys.STORE].prune(config.retention)
             if deleted:
                 log.info("pruned %d log rows older than %gs", deleted, config.retention)
+        except LogStoreUnavailable as exc:
+            log.warning("scheduled prune skipped: %s", exc)
         except Exception:
             log.exception("scheduled prune failed")
         await asyncio.sleep(config.prune_interval)
@@ -227,7 +230,7 @@ async def _serve(app: web.Application, config: SidecarConfig, host: str, port: i
         except OSError as exc:
             raise bind_error(exc, host, port) from exc
         log.info("listening on http://%s:%d out=%s db=%s static=%s watch=%s", host, port,
-                 config.out, config.db, config.static, config.rebuild is not None)
+                 config.out, describe_db(config.db), config.static, config.rebuild is not None)
         if on_listening is not None:
             on_listening()
         for sig in signals:

@@ -154,8 +154,9 @@ class Guard:
 
     @contextlib.asynccontextmanager
     async def one_upload_at_a_time(self, mac: str):
-        """Uploads of one MAC reach the single database writer one after the other, so a MAC that
-        floods has at most one upload queued ahead of every other phone's."""
+        """Uploads of one MAC reach the database writers one after the other, so a MAC that floods
+        has at most one upload queued ahead of every other phone's (and holds at most one of
+        PostgreSQL's writers)."""
         lock, users = self._writing.get(mac) or (asyncio.Lock(), 0)
         self._writing[mac] = (lock, users + 1)
         try:

@@ -33,6 +33,7 @@ from aiohttp import ClientPayloadError, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
+from polygen.errors import LogStoreUnavailable
 from polygen.logparse import count_lines
 from polygen.safetext import json_dumps
 from polygen.sidecar import keys
@@ -56,6 +57,7 @@ _CONTACTS_RE = re.compile(r"contacts/([0-9a-f]{12})-directory\.xml", re.ASCII)
 _PHONE_CFG_RE = re.compile(r"([0-9a-f]{12})-phone\.cfg", re.ASCII)
 _SAFE_REL_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*", re.ASCII)
 _CHUNK = 64 * 1024
+STORE_RETRY_AFTER = 30  # seconds, in the 503 of an upload while the log database is unavailable
 NOT_FOUND = "not found"  # the one 404 text of every lookup (MAC guessing: no hint why)
 
 
@@ -242,6 +244,12 @@ async def error_middleware(request: web.Request, handler):
         headers = {k: v for k, v in exc.headers.items()
                    if k.lower() in ("allow", "retry-after", "www-authenticate")}
         return error_response(exc.status, message, headers or None)
+    except LogStoreUnavailable as exc:
+        # The database is down or unreachable: nothing was stored and nothing acknowledged; the
+        # phone sends its log again later (the reason stays in our log: it names the server).
+        log.warning("%s %s: %s", request.method, request.raw_path, exc)
+        return error_response(503, "the log database is unavailable: try again later",
+                              {"Retry-After": str(STORE_RETRY_AFTER)})
     except asyncio.CancelledError:
         raise
     except Exception:
