@@ -184,7 +184,8 @@ def run(opts: BuildOptions, progress: Callable[[int], None] | None = None,
                                 max_phone_loss=opts.max_phone_loss)
     if cached is None:
         _store_cache(opts, key, inv)
-    warnings = tuple(str(w) for w in inv.warnings) + tuple(p.warnings)
+    # located problems print as file:line: path: warning: …; the others (firmware, catalog) as text
+    warnings = tuple(str(w) if w.file else w.message for w in inv.warnings) + tuple(p.warnings)
     return BuildResult(p.phones, result.written, result.unchanged, result.removed, result.generation,
                        result.changed, warnings, result.paths)
 

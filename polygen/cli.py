@@ -170,7 +170,9 @@ def check(inventory, firmware, secrets, fmt, strict):
     """Validate the inventory and report every problem at once.
 
     Each problem is printed as FILE:LINE: PATH: MESSAGE. Exit status: 0 clean (warnings
-    allowed unless --strict), 1 errors found.
+    allowed unless --strict), 1 errors found. With a firmware directory (or --firmware given),
+    each model's files in it are checked too, as `polygen build` does; a catalog entry that
+    no public source confirms (e.g. the Poly CCX models) is a warning.
 
     \b
     Example:
@@ -182,6 +184,11 @@ def check(inventory, firmware, secrets, fmt, strict):
     from polygen.errors import InventoryError
     from polygen.inventory import load
 
+    # the firmware is checked when there is a firmware directory, or when one was named: a CI
+    # checkout of the inventory without firmware/ is not a problem
+    source = click.get_current_context().get_parameter_source("firmware")
+    if not Path(firmware).is_dir() and source in (None, click.core.ParameterSource.DEFAULT):
+        firmware = None
     try:
         inv = load(inventory, secrets, firmware=firmware)
         problems = list(inv.warnings)
@@ -251,7 +258,7 @@ def build(inventory, out, templates, firmware, secrets, group):
         if bar is not None:
             bar.__exit__(None, None, None)
     for w in result.warnings:
-        click.echo(f"warning: {w}" if not w.count(": warning: ") else w, err=True)
+        click.echo(w if ": warning: " in w else f"warning: {w}", err=True)
     click.echo(result.summary())
 
 

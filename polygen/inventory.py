@@ -49,8 +49,10 @@ class Problem:
     severity: str = "error"  # or "warning"
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
         sev = "warning: " if self.severity == "warning" else ""
+        if not self.file:  # about the firmware or the catalog, not a place in the inventory
+            return f"{sev}{self.message}"
+        where = f"{self.file}:{self.line}" if self.line else self.file
         return f"{where}: {self.path}: {sev}{self.message}" if self.path else f"{where}: {sev}{self.message}"
 
     def as_dict(self) -> dict:
@@ -61,10 +63,13 @@ class Problem:
 # ------------------------------------------------------------------ the model
 @dataclass(frozen=True)
 class Polling:
-    mode: str = "abs"
+    """``prov.polling.*``. Without ``polling:`` in the inventory the phones spread their nightly
+    check over 01:00-05:00 (``random``), instead of hitting the server all at once."""
+
+    mode: str = "random"
     time: str = "01:00"
     period: int = 86400
-    time_random_end: str | None = None
+    time_random_end: str | None = "05:00"
 
 
 @dataclass(frozen=True)
@@ -708,6 +713,7 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
 
     # raw parameter names the firmware does not know: warnings with the closest known name
     _check_params(ctx, site_nodes[0] if site_nodes else None, site, phones, catalog, firmware)
+    _check_models(ctx, phones, catalog, firmware)
 
     # report in the order of the files and lines (stable: same-line problems keep their order)
     order = {str(f): i for i, f in enumerate(files)}
@@ -944,6 +950,21 @@ def _phones(ctx: _Ctx, checked: list[_FileResult], exts: dict[str, _RawExt], cat
                                      Loc(name, r.lines_line or r.line),
                                      {n: Loc(name, ln) for n, ln in r.settings_lines}))
     return out
+
+
+def _check_models(ctx: _Ctx, phones: list[_RawPhone], catalog: Catalog, firmware) -> None:
+    """Per model in use: what the catalog could not confirm, and (given a firmware directory)
+    whether the files the model fetches are there (polygen.firmware)."""
+    from polygen.firmware import verify
+
+    for key in sorted({r.phone.model for r in phones}):
+        model = catalog.models[key]
+        note = model.unverified_note()
+        if note:
+            ctx.warn(None, "", note)
+        if firmware is not None:
+            for severity, message in verify(model, Path(firmware)):
+                (ctx.warn if severity == "warning" else ctx.error)(None, "", message)
 
 
 def _check_params(ctx: _Ctx, site_node, site, phones: list[_RawPhone], catalog: Catalog, firmware) -> None:
