@@ -235,7 +235,7 @@ def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: 
     if app:
         names = firmware_requests(app, part_number)
         for name in names:
-            note = "firmware" if name == app else "firmware, this model's split image"
+            note = "firmware" if name == app else "firmware (split image, asked first)"
             status, _ = get(name, note=note)
             if status == 200:
                 report.firmware = name
