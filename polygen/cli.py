@@ -583,7 +583,8 @@ def logs_prune_cmd(db, older_than):
 def simulate_cmd(url, mac, model, ua, allow_missing_firmware, timeout):
     """Play a phone's boot against a server and print what it would get.
 
-    Requests <mac>.cfg, 000000000000.cfg with the User-Agent, the firmware, every CONFIG_FILES
+    Requests <mac>.cfg, 000000000000.cfg with the User-Agent, the firmware (the model's split
+    image <part>.sip.ld first, then sip.ld, as a phone does), every CONFIG_FILES
     entry in order, the override and directory files, and PUTs a boot log; then prints each
     request with its status and the effective registration (passwords masked). Exit status 1
     if any step fails: run it before plugging a phone in.

@@ -33,6 +33,7 @@ _MAC_SEP_RE = re.compile(r"[:\-. ]")
 _HEX12_RE = re.compile(r"^[0-9a-f]{12}$")
 _PARAM_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_\-]+)*$")
 _RELEASE_RE = re.compile(r"^[0-9][0-9A-Za-z._\-]{0,31}$")
+_PART_RE = re.compile(r"^(?=.{1,32}$)[0-9A-Za-z]+(?:-[0-9A-Za-z]+)*$")
 _HHMM_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*\.?$")
 # XML 1.0 forbids most control characters even when escaped
@@ -409,9 +410,13 @@ def _model_overrides(ctx: _Ctx, m: Map, catalog: Catalog, file: str) -> None:
         if ua is not None and not re.match(r"^[A-Za-z]+_?[A-Za-z0-9]+$", ua):
             ctx.error(mm["ua_token"].loc, f"{p}.ua_token", f"'{ua}' is not a User-Agent model token such as VVX_410")
             ua = None
+        part = ctx.text(mm, "part_number", p)
+        if part is not None and not _PART_RE.match(part):  # it names a file: <part>.sip.ld
+            ctx.error(mm["part_number"].loc, f"{p}.part_number",
+                      f"'{part}' is not a part number such as 3111-46162-001 (letters, digits, '-')")
+            part = None
         changes = {k: v for k, v in (("firmware", fw), ("lines", lines), ("ua_token", ua),
-                                     ("name", ctx.text(mm, "name", p)),
-                                     ("part_number", ctx.text(mm, "part_number", p))) if v is not None}
+                                     ("name", ctx.text(mm, "name", p)), ("part_number", part)) if v is not None}
         existing = catalog.find(key)
         if existing:
             catalog.replace(existing.key, **changes)

@@ -469,6 +469,14 @@ def test_models_adds_a_new_model(inv_dir):
     assert [m.key for m in inv.models_in_use()] == ["VVX999"]
 
 
+@pytest.mark.parametrize("part", ["../x", "3111 46162", "3111-46162-001.sip.ld", "-3111", "x" * 33])
+def test_a_part_number_must_be_one(inv_dir, part):
+    """It names the split image a phone asks for (<part>.sip.ld)."""
+    d = inv_dir(base(site__yaml=SITE + f'models:\n  VVX410: {{part_number: "{part}"}}\n'))
+    assert problems(d) == [f"inv/site.yaml:7: models.VVX410.part_number: '{part}' is not a part number such as "
+                           "3111-46162-001 (letters, digits, '-')"]
+
+
 def test_a_new_model_needs_token_lines_and_firmware(inv_dir):
     d = inv_dir(base(site__yaml=SITE + "models:\n  VVX999: {lines: 24}\n"))
     assert problems(d) == [
