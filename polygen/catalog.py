@@ -10,6 +10,7 @@ source confirms for a model is listed in ``Model.unverified``; ``polygen check``
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field, replace
 
@@ -85,6 +86,7 @@ class Model:
                 f"then set them under models.{self.key} ({keys}) to confirm")
 
 
+@functools.lru_cache(maxsize=256)  # asked once per phone per build
 def dialect_of(release: str) -> str:
     """'sip3' for SIP 3.2 and older releases, 'uc' for UC Software 3.3 and later.
 
