@@ -197,7 +197,8 @@ def run(opts: BuildOptions, progress: Callable[[int], None] | None = None,
                                 max_phone_loss=opts.max_phone_loss, keep_auth=opts.keep_auth)
     if cached is None:
         _store_cache(opts, key, inv)
-    warnings = tuple(str(w) for w in inv.warnings) + tuple(p.warnings)
+    # located problems print as file:line: path: warning: …; the others (firmware, catalog) as text
+    warnings = tuple(str(w) if w.file else w.message for w in inv.warnings) + tuple(p.warnings)
     if inv.site.auth is None:
         warnings += (no_auth_warning(inv.site_file),)
     return BuildResult(p.phones, result.written, result.unchanged, result.removed, result.generation,

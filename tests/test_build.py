@@ -23,12 +23,14 @@ def tree(out: Path) -> dict[str, bytes]:
 def test_example_build_has_every_file(built):
     files = set(tree(built))
     assert {
-        "000000000000.cfg", "ua-index.json", "site.cfg", "site-sip3.cfg",
+        "000000000000.cfg", "ua-index.json", "site.cfg",
         "contacts/000000000000-directory.xml",
-        "bootstrap/SPIP330.cfg", "bootstrap/SPIP331.cfg", "bootstrap/SSIP4000.cfg", "bootstrap/VVX410.cfg",
-        "0004f2000330-phone.cfg", "0004f2000331-phone.cfg", "0004f2004000-phone.cfg", "64167f000410-phone.cfg",
-        "firmware/3.3.5/sip.ld", "firmware/3.3.5/sip.cfg", "firmware/3.3.5/phone1.cfg", "firmware/5.9.7/sip.ver",
+        "bootstrap/SPIP330.cfg", "bootstrap/SPIP331.cfg", "bootstrap/SSIP5000.cfg", "bootstrap/VVX410.cfg",
+        "0004f2000330-phone.cfg", "0004f2000331-phone.cfg", "0004f2005000-phone.cfg", "64167f000410-phone.cfg",
+        "firmware/3.3.5/sip.ld", "firmware/4.0.15/sip.ld", "firmware/5.9.7/sip.ver",
     } <= files
+    # every example phone runs UC Software 3.3 or later: no SIP 3.x files (docs/polycom.md §10)
+    assert "site-sip3.cfg" not in files and not any(f.endswith(("/sip.cfg", "/phone1.cfg")) for f in files)
     assert "firmware/5.9.7/README.txt" not in files  # only firmware files are published
     assert not any("directory.xml" in f and not f.endswith("000000000000-directory.xml") for f in files)
 
@@ -71,23 +73,23 @@ def test_bootstrap_points_at_firmware_config_and_directories(built):
     assert root.tag == "APPLICATION"
     a = root.attrib
     assert a["APP_FILE_PATH"] == "firmware/3.3.5/sip.ld"
-    assert a["CONFIG_FILES"].split(", ")[:2] == ["[PHONE_MAC_ADDRESS]-phone.cfg", "site-sip3.cfg"]
-    assert a["CONFIG_FILES"].split(", ")[2:] == ["firmware/3.3.5/phone1.cfg", "firmware/3.3.5/sip.cfg"]
+    assert a["CONFIG_FILES"].split(", ") == ["[PHONE_MAC_ADDRESS]-phone.cfg", "site.cfg"]
     assert a["LOG_FILE_DIRECTORY"] == "logs" and a["CONTACTS_DIRECTORY"] == "contacts"
     el = root.find("APPLICATION_SPIP330")
     assert el.attrib["APP_FILE_PATH_SPIP330"] == "firmware/3.3.5/sip.ld"
     default = ET.fromstring((built / "000000000000.cfg").read_bytes())
-    assert {c.tag for c in default} == {"APPLICATION_SPIP330", "APPLICATION_SPIP331", "APPLICATION_SSIP4000",
+    assert {c.tag for c in default} == {"APPLICATION_SPIP330", "APPLICATION_SPIP331", "APPLICATION_SSIP5000",
                                         "APPLICATION_VVX410"}
 
 
 def test_dialects(built):
-    assert ET.fromstring((built / "0004f2000330-phone.cfg").read_bytes()).tag == "phone1"  # SIP 3.3.5
-    assert ET.fromstring((built / "64167f000410-phone.cfg").read_bytes()).tag == "polycomConfig"  # UC
+    assert ET.fromstring((built / "0004f2000330-phone.cfg").read_bytes()).tag == "polycomConfig"  # UC 3.3.5
+    assert ET.fromstring((built / "64167f000410-phone.cfg").read_bytes()).tag == "polycomConfig"  # UC 5.9.7
     site = ET.fromstring((built / "site.cfg").read_bytes())
     prov = site.find("prov").attrib
-    assert prov == {"prov.polling.enabled": "1", "prov.polling.mode": "abs", "prov.polling.period": "86400",
-                    "prov.polling.time": "01:00"}
+    # the inventory gives no polling: the phones spread over 01:00-05:00
+    assert prov == {"prov.polling.enabled": "1", "prov.polling.mode": "random", "prov.polling.period": "86400",
+                    "prov.polling.time": "01:00", "prov.polling.timeRandomEnd": "05:00"}
 
 
 def test_time_settings_follow_the_zone(built):
@@ -138,15 +140,15 @@ def test_removed_phone_files_disappear(build_opts):
     run(build_opts)
     phones = build_opts.inventory / "phones.yaml"
     text = phones.read_text()
-    start = text.index("  - mac: 0004.f200.4000")
-    end = text.index("  - mac: 64:16:7f")
+    start = text.index("  - mac: 00:04:f2:00:03:30")
+    end = text.index("  - mac: 00-04-F2-00-03-31")
     phones.write_text(text[:start] + text[end:])
     r = run(build_opts)
-    assert r.removed == 6  # the phone file, the IP 4000 bootstrap and its 3.1.8 firmware files
-    assert not (build_opts.out / "firmware/3.1.8").exists()
-    assert not (build_opts.out / "0004f2004000-phone.cfg").exists()
-    assert not (build_opts.out / "bootstrap/SSIP4000.cfg").exists()
-    assert "SSIP_4000" not in json.loads((build_opts.out / "ua-index.json").read_text())["models"]
+    assert r.removed == 4  # the phone file, the IP 330 bootstrap and its 3.3.5 firmware files
+    assert not (build_opts.out / "firmware/3.3.5").exists()
+    assert not (build_opts.out / "0004f2000330-phone.cfg").exists()
+    assert not (build_opts.out / "bootstrap/SPIP330.cfg").exists()
+    assert "SPIP_330" not in json.loads((build_opts.out / "ua-index.json").read_text())["models"]
 
 
 def test_failed_build_leaves_out_exactly_as_it_was(build_opts):
