@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import operator
+import os
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from polygen import __version__, htpasswd
 from polygen.catalog import Model
 from polygen.dialcheck import site_params as dialplan_params
 from polygen.directory import directory_entries, phone_directory
+from polygen.errors import BuildError
 from polygen.inventory import Extension, Inventory, Phone, mwi_address
 from polygen.linekeys import key_params
 from polygen.render import Renderer
@@ -233,10 +235,16 @@ def _firmware_files(firmware: Path | None, release: str, dialect: str) -> list[P
         return []
     keep = []
     for p in sorted(d.iterdir()):
-        if not p.is_file() or not _FW_NAME_RE.fullmatch(p.name):
+        if not _FW_NAME_RE.fullmatch(p.name) or not (
+                p.suffix in (".ld", ".ver", ".sig") or (dialect == "sip3" and p.name in ("sip.cfg", "phone1.cfg"))):
             continue
-        if p.suffix in (".ld", ".ver", ".sig") or (dialect == "sip3" and p.name in ("sip.cfg", "phone1.cfg")):
+        if p.is_file():
             keep.append(p)
+        elif p.is_symlink() and not p.exists():
+            # skipping it would leave the phones on their old image (or without their defaults)
+            # with no word why; a broken link elsewhere, where no phone looks, is left alone
+            raise BuildError(f"{p}: a broken symbolic link (to {os.readlink(p)}), and phones running {release} "
+                             "fetch this file: point the link at it, or remove it")
     return keep
 
 

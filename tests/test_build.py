@@ -151,6 +151,71 @@ def test_removed_phone_files_disappear(build_opts):
     assert "SPIP_330" not in json.loads((build_opts.out / "ua-index.json").read_text())["models"]
 
 
+def test_a_broken_link_in_a_release_no_phone_runs_does_not_stop_the_build(build_opts):
+    # releases unpacked by hand, half-removed, or linked to an unmounted disk, that no phone runs
+    fw = build_opts.firmware
+    (fw / "4.1.0").mkdir()
+    (fw / "4.1.0" / "sip.ld").symlink_to(fw / "gone" / "sip.ld")
+    (fw / "6.0.0" / "Config").mkdir(parents=True)
+    (fw / "6.0.0" / "Config" / "polycomConfig.xsd").symlink_to("/nonexistent/polycomConfig.xsd")
+    (fw / "6.0.0" / "sip.ld").symlink_to("sip-gone.ld")
+    (fw / "7.0.0").symlink_to(fw / "gone-release")  # a whole release linked to nowhere
+    (fw / "5.9.7" / "README.txt").unlink()  # in a release phones run, but not a file they fetch
+    (fw / "5.9.7" / "README.txt").symlink_to("/nonexistent/README.txt")
+    r = run(build_opts)
+    assert r.phones == 4 and r.written == 18
+    assert sorted(p.name for p in (build_opts.out / "firmware").iterdir()) == ["3.3.5", "4.0.15", "5.9.7"]
+    assert run(build_opts).written == 0
+
+
+XSD = ('<xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema"><xsd:attribute name="only.here"/>'
+       '<xsd:attribute name="up.backlight.idleIntensity"/></xsd:schema>\n')
+
+
+def unknown_to_597(build_opts) -> list[str]:
+    """A build's warnings about phone settings 5.9.7 does not know (the VVX 410 has only.here)."""
+    phones = build_opts.inventory / "phones.yaml"
+    if "only.here" not in phones.read_text():
+        phones.write_text(phones.read_text().replace('idleIntensity: "1"', 'idleIntensity: "1"\n      only.here: "1"'))
+    return [w.split(": ", 1)[1] for w in run(build_opts).warnings if "unknown to 5.9.7" in w]
+
+
+def test_a_repaired_link_in_a_release_is_seen_by_the_next_build(build_opts, tmp_path):
+    # the release's XSD (parameter names, not a file phones fetch) links to a disk not mounted yet:
+    # the shipped names are used; once the disk is there, the next build must not reuse that load
+    disk = tmp_path / "disk"  # outside firmware/: only the link itself is under it
+    (build_opts.firmware / "5.9.7" / "polycomConfig.xsd").symlink_to(disk / "polycomConfig.xsd")
+    assert unknown_to_597(build_opts) == ["phones[3].settings.only.here: warning: unknown to 5.9.7 firmware"]
+    disk.mkdir()
+    (disk / "polycomConfig.xsd").write_text(XSD)
+    assert unknown_to_597(build_opts) == []
+
+
+def test_a_release_linked_from_elsewhere_is_followed(build_opts, tmp_path):
+    release = build_opts.firmware / "5.9.7"
+    release.rename(tmp_path / "5.9.7")
+    release.symlink_to(tmp_path / "5.9.7")
+    assert unknown_to_597(build_opts) == ["phones[3].settings.only.here: warning: unknown to 5.9.7 firmware"]
+    (tmp_path / "5.9.7" / "polycomConfig.xsd").write_text(XSD)  # a file added behind the link
+    assert unknown_to_597(build_opts) == []
+    assert os.path.samefile(build_opts.out / "firmware/5.9.7/sip.ld", tmp_path / "5.9.7" / "sip.ld")
+
+
+def test_a_broken_link_to_a_file_phones_fetch_is_an_error_naming_it(build_opts):
+    run(build_opts)
+    before = tree(build_opts.out)
+    gen = os.readlink(build_opts.out)
+    link = build_opts.firmware / "5.9.7" / "sip.ld"
+    link.unlink()
+    link.symlink_to("/nonexistent/5.9.7/sip.ld")
+    with pytest.raises(BuildError) as exc:
+        run(build_opts)
+    assert exc.value.message == (f"{link}: a broken symbolic link (to /nonexistent/5.9.7/sip.ld), and phones "
+                                 "running 5.9.7 fetch this file: point the link at it, or remove it")
+    assert os.readlink(build_opts.out) == gen and tree(build_opts.out) == before
+    assert sorted(p.name for p in gens_dir(build_opts.out).glob("g*")) == [gen.rsplit("/", 1)[-1]]
+
+
 def test_failed_build_leaves_out_exactly_as_it_was(build_opts):
     run(build_opts)
     before = tree(build_opts.out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -57,6 +58,22 @@ def test_build_warns_about_missing_firmware(inventory_dir, tmp_path):
     assert r.exit_code == 0
     assert ("warning: firmware/5.9.7/sip.ld not found: VVX 410 phones keep the firmware they run; unpack "
             f"Polycom's 5.9.7 release into {tmp_path / 'fw'}/5.9.7/") in r.stderr.splitlines()
+
+
+def test_build_with_a_broken_firmware_link_names_it_and_keeps_out(inventory_dir, firmware_dir, tmp_path):
+    args = build_args(inventory_dir, firmware_dir, tmp_path)
+    (firmware_dir / "9.9.9").mkdir()
+    (firmware_dir / "9.9.9" / "sip.ld").symlink_to("/nonexistent/9.9.9/sip.ld")  # no phone runs 9.9.9
+    r = invoke(["build", *args])
+    assert (r.exit_code, r.stdout) == (0, "4 phones: 25 files written, 0 unchanged, 0 removed (generation g000001)\n")
+    link = firmware_dir / "3.3.5" / "sip.cfg"  # IP 330 and IP 331 phones fetch it
+    link.unlink()
+    link.symlink_to(tmp_path / "unmounted" / "sip.cfg")
+    r = invoke(["build", *args])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.stderr == (f"Error: {link}: a broken symbolic link (to {tmp_path}/unmounted/sip.cfg), and phones "
+                        "running 3.3.5 fetch this file: point the link at it, or remove it\n")
+    assert os.readlink(tmp_path / "out") == ".out.gens/g000001"
 
 
 def test_diff_masks_secrets(inventory_dir, firmware_dir, tmp_path):
