@@ -403,3 +403,16 @@ def test_merge_into_one_file_holding_both_lists(here, order):
         ext + phone if order[0] == "extensions.yaml" else phone + ext)
     loaded = load(inv, env={})
     assert "2001" in loaded.extensions and any(p.mac == "0004f2000999" for p in loaded.phones)
+
+
+def test_merge_into_files_without_a_site_adds_site_yaml(here):
+    (here / "inv").mkdir()
+    shutil.copy(EXAMPLE / "extensions.yaml", here / "inv")
+    write(here / "m.csv", "mac,model,ext,first_name,secret\n0004f2000999,IP330,2001,Zed,z\n")
+    draft, written = import_csv(Path("m.csv"), Path("inv"), merge=True, site=SITE, env={})
+    assert [(str(p), what) for p, what in written.files] == [
+        ("inv/site.yaml", "the site"), ("inv/extensions.yaml", "1 extension"), ("inv/phones.yaml", "1 phone"),
+        ("inv/secrets.yaml", "1 password (mode 0600)")]
+    assert added_lines_only((EXAMPLE / "extensions.yaml").read_text(), (here / "inv/extensions.yaml").read_text()) \
+        == ['  - ext: "2001"', "    first_name: Zed"]
+    assert load(Path("inv"), env={}).site.name == "Example Corp"
