@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from polygen.cli import cli
 
-from .conftest import TEMPLATES
+from .conftest import TEMPLATES, tree_digest
 
 
 def invoke(args, env=None):
@@ -26,9 +26,10 @@ def test_build_prints_a_summary_and_then_nothing_changed(inventory_dir, firmware
     args = build_args(inventory_dir, firmware_dir, tmp_path)
     r = invoke(["build", *args])
     assert r.exit_code == 0, r.output
-    assert r.stdout == "4 phones: 25 files written, 0 unchanged, 0 removed (generation g000001)\n"
+    digest = tree_digest(tmp_path / "out")[:16]
+    assert r.stdout == f"4 phones: 25 files written, 0 unchanged, 0 removed (generation g000001, digest {digest})\n"
     r = invoke(["build", *args])
-    assert r.stdout == "4 phones: nothing changed (25 files unchanged, generation g000001)\n"
+    assert r.stdout == f"4 phones: nothing changed (25 files unchanged, generation g000001, digest {digest})\n"
 
 
 def test_build_options_come_from_the_environment(inventory_dir, firmware_dir, tmp_path):
@@ -71,7 +72,7 @@ def test_diff_masks_secrets(inventory_dir, firmware_dir, tmp_path):
     assert '-  <reg reg.1.address="1001" reg.1.auth.userId="1001" reg.1.auth.password="********" ' \
            'reg.1.displayName="Ada Lovelace"' in r.stdout
     assert "+    <item><fn>Augusta</fn><ln>Lovelace</ln><ct>1001</ct></item>" in r.stdout
-    assert r.stderr == "0 to add, 2 to change, 0 to remove\n"
+    assert r.stderr == "0 to add, 2 to change, 0 to remove (against generation g000001)\n"
     r = invoke(["diff", "--stat", *args])
     assert r.stdout.splitlines() == ["M contacts/000000000000-directory.xml", "M 0004f2000330-phone.cfg"]
 
@@ -87,14 +88,14 @@ def test_diff_masks_the_phones_admin_password(inventory_dir, firmware_dir, tmp_p
     assert "Example-admin-1" not in r.output
     assert '+  <device device.set="1" device.auth.localAdminPassword.set="1" ' \
            'device.auth.localAdminPassword="********"/>' in r.stdout.splitlines()
-    assert r.stderr == "0 to add, 2 to change, 0 to remove\n"  # the UC phones' files only
+    assert r.stderr == "0 to add, 2 to change, 0 to remove (against generation g000001)\n"  # the UC phones' files
     r = invoke(["diff", "--stat", *args])
     assert r.stdout.splitlines() == ["M 0004f2000331-phone.cfg", "M 64167f000410-phone.cfg"]
 
 
 def test_diff_before_any_build_lists_every_file_as_added(inventory_dir, firmware_dir, tmp_path):
     r = invoke(["diff", "--stat", *build_args(inventory_dir, firmware_dir, tmp_path)])
-    assert r.exit_code == 0 and r.stderr == "25 to add, 0 to change, 0 to remove\n"
+    assert r.exit_code == 0 and r.stderr == "25 to add, 0 to change, 0 to remove (nothing built yet)\n"
     assert not (tmp_path / "out").exists()  # diff never writes
 
 
