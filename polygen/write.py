@@ -519,7 +519,7 @@ def rollback(out: Path) -> RolledBack:
                              "(--group) and took this generation's access away; run `polygen build` instead")
         read_manifest(target)  # a damaged generation is refused before it is served
         _put_json(g / ROLLBACK_HOLD, {"generation": cur.name, "commit": record.get("commit"),
-                                      "digest": generation_digest(cur)}, 0o600, None)
+                                      "digest": generation_digest(cur)}, 0o644, None)  # no secret in it
         _swap(out, target)
     return RolledBack(target.name, read_record(target).get("commit"), cur.name, record.get("commit"))
 
