@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -209,8 +210,8 @@ def test_two_clones_build_one_commit_into_the_same_bytes(repo, tmp_path):
                 "--firmware", str(clone.parent / f"{clone.name}-firmware")]
 
     a = invoke("build", "--git", *node_args(nodes[0], a_out))
-    b = subprocess.run([sys.executable, "-m", "polygen", "build", "--git", *node_args(nodes[1], b_out)],
-                       cwd=nodes[1], capture_output=True, text=True, preexec_fn=lambda: os.umask(0o077),
+    command = shlex.join([sys.executable, "-m", "polygen", "build", "--git", *node_args(nodes[1], b_out)])
+    b = subprocess.run(["sh", "-c", f"umask 077 && exec {command}"], cwd=nodes[1], capture_output=True, text=True,
                        env=clean_env(TZ="Asia/Tokyo", LC_ALL="C", LANG="C", POLYGEN_TZ_YEAR="2026"))
     assert a.exit_code == 0 and b.returncode == 0, b.stderr
     last = a.stdout.strip().rsplit(", ", 2)
