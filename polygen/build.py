@@ -194,7 +194,8 @@ def run(opts: BuildOptions, progress: Callable[[int], None] | None = None,
     if on_plan:
         on_plan(p)
     result: WriteResult = write(p.files(), opts.out, progress=progress, group=group_id(opts.group),
-                                max_phone_loss=opts.max_phone_loss, keep_auth=opts.keep_auth)
+                                max_phone_loss=opts.max_phone_loss, keep_auth=opts.keep_auth,
+                                index=p.index() if p.index else None)
     if cached is None:
         _store_cache(opts, key, inv)
     warnings = tuple(str(w) for w in inv.warnings) + tuple(p.warnings)

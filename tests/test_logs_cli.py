@@ -126,7 +126,8 @@ def test_logs_errors(db, args, message):
 def test_logs_unknown_extension(db, inventory_dir):
     result = CliRunner().invoke(cli, ["logs", "--db", str(db), "--ext", "4711", "-i", str(inventory_dir)])
     assert result.exit_code == 1
-    assert result.output.splitlines()[-1] == f"Error: no phone in {inventory_dir} carries extension 4711"
+    assert result.output.splitlines()[-1] == (f"Error: no phone carries extension 4711, in {inventory_dir} or in "
+                                              f"the uploads stored in {describe_db(db)}")
 
 
 def test_logs_missing_database(tmp_path):

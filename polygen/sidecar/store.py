@@ -19,11 +19,13 @@ import asyncio
 import functools
 import logging
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from polygen.errors import LogStoreError
 from polygen.logstore import BaseLogStore, StoredUpload, describe_db, is_postgres_url, open_reader, open_store
+from polygen.sightings import Sighting
 
 log = logging.getLogger("polygen.sidecar.store")
 PG_WRITERS = 4  # writer threads (connections) per sidecar on PostgreSQL
@@ -84,8 +86,31 @@ class StoreWriter:
         self._reader_executor.shutdown(wait=True)
 
     async def store_upload(self, mac: str, kind: str, body: bytes, fw_version: str | None,
-                           user_agent: str | None, max_lines: int | None = None) -> StoredUpload:
-        return await self._call("store_upload", mac, kind, body, fw_version, user_agent, max_lines=max_lines)
+                           user_agent: str | None, max_lines: int | None = None,
+                           extensions: Sequence[str] | None = None) -> StoredUpload:
+        return await self._call("store_upload", mac, kind, body, fw_version, user_agent, max_lines=max_lines,
+                                extensions=extensions)
+
+    async def record_sightings(self, rows: Sequence[Sighting], offsets: Sequence[tuple[str, str, int]] = ()) -> None:
+        await self._call("record_sightings", rows, offsets)
+
+    async def tail_offset(self, source: str) -> tuple[str, int] | None:
+        return await self._call("tail_offset", source)
+
+    async def seen_macs(self) -> set[str] | None:
+        """The MACs of every phone seen, asked on the reader (None: the database does not answer)."""
+        if not self._open:
+            return None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader_executor, self._seen_macs_reader)
+
+    def _seen_macs_reader(self) -> set[str] | None:  # on the reader thread
+        try:
+            if self._reader is None:
+                self._reader = open_reader(self.db)
+            return self._reader.seen_macs()
+        except LogStoreError:
+            return None
 
     async def prune(self, older_than_seconds: float) -> int:
         return await self._call("prune", older_than_seconds)
