@@ -8,7 +8,8 @@ the line), and ``polygen serve --nginx-log FILE`` reads it as it grows (``Tail``
 
 ``Tail`` keeps the file open and reads what was appended since the last call, complete lines
 only. A rotated file (the name now another inode) is read to its end first, then the new one
-from its start; a truncated one from its start. Where it stopped is recorded in the log
+from its start; a truncated one (``copytruncate``) from its start, once it is shorter than what
+was read (what a truncated file regrew to by then is lost). Where it stopped is recorded in the log
 database with the sightings those lines gave, in one transaction (``record_sightings``), so a
 restarted sidecar goes on from there and counts no request twice.
 """

@@ -142,6 +142,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             ua_model TEXT,
             firmware TEXT,
             user_agent TEXT,
+            ua_seen REAL,
             PRIMARY KEY (mac, kind)
         )""",
         "CREATE INDEX sightings_last_seen ON sightings (last_seen)",
@@ -474,7 +475,7 @@ class BaseLogStore:
         p = self._PH
         cols = ", ".join(SIGHTING_COLUMNS)
         newer = "excluded.last_seen >= sightings.last_seen"
-        with_ua = f"excluded.ua_model IS NOT NULL AND ({newer} OR sightings.ua_model IS NULL)"
+        with_ua = "excluded.ua_model IS NOT NULL AND (sightings.ua_model IS NULL OR excluded.ua_seen >= sightings.ua_seen)"
         sql = (
             f"INSERT INTO sightings ({cols}) VALUES ({', '.join([p] * len(SIGHTING_COLUMNS))})"
             " ON CONFLICT (mac, kind) DO UPDATE SET"
@@ -484,7 +485,7 @@ class BaseLogStore:
             + ",".join(f" {c} = CASE WHEN {newer} THEN excluded.{c} ELSE sightings.{c} END"
                        for c in ("address", "method", "path", "status")) + ","
             + ",".join(f" {c} = CASE WHEN {with_ua} THEN excluded.{c} ELSE sightings.{c} END"
-                       for c in ("ua_model", "firmware", "user_agent"))
+                       for c in ("ua_model", "firmware", "user_agent", "ua_seen"))
         )
         ordered = sorted(rows, key=lambda r: (r.mac, r.kind))
         with self._batch() as conn:

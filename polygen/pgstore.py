@@ -111,6 +111,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             ua_model TEXT,
             firmware TEXT,
             user_agent TEXT,
+            ua_seen DOUBLE PRECISION,
             PRIMARY KEY (mac, kind)
         )""",
         "CREATE INDEX sightings_last_seen ON sightings (last_seen)",

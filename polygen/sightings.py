@@ -8,7 +8,8 @@ kind:
 
 * ``boot``: the boot log upload (``PUT <mac>-boot.log``) or any request of the Updater
   (``Type/Updater``): the phone (re)booted then;
-* ``upload``: any other ``PUT`` (the app log, override files, directories, call lists);
+* ``upload``: any other ``PUT`` (the app log, override files, directories, call lists), and the
+  ``HEAD`` of a log a phone sends before uploading it;
 * ``directory``: ``GET``/``HEAD`` of ``contacts/<mac>-directory.xml``;
 * ``config``: every other request (``<mac>.cfg``, ``<mac>-phone.cfg``, a bootstrap, a site file,
   firmware).
@@ -42,6 +43,7 @@ MAX_TEXT = 512  # characters kept of a path or a User-Agent (aiohttp allows 8 Ki
 _PHONE_FILE_RE = re.compile(r"/(?:[^/]*/)*([0-9A-Fa-f]{12})[-.][^/]*", re.ASCII)
 _DIRECTORY_RE = re.compile(r"/(?:[^/]*/)*[0-9A-Fa-f]{12}-directory\.xml", re.ASCII)
 _BOOT_LOG_RE = re.compile(r"/(?:[^/]*/)*[0-9A-Fa-f]{12}-boot\.log", re.ASCII)
+_LOG_RE = re.compile(r"/(?:[^/]*/)*[0-9A-Fa-f]{12}-(?:boot|app)\.log", re.ASCII)
 
 
 @dataclass(slots=True)
@@ -60,25 +62,26 @@ class Sighting:
     ua_model: str | None  # the User-Agent's model token (VVX_410), of the newest request that had one
     firmware: str | None  # the version in that User-Agent
     user_agent: str | None  # that User-Agent
+    ua_seen: float | None  # the time of that request
 
     def merge(self, other: Sighting) -> None:
         """Add ``other`` (same phone and kind, older or newer) to this row, as the database does."""
-        newer = other.last_seen >= self.last_seen
-        if newer:
+        if other.last_seen >= self.last_seen:
             self.address, self.method, self.path, self.status = other.address, other.method, other.path, other.status
-        if other.ua_model is not None and (newer or self.ua_model is None):
-            self.ua_model, self.firmware, self.user_agent = other.ua_model, other.firmware, other.user_agent
+        if other.ua_model is not None and (self.ua_model is None or other.ua_seen >= self.ua_seen):
+            self.ua_model, self.firmware, self.user_agent, self.ua_seen = (
+                other.ua_model, other.firmware, other.user_agent, other.ua_seen)
         self.first_seen = min(self.first_seen, other.first_seen)
         self.last_seen = max(self.last_seen, other.last_seen)
         self.requests += other.requests
 
     def as_tuple(self) -> tuple:
         return (self.mac, self.kind, self.first_seen, self.last_seen, self.requests, self.address, self.method,
-                self.path, self.status, self.ua_model, self.firmware, self.user_agent)
+                self.path, self.status, self.ua_model, self.firmware, self.user_agent, self.ua_seen)
 
 
 COLUMNS = ("mac", "kind", "first_seen", "last_seen", "requests", "address", "method", "path", "status",
-           "ua_model", "firmware", "user_agent")
+           "ua_model", "firmware", "user_agent", "ua_seen")
 
 
 def classify(method: str, path: str, user_agent: str | None) -> tuple[str, str, UserAgent | None] | None:
@@ -97,7 +100,7 @@ def classify(method: str, path: str, user_agent: str | None) -> tuple[str, str, 
         return None
     if ua is not None and ua.serial not in (None, mac):
         ua = None  # another phone's User-Agent: tells nothing about this one
-    if method == "PUT":
+    if method == "PUT" or (method == "HEAD" and _LOG_RE.fullmatch(path)):  # HEAD comes before an upload
         kind = "boot" if _BOOT_LOG_RE.fullmatch(path) else "upload"
     elif ua is not None and ua.type == "Updater":
         kind = "boot"
@@ -113,7 +116,7 @@ def sighting(mac: str, kind: str, ua: UserAgent | None, *, when: float, address:
     """One request as a sighting row (texts cut to ``MAX_TEXT``)."""
     return Sighting(mac, kind, when, when, 1, address, method[:16], path[:MAX_TEXT], int(status),
                     ua.model if ua else None, ua.version if ua else None,
-                    user_agent[:MAX_TEXT] if ua and user_agent else None)
+                    user_agent[:MAX_TEXT] if ua and user_agent else None, when if ua else None)
 
 
 class Coalescer:
