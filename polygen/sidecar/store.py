@@ -99,36 +99,30 @@ class StoreWriter:
 
     async def seen_macs(self) -> set[str] | None:
         """The MACs of every phone seen, asked on the reader (None: the database does not answer)."""
-        if not self._open:
-            return None
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader_executor, self._seen_macs_reader)
-
-    def _seen_macs_reader(self) -> set[str] | None:  # on the reader thread
-        try:
-            if self._reader is None:
-                self._reader = open_reader(self.db)
-            return self._reader.seen_macs()
-        except LogStoreError:
-            return None
+        return await self._read("seen_macs", None)
 
     async def prune(self, older_than_seconds: float) -> int:
         return await self._call("prune", older_than_seconds)
 
     async def ping(self) -> bool:
         """Does the database answer? Asked on the reader, never behind the writers."""
-        if not self._open:
-            return False
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader_executor, self._ping_reader)
+        return await self._read("ping", False)
 
-    def _ping_reader(self) -> bool:  # on the reader thread
+    async def _read(self, method: str, failed):
+        """``method`` of the reader store, on the reader thread; ``failed`` if the database does
+        not answer."""
+        if not self._open:
+            return failed
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader_executor, self._on_reader, method, failed)
+
+    def _on_reader(self, method: str, failed):  # on the reader thread
         try:
             if self._reader is None:
                 self._reader = open_reader(self.db)
-            return self._reader.ping()
+            return getattr(self._reader, method)()
         except LogStoreError:
-            return False
+            return failed
 
     def _close_reader(self) -> None:  # on the reader thread
         if self._reader is not None:
