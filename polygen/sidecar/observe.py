@@ -20,7 +20,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -46,7 +46,8 @@ class Observer:
         self._dropped_told = 0
 
     def note(self, *, method: str, path: str, user_agent: str | None, status: int, address: str | None,
-             when: float, known: frozenset[str] | set[str]) -> None:
+             when: float, known: Callable[[], frozenset[str]]) -> None:
+        """One request; ``known()``: the MACs of the served build (asked only for a phone)."""
         if status in NOT_SIGHTINGS:
             return
         found = classify(method, path, user_agent)
@@ -54,7 +55,7 @@ class Observer:
             return
         mac, kind, ua = found
         self.coalescer.add(sighting(mac, kind, ua, when=when, address=address, method=method, path=path,
-                                    status=status, user_agent=user_agent), known=mac in known)
+                                    status=status, user_agent=user_agent), known=mac in known())
 
     def pending_macs(self) -> set[str]:
         return {mac for mac, _ in self.coalescer._pending}
@@ -71,12 +72,18 @@ async def observe_middleware(request: web.Request, handler):
     app = request.app
     notes = request.get(keys.NOTES) or {}
     app[keys.METRICS].count_request(request.method, response.status, notes)
-    gen = request.get(keys.GENERATION) or app[keys.TREE].generation()
-    known = app[keys.TREE].manifest(gen).macs if gen is not None else frozenset()
     app[keys.OBSERVER].note(method=request.method, path=request.raw_path,
                             user_agent=request.headers.get("User-Agent"), status=response.status,
-                            address=app[keys.GUARD].address(request), when=time.time(), known=known)
+                            address=app[keys.GUARD].address(request), when=time.time(),
+                            known=lambda: _served_macs(app, request.get(keys.GENERATION)))
     return response
+
+
+def _served_macs(app: web.Application, gen=None) -> frozenset[str]:
+    """The phones of the generation a request was served from, else of the current one."""
+    tree = app[keys.TREE]
+    gen = gen or tree.generation()
+    return tree.manifest(gen).macs if gen is not None else frozenset()
 
 
 async def flush(app: web.Application) -> None:
@@ -85,14 +92,12 @@ async def flush(app: web.Application) -> None:
     tail = observer.tail
     if tail is not None:
         requests = await asyncio.to_thread(tail.read)
-        tree = app[keys.TREE]
-        gen = tree.generation()
-        known = tree.manifest(gen).macs if gen is not None else frozenset()
+        served = _served_macs(app)
         for r in requests:
             if _FORWARDED_RE.fullmatch(f"{r.method} {r.uri}"):
                 continue
             observer.note(method=r.method, path=r.uri, user_agent=r.user_agent, status=r.status,
-                          address=r.address, when=r.time, known=known)
+                          address=r.address, when=r.time, known=lambda: served)
     rows = observer.coalescer.drain()
     offset = tail.offset if tail is not None else None
     if offset == observer.recorded:
