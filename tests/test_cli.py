@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -26,9 +27,9 @@ def test_build_prints_a_summary_and_then_nothing_changed(inventory_dir, firmware
     args = build_args(inventory_dir, firmware_dir, tmp_path)
     r = invoke(["build", *args])
     assert r.exit_code == 0, r.output
-    assert r.stdout == "4 phones: 25 files written, 0 unchanged, 0 removed (generation g000001)\n"
+    assert r.stdout == "4 phones: 18 files written, 0 unchanged, 0 removed (generation g000001)\n"
     r = invoke(["build", *args])
-    assert r.stdout == "4 phones: nothing changed (25 files unchanged, generation g000001)\n"
+    assert r.stdout == "4 phones: nothing changed (18 files unchanged, generation g000001)\n"
 
 
 def test_build_options_come_from_the_environment(inventory_dir, firmware_dir, tmp_path):
@@ -57,6 +58,22 @@ def test_build_warns_about_missing_firmware(inventory_dir, tmp_path):
     assert r.exit_code == 0
     assert ("warning: firmware/5.9.7/sip.ld not found: VVX 410 phones keep the firmware they run; unpack "
             f"Polycom's 5.9.7 release into {tmp_path / 'fw'}/5.9.7/") in r.stderr.splitlines()
+
+
+def test_build_with_a_broken_firmware_link_names_it_and_keeps_out(inventory_dir, firmware_dir, tmp_path):
+    args = build_args(inventory_dir, firmware_dir, tmp_path)
+    (firmware_dir / "9.9.9").mkdir()
+    (firmware_dir / "9.9.9" / "sip.ld").symlink_to("/nonexistent/9.9.9/sip.ld")  # no phone runs 9.9.9
+    r = invoke(["build", *args])
+    assert (r.exit_code, r.stdout) == (0, "4 phones: 25 files written, 0 unchanged, 0 removed (generation g000001)\n")
+    link = firmware_dir / "3.3.5" / "sip.cfg"  # IP 330 and IP 331 phones fetch it
+    link.unlink()
+    link.symlink_to(tmp_path / "unmounted" / "sip.cfg")
+    r = invoke(["build", *args])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.stderr == (f"Error: {link}: a broken symbolic link (to {tmp_path}/unmounted/sip.cfg), and phones "
+                        "running 3.3.5 fetch this file: point the link at it, or remove it\n")
+    assert os.readlink(tmp_path / "out") == ".out.gens/g000001"
 
 
 def test_diff_masks_secrets(inventory_dir, firmware_dir, tmp_path):
@@ -94,7 +111,7 @@ def test_diff_masks_the_phones_admin_password(inventory_dir, firmware_dir, tmp_p
 
 def test_diff_before_any_build_lists_every_file_as_added(inventory_dir, firmware_dir, tmp_path):
     r = invoke(["diff", "--stat", *build_args(inventory_dir, firmware_dir, tmp_path)])
-    assert r.exit_code == 0 and r.stderr == "25 to add, 0 to change, 0 to remove\n"
+    assert r.exit_code == 0 and r.stderr == "18 to add, 0 to change, 0 to remove\n"
     assert not (tmp_path / "out").exists()  # diff never writes
 
 
