@@ -19,7 +19,7 @@ from tests.htmltree import parse
 
 NOW = 1_796_000_000.0  # 2026-11-30T00:53:20Z
 DAY = 86400.0
-IP330, IP331, IP4000, VVX410 = "0004f2000330", "0004f2000331", "0004f2004000", "64167f000410"
+IP330, IP331, IP5000, VVX410 = "0004f2000330", "0004f2000331", "0004f2005000", "64167f000410"
 
 
 def seen(mac, when, kind="config", ua_model=None, firmware=None, address="192.0.2.9"):
@@ -51,7 +51,7 @@ def test_each_phone_gets_the_first_state_that_applies(served):
         seen(IP330, NOW - 60, ua_model="SPIP_330", firmware="3.3.5.0000"),
         seen(IP330, NOW - DAY, kind="boot", ua_model="SPIP_330", firmware="3.3.5.0000"),
         seen(IP331, NOW - 60, ua_model="SPIP_331", firmware="4.0.15.1009"),
-        seen(IP4000, NOW - 3 * DAY - 3600, ua_model="SSIP_4000"),
+        seen(IP5000, NOW - 3 * DAY - 3600, ua_model="SSIP_5000"),
         seen(VVX410, NOW - 10, ua_model="VVX_411", firmware="6.4.6.0000"),
         seen("64167f000201", NOW - 5, ua_model="VVX_450"),
     ]
@@ -61,7 +61,7 @@ def test_each_phone_gets_the_first_state_that_applies(served):
         (VVX410, "mismatch", "the phone reports VVX 411, the inventory says VVX 410, whose files it gets; "
                              "correct the model"),
         (IP331, "errors", "Registration failed: 403"),
-        (IP4000, "stale", "not seen for 3d 1h"),
+        (IP5000, "stale", "not seen for 3d 1h"),
         (IP330, "ok", None),
     ]
     ok = rows[-1]
@@ -71,7 +71,7 @@ def test_each_phone_gets_the_first_state_that_applies(served):
                   "first_seen": "2026-11-29T00:51:40Z"}
     # nothing seen at all: never-seen, with what the inventory says
     rows = fleet(served, [], {}, now=NOW, stale_after=2 * DAY)
-    assert states(rows) == dict.fromkeys((IP330, IP331, IP4000, VVX410), "never-seen")
+    assert states(rows) == dict.fromkeys((IP330, IP331, IP5000, VVX410), "never-seen")
     assert rows[-1]["lines"] == ["1005", "1003", "1004"] and rows[-1]["target_release"] == "5.9.7"
 
 
@@ -128,7 +128,7 @@ def test_status_formats(built, db):
                                 "ADDRESS", "PROBLEM"]
     assert [line.split()[:2] for line in lines[1:-1]] == [
         ["unknown", "64167f000201"], ["errors", IP330], ["stale", VVX410], ["never-seen", IP331],
-        ["never-seen", IP4000]]
+        ["never-seen", IP5000]]
     assert lines[2].endswith("Registration failed: \\e[31m401")
     assert lines[-1] == "5 phones: 1 unknown, 1 errors, 1 stale, 2 never-seen"
     rows = json.loads(status(built, db, "--format", "json").output)
@@ -169,7 +169,7 @@ def test_status_html_page(built, db, tmp_path):
     doc = parse(page.read_text())
     assert doc.by_id("generation").text() == built.resolve().name
     assert [tr.find_all("td")[1].text() for tr in doc.find("tbody").find_all("tr")] == [
-        "64167f000201", IP330, VVX410, IP331, IP4000]
+        "64167f000201", IP330, VVX410, IP331, IP5000]
     assert "\x1b" not in page.read_text()
 
 

@@ -53,8 +53,8 @@ def test_status_shows_each_phone_as_it_booted_then_phone_add_enrols_the_unknown_
     try:
         url = f"http://127.0.0.1:{sidecar.port}/"
         phones = {p.norm: p for p in example_phones(site.inventory)}
-        ip330, ip331, ip4000, vvx410 = (phones[m] for m in
-                                        ("0004f2000330", "0004f2000331", "0004f2004000", "64167f000410"))
+        ip330, ip331, ip5000, vvx410 = (phones[m] for m in
+                                        ("0004f2000330", "0004f2000331", "0004f2005000", "64167f000410"))
         for phone in (ip330, vvx410):  # booting as the inventory says
             assert boot(HttpTransport(url), phone.norm, model_ua(phone.model)).ok
         # the IP 331's MAC on a VVX 411: the inventory gives it a SIP phone's files
@@ -65,7 +65,7 @@ def test_status_shows_each_phone_as_it_booted_then_phone_add_enrols_the_unknown_
 
         rows = status_when(site, lambda r: "64167f000201" in r and r[ip331.norm]["reported_model"])
         assert {mac: row["state"] for mac, row in rows.items()} == {
-            ip330.norm: "ok", vvx410.norm: "ok", ip331.norm: "mismatch", ip4000.norm: "never-seen",
+            ip330.norm: "ok", vvx410.norm: "ok", ip331.norm: "mismatch", ip5000.norm: "never-seen",
             "64167f000201": "unknown"}
         assert rows[vvx410.norm] | {"first_seen": None, "last_seen": None, "last_boot": None} == {
             "mac": vvx410.norm, "state": "ok", "model": "VVX410", "reported_model": "VVX410",
@@ -75,7 +75,7 @@ def test_status_shows_each_phone_as_it_booted_then_phone_add_enrols_the_unknown_
         assert rows[ip331.norm]["reported_model"] == "VVX411" and rows[ip331.norm]["model"] == "IP331"
         assert rows[ip331.norm]["problem"] == ("the phone reports VVX 411, the inventory says SoundPoint IP 331, "
                                                "whose files it gets; correct the model")
-        assert rows[ip4000.norm]["last_seen"] is None and rows[ip4000.norm]["lines"] == ["1099"]
+        assert rows[ip5000.norm]["last_seen"] is None and rows[ip5000.norm]["lines"] == ["1099"]
         unknown = rows["64167f000201"]
         assert (unknown["model"], unknown["reported_model"], unknown["lines"]) == (None, "VVX410", [])
 
@@ -125,7 +125,7 @@ def test_behind_nginx_the_json_access_log_gives_the_same_status(site):
         sidecar.stop()
     assert {mac: row["state"] for mac, row in rows.items()} == {
         "64167f000410": "ok", "0004f2000331": "mismatch", "0004f2000330": "never-seen",
-        "0004f2004000": "never-seen", "64167f000201": "unknown"}
+        "0004f2005000": "never-seen", "64167f000201": "unknown"}
     from polygen.logstore import open_store
 
     with open_store(site.db) as store:
