@@ -170,8 +170,12 @@ def render_nginx(
     client_ca: Path | None = None,
     client_verify: str | None = None,
     miss_limit: int = MISS_LIMIT,
+    access_log: Path | None = None,
 ) -> str:
     """Render the nginx config (http-context lines + one ``server {}``) for ``out_dir``.
+
+    ``access_log``: a file where nginx logs every request of this server as one JSON object a
+    line (``polygen.accesslog``), for ``polygen serve --nginx-log``.
 
     Basic auth: ``auth_file`` if given, else ``out_dir/.htpasswd`` when the build wrote one (named
     through the symlink); ``auth=False`` disables it.
@@ -210,6 +214,7 @@ def render_nginx(
         if client_verify not in CLIENT_VERIFY_MODES:
             raise PolygenError(f"invalid --client-verify {client_verify!r}: expected on or optional")
     root = _quote(_abspath(out_dir), "out directory")
+    log_http = "" if access_log is None else _access_log(access_log, names[0])
     for label, p in (("auth file", auth_file), ("TLS certificate", tls_cert), ("TLS key", tls_key),
                      ("client CA file", client_ca)):
         if p is not None and not Path(p).exists():
@@ -296,7 +301,7 @@ map "$ssl_client_verify:$polygen_cert_mac:$polygen_mac" $polygen_mac_ok {{
 map $http_user_agent $polygen_bootstrap {{
     default /{DEFAULT_BOOTSTRAP};
 {ua_lines}}}
-{guard_http}
+{guard_http}{log_http}
 upstream {UPSTREAM} {{
     server {sidecar};
 }}
@@ -360,6 +365,23 @@ server {{
     }}
 {guard_server}}}
 """
+
+
+def _access_log(path: Path, server_name: str) -> str:
+    """http-context lines: this server's requests as JSON lines in ``path`` (module docstring)."""
+    from polygen.accesslog import LOG_FORMAT, LOG_FORMAT_NAME
+
+    key = "\\" + server_name if server_name.startswith("~") else server_name  # "~" would start a regex
+    return (
+        "\n# Every request to this server as one JSON line, for `polygen serve --nginx-log` (which phones\n"
+        "# asked for what, and the answer). An access_log here, beside nginx.conf's own, adds to it.\n"
+        f"log_format {LOG_FORMAT_NAME} escape=json '{LOG_FORMAT}';\n"
+        "map $server_name $polygen_logged {\n"
+        "    default 0;\n"
+        f'    "{key}" 1;\n'
+        "}\n"
+        f"access_log {_quote(_abspath(path), 'access log')} {LOG_FORMAT_NAME} if=$polygen_logged;\n"
+    )
 
 
 # The sidecar's answers nginx relays; any other one (none at all, an error, an older sidecar

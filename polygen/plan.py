@@ -58,6 +58,21 @@ class Plan:
     count: int
     phones: int
     warnings: list[str] = field(default_factory=list)
+    # the phone index the manifest keeps (write(index=...)): what the sidecar and `polygen status`
+    # know of each phone of the generation without the inventory or its secrets
+    index: Callable[[], dict] | None = None
+
+
+def phone_index(inv: Inventory) -> dict:
+    """``{"site": {"name"}, "phones": {mac: {"model", "ua_token", "release", "lines"}}}``: each
+    phone's catalog model, the User-Agent token it should report, the firmware release it is
+    given, and the extensions on its lines."""
+    models = inv.catalog.models
+    return {
+        "site": {"name": inv.site.name},
+        "phones": {p.mac: {"model": p.model, "ua_token": models[p.model].ua_token,
+                           "release": models[p.model].firmware, "lines": list(p.lines)} for p in inv.phones},
+    }
 
 
 def _digest(*parts) -> str:
@@ -343,4 +358,4 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None, group: str |
     own_directories = sum(1 for p in inv.phones if any(k.kind == "speed_dial" for k in p.keys))
     count = 1 + len(model_ctx) + 1 + len(dialects) + 1 + len(fw_files) + len(inv.phones) + bool(inv.site.auth) \
         + own_directories
-    return Plan(files, count, len(inv.phones), warnings)
+    return Plan(files, count, len(inv.phones), warnings, functools.partial(phone_index, inv))

@@ -315,8 +315,9 @@ def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: 
     # 7. the boot log, as the Updater uploads it
     ld = m.get("LOG_FILE_DIRECTORY", "")
     stamp = time.strftime("%m%d%H%M%S", time.gmtime())
-    log = (f"{stamp}|cfg  |4|00|polygen simulate: boot of {mac}\n"
-           f"{stamp}|cfg  |4|00|config files: {', '.join(cfg_files)}\n").encode()
+    # event class 2: information, not an error (`polygen status` looks for class 4 and above)
+    log = (f"{stamp}|cfg  |2|00|polygen simulate: boot of {mac}\n"
+           f"{stamp}|cfg  |2|00|config files: {', '.join(cfg_files)}\n").encode()
     status, _ = transport.request("PUT", _join(ld, f"{mac}-boot.log"), {"User-Agent": updater_ua}, log)
     report.requests.append(Request("PUT", "/" + _join(ld, f"{mac}-boot.log"), status, len(log), "boot log"))
     if status not in (200, 201, 204):

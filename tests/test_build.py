@@ -312,3 +312,27 @@ def test_a_model_override_rewrites_that_models_phones(build_opts):
 
     assert r.changed and r.written == 0
     assert read_manifest(current_generation(build_opts.out))["64167f000410-phone.cfg"][1] is not None
+
+
+def test_the_manifest_keeps_the_phone_index_and_a_build_without_one_is_redone(build_opts):
+    """The sidecar and `polygen status` read each phone's model, release and lines from the
+    manifest. A generation built before the manifest kept them is written anew by the next
+    build (hard links, the same files), though no file changed; after that a build is a no-op."""
+    import json
+
+    from polygen.build import run
+    from polygen.write import MANIFEST, current_generation
+
+    run(build_opts)
+    gen = current_generation(build_opts.out)
+    doc = json.loads((gen / MANIFEST).read_text())
+    assert doc["site"] == {"name": "Example Corp"}
+    assert doc["phones"]["0004f2000331"] == {"model": "IP331", "ua_token": "SPIP_331", "release": "4.0.15",
+                                             "lines": ["1002"]}
+    assert not run(build_opts).changed
+    del doc["phones"], doc["site"]  # as an older polygen wrote it
+    (gen / MANIFEST).write_text(json.dumps(doc))
+    again = run(build_opts)
+    assert again.changed and again.written == 0
+    assert "phones" in json.loads((current_generation(build_opts.out) / MANIFEST).read_text())
+    assert not run(build_opts).changed

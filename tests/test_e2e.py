@@ -120,17 +120,18 @@ class Site:
 class Sidecar:
     """``python -m polygen serve`` as a subprocess on a loopback port (its output in a file)."""
 
-    def __init__(self, site: Site):
+    def __init__(self, site: Site, *extra: str):
         self.site = site
         self.port = free_port()
         self.log = site.root / "sidecar.log"
         self.proc: subprocess.Popen | None = None
+        self.extra = extra or ("--no-static",)  # more options of `polygen serve`
 
     def start(self) -> Sidecar:
         s = self.site
         with open(self.log, "ab") as fh:
             self.proc = subprocess.Popen(
-                [PYTHON, "-m", "polygen", "serve", "--host", "127.0.0.1", "--port", str(self.port), "--no-static",
+                [PYTHON, "-m", "polygen", "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.extra,
                  "-o", str(s.out), "--db", str(s.db), "-i", str(s.inventory), "-t", str(TEMPLATES),
                  "--firmware", str(s.firmware)],
                 cwd=s.root, env=clean_env(), stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,

@@ -171,6 +171,15 @@ class Guard:
             else:
                 self._writing[mac] = (lock, users - 1)
 
+    def address(self, request: web.Request) -> str | None:
+        """The client's address as it is (``client`` groups IPv6 by /64), for sightings."""
+        remote = request.remote or ""
+        if _ip_key(remote) in self.real_ip_from:
+            forwarded = request.headers.get("X-Real-IP", "").strip()
+            if _ip_key(forwarded):
+                return forwarded
+        return remote or None
+
     def client(self, request: web.Request) -> str:
         remote = _ip_key(request.remote or "")
         if remote in self.real_ip_from:

@@ -26,7 +26,8 @@ import asyncio
 import json
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import ClientPayloadError, web
@@ -67,6 +68,7 @@ NOT_FOUND = "not found"  # the one 404 text of every lookup (MAC guessing: no hi
 class Manifest:
     files: frozenset[str]  # relative paths the build wrote (and linked)
     macs: frozenset[str]  # the phones the inventory knows: one per <mac>-phone.cfg
+    lines: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # MAC -> its extensions
 
 
 _EMPTY_MANIFEST = Manifest(frozenset(), frozenset())
@@ -120,7 +122,7 @@ class OutTree:
             return _EMPTY_MANIFEST
         names = frozenset(str(k) for k in files)
         macs = frozenset(m[1] for name in names if (m := _PHONE_CFG_RE.fullmatch(name)))
-        manifest = Manifest(names, macs)
+        manifest = Manifest(names, macs, phone_lines(data))
         self._manifest = (key, manifest)
         return manifest
 
@@ -154,6 +156,16 @@ class OutTree:
             if path is not None:
                 return rel, path.read_bytes()
         raise web.HTTPServiceUnavailable(text=f"the current build has no {DEFAULT_BOOTSTRAP}")
+
+
+def phone_lines(manifest: object) -> dict[str, tuple[str, ...]]:
+    """MAC -> the extensions on its lines, from the manifest's phone index (``polygen.write``);
+    empty for a build made before polygen wrote one."""
+    phones = manifest.get("phones") if isinstance(manifest, dict) else None
+    if not isinstance(phones, dict):
+        return {}
+    return {str(mac): tuple(str(x) for x in entry["lines"]) for mac, entry in phones.items()
+            if isinstance(entry, dict) and isinstance(entry.get("lines"), list)}
 
 
 def safe_file(gen: Path, rel: object) -> Path | None:
@@ -415,7 +427,8 @@ async def handle_upload(request: web.Request, raw: str) -> web.Response:
     try:
         async with guard.one_upload_at_a_time(mac):
             stored = await request.app[keys.STORE].store_upload(
-                mac, kind, body, ua.version if ua else None, user_agent, max_lines=reserved if wanted else None
+                mac, kind, body, ua.version if ua else None, user_agent, max_lines=reserved if wanted else None,
+                extensions=request.app[keys.TREE].manifest(gen).lines.get(mac),
             )
     finally:
         guard.lines.give_back(mac, reserved - (stored.lines if stored else 0))

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from polygen.sidecar.app import SidecarConfig
     from polygen.sidecar.guard import Guard, Htpasswd
     from polygen.sidecar.handlers import InFlight, LastRebuild, OutTree
+    from polygen.sidecar.metrics import Metrics
+    from polygen.sidecar.observe import Observer
     from polygen.sidecar.store import StoreWriter
     from polygen.watch import Watcher
 
@@ -25,6 +27,8 @@ INFLIGHT: web.AppKey[InFlight] = web.AppKey("inflight")
 PRUNER: web.AppKey[asyncio.Task | None] = web.AppKey("pruner")
 GUARD: web.AppKey[Guard] = web.AppKey("guard")
 HTPASSWD: web.AppKey[Htpasswd] = web.AppKey("htpasswd")
+OBSERVER: web.AppKey[Observer] = web.AppKey("observer")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 # Per request: extra key=value fields for the access log line (mac, kind, lines, served file...).
 NOTES: web.RequestKey[dict] = web.RequestKey("notes", dict)
