@@ -16,6 +16,7 @@ from aiohttp import web
 
 from polygen.errors import LogStoreUnavailable, SidecarConfigError
 from polygen.logstore import describe_db
+from polygen.overrides import OverrideStore, default_dir
 from polygen.sidecar import guard, handlers, keys, timeouts
 from polygen.sidecar.store import StoreWriter
 
@@ -58,6 +59,7 @@ class SidecarConfig:
     line_window: float = 3600.0  # seconds
     header_timeout: float = DEFAULT_HEADER_TIMEOUT  # a connection without a request head for this long is closed
     body_timeout: float = DEFAULT_BODY_TIMEOUT  # an upload body not complete after this long: 408
+    overrides_dir: Path | None = None  # the phones' override files; None: polygen-overrides beside the db
 
     def __post_init__(self):
         if self.unknown_mac not in UNKNOWN_MAC_POLICIES:
@@ -113,6 +115,13 @@ async def _prune_loop(app: web.Application) -> None:
         await asyncio.sleep(config.prune_interval)
 
 
+async def _overrides_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = app[keys.OVERRIDES]
+    await asyncio.to_thread(store.prepare)  # a directory it cannot write stops the server at start
+    log.info("override files in %s", store.root)
+    yield
+
+
 async def _pruner_ctx(app: web.Application) -> AsyncIterator[None]:
     task = None
     if app[keys.CONFIG].retention:
@@ -163,8 +172,9 @@ def create_app(config: SidecarConfig) -> web.Application:
     app[keys.INFLIGHT] = handlers.InFlight()
     app[keys.TREE] = handlers.OutTree(config.out)
     app[keys.REBUILD] = handlers.LastRebuild()
+    app[keys.OVERRIDES] = OverrideStore(config.overrides_dir or default_dir(config.db))
     # cleanup runs in reverse: the watcher stops, then the pruner, then the database closes.
-    app.cleanup_ctx.extend([_store_ctx, _pruner_ctx, _watcher_ctx])
+    app.cleanup_ctx.extend([_store_ctx, _overrides_ctx, _pruner_ctx, _watcher_ctx])
     setup_routes(app)
     return app
 

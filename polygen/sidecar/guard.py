@@ -263,7 +263,10 @@ async def guard_middleware(request: web.Request, handler):
         return error_response(429, "too many requests: slow down", {"Retry-After": str(retry)})
     response = await handler(request)
     status = response.status
-    if status == 404 and not _ALWAYS_MISSING_RE.fullmatch(request.raw_path):
+    free = request.get(keys.MISS_FREE)
+    if free is None:
+        free = bool(_ALWAYS_MISSING_RE.fullmatch(request.raw_path))
+    if status == 404 and not free:
         guard.misses.take(client)
     elif status == 401 and request.get(keys.NOTES, {}).get("auth") == "bad":
         guard.misses.take(client)
