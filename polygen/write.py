@@ -32,12 +32,13 @@ from typing import Callable, Iterable
 
 from polygen import htpasswd
 from polygen.errors import BuildError
+from polygen.overrides import SERVE_FILE
 from polygen.plan import OutputFile
 
 MANIFEST = ".polygen-manifest.json"
 # the only hidden files a plan may hold (web servers never serve dotfiles): the provisioning users,
 # and what the sidecar does with the phones' override files (polygen.overrides)
-DOTFILES = (".htpasswd", ".polygen-serve.json")
+DOTFILES = (htpasswd.FILENAME, SERVE_FILE)
 _GEN_RE = re.compile(r"^g(\d{6,})$")
 _SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)*$")
 KEEP_GENERATIONS = 2  # the current one and the one before it (rollback, readers still in flight)
