@@ -382,3 +382,9 @@ def test_env_var_of_every_new_option():
     serve_help = CliRunner().invoke(cli, ["serve", "--help"]).output
     assert "POLYGEN_OVERRIDES_DIR" in serve_help
     assert "POLYGEN_SIMULATE_CHANGE" in CliRunner().invoke(cli, ["simulate", "--help"]).output
+
+
+def test_importing_a_built_tree_names_the_policy_file_as_polygens_own(tmp_path):
+    from polygen.importing.tree import _unused_reason
+
+    assert _unused_reason(overrides.SERVE_FILE, tmp_path) == "polygen's own index; a build writes it again"

@@ -14,6 +14,8 @@
   back (a phone behind a busy NAT still boots), and a 401 without credentials takes no token (an
   HTTP client's first try). Nor does a 404 for ``<mac>.cfg``: every phone asks for it first at
   each boot, and it is never generated (DESIGN.md), so the answer tells nothing about the MAC.
+  A handler that knows better decides for its own 404s (``keys.MISS_FREE``): a known phone's
+  override file it never uploaded is free, an unknown MAC's is a guess.
 * **Uploads** of each MAC have a bucket of ``upload_limit`` tokens per ``upload_window``, and one
   of ``line_limit`` stored log lines per ``line_window``: an upload takes (at most
   ``max_upload_lines``) tokens before it is stored and gives back what it did not store. With
@@ -58,8 +60,9 @@ _PUBLIC_RE = re.compile(
 
 
 # Asked for by every phone at every boot and never generated: their 404s are no information.
-# <mac>.cfg, the web-UI override <mac>-web.cfg, <mac>-license.cfg (000000000000-license.cfg too)
-# and the call list <mac>-calls.xml (docs/polycom.md §2, observed boot sequences).
+# <mac>.cfg, <mac>-license.cfg (000000000000-license.cfg too), the call list <mac>-calls.xml
+# (docs/polycom.md §2, observed boot sequences), and the web-UI override <mac>-web.cfg at the
+# root, where a phone still on a bootstrap from before OVERRIDES_DIRECTORY="overrides" asks.
 _ALWAYS_MISSING_RE = re.compile(
     r"(?:/[A-Za-z0-9._-]+)*/[0-9A-Fa-f]{12}(?:(?:-web|-license)?\.cfg|-calls\.xml)", re.ASCII
 )
