@@ -80,13 +80,15 @@ def parse(body: bytes) -> list[tuple[str, str]]:
         nonlocal depth
         if depth == 0 and tag != "PHONE_CONFIG":
             raise OverrideError(f"the root element is <{tag[:40]}>, not <PHONE_CONFIG>")
+        if not _PARAM_RE.fullmatch(tag):  # no namespace prefix: nothing a browser would run
+            raise OverrideError(f"<{tag[:40]}> is not an element of an override file")
         depth += 1
         if depth == 1:
             if attrs:
                 raise OverrideError("<PHONE_CONFIG> carries no parameters itself; they go in <OVERRIDES .../>")
             return
         for name, value in zip(attrs[::2], attrs[1::2]):
-            if len(name) > _MAX_NAME or not _PARAM_RE.fullmatch(name):
+            if len(name) > _MAX_NAME or not _PARAM_RE.fullmatch(name) or name.lower().startswith("xml"):
                 raise OverrideError(f"{name[:60]!r} is not a parameter name")
             if _CONTROL_RE.search(value):
                 raise OverrideError(f"the value of {name} holds control characters")

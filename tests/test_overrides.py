@@ -62,6 +62,10 @@ LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b
      "not well-formed XML (undefined entity, line 1)"),
     (b"<PHONE_CONFIG><OVERRIDES 1a='1'/></PHONE_CONFIG>", "not well-formed XML (not well-formed (invalid token), line 1)"),
     (b"<PHONE_CONFIG><OVERRIDES x:y='1'/></PHONE_CONFIG>", "'x:y' is not a parameter name"),
+    (b"<PHONE_CONFIG><OVERRIDES xmlns='http://www.w3.org/1999/xhtml'/></PHONE_CONFIG>",
+     "'xmlns' is not a parameter name"),
+    (b"<PHONE_CONFIG><h:script xmlns:h='http://www.w3.org/1999/xhtml'>alert(1)</h:script></PHONE_CONFIG>",
+     "<h:script> is not an element of an override file"),
     ("<PHONE_CONFIG><OVERRIDES é='1'/></PHONE_CONFIG>".encode(), "'é' is not a parameter name"),
     (b"<PHONE_CONFIG><OVERRIDES " + b"a" * 256 + b"='1'/></PHONE_CONFIG>", f"{'a' * 60!r} is not a parameter name"),
     (b"<PHONE_CONFIG><OVERRIDES a='\x1b[2J'/></PHONE_CONFIG>", "not well-formed XML (not well-formed (invalid token), line 1)"),
@@ -76,7 +80,8 @@ def test_parse_refuses(body, message):
     assert str(exc.value) == message
 
 
-names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,30}", fullmatch=True)
+names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,30}", fullmatch=True).filter(
+    lambda n: not n.lower().startswith("xml"))  # reserved by XML
 values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x7f\ufffe\uffff",
                                min_codepoint=0x20) | st.sampled_from("\t\n\r"), max_size=40)
 
@@ -160,6 +165,7 @@ async def test_keep_answers_the_phones_upload_back(aiohttp_client, open_site, tm
     assert (r.status, await r.read()) == (201, b"")
     r = await client.get(path)
     assert (r.status, await r.read(), r.headers["Cache-Control"]) == (200, body, "no-store")
+    assert (r.content_type, r.headers["X-Content-Type-Options"]) == ("application/octet-stream", "nosniff")
     r = await client.head(path)
     assert (r.status, r.headers["Content-Length"]) == (200, str(len(body)))
     changed = render({BACKLIGHT: "3", "lcl.datetime.time.24HourClock": "1"})

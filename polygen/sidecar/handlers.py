@@ -463,7 +463,9 @@ def handle_override_get(request: web.Request, mac: str, kind: str) -> web.Respon
     if body is None:
         request[keys.MISS_FREE] = True
         raise web.HTTPNotFound(text=NOT_FOUND)
-    return web.Response(body=body, content_type="text/xml", headers={"Cache-Control": "no-store"})
+    # as the other .cfg files are served: bytes for the phone, never a document a browser renders
+    return web.Response(body=body, content_type="application/octet-stream",
+                        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
 
 async def handle_override_put(request: web.Request, mac: str, kind: str) -> web.Response:
