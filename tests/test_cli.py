@@ -26,9 +26,9 @@ def test_build_prints_a_summary_and_then_nothing_changed(inventory_dir, firmware
     args = build_args(inventory_dir, firmware_dir, tmp_path)
     r = invoke(["build", *args])
     assert r.exit_code == 0, r.output
-    assert r.stdout == "4 phones: 25 files written, 0 unchanged, 0 removed (generation g000001)\n"
+    assert r.stdout == "4 phones: 26 files written, 0 unchanged, 0 removed (generation g000001)\n"
     r = invoke(["build", *args])
-    assert r.stdout == "4 phones: nothing changed (25 files unchanged, generation g000001)\n"
+    assert r.stdout == "4 phones: nothing changed (26 files unchanged, generation g000001)\n"
 
 
 def test_build_options_come_from_the_environment(inventory_dir, firmware_dir, tmp_path):
@@ -94,7 +94,7 @@ def test_diff_masks_the_phones_admin_password(inventory_dir, firmware_dir, tmp_p
 
 def test_diff_before_any_build_lists_every_file_as_added(inventory_dir, firmware_dir, tmp_path):
     r = invoke(["diff", "--stat", *build_args(inventory_dir, firmware_dir, tmp_path)])
-    assert r.exit_code == 0 and r.stderr == "25 to add, 0 to change, 0 to remove\n"
+    assert r.exit_code == 0 and r.stderr == "26 to add, 0 to change, 0 to remove\n"
     assert not (tmp_path / "out").exists()  # diff never writes
 
 
