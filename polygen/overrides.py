@@ -208,6 +208,10 @@ class OverrideStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             with os.fdopen(fd, "wb") as fh:
+                owner = self.root.stat()
+                if os.geteuid() == 0 and owner.st_uid != 0:
+                    # `polygen overrides clear` run as root: the file stays the sidecar's to read
+                    os.fchown(fh.fileno(), owner.st_uid, owner.st_gid)
                 fh.write(body)
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -5,6 +5,7 @@ against a real sidecar (a phone changes a setting, reboots, and ends up with it 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -124,6 +125,17 @@ def test_the_store_writes_atomically_and_privately(tmp_path):
     assert [e.mac for e in store.entries([MAC2])] == [MAC2]
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away needs root")
+def test_a_file_root_writes_stays_the_sidecars(tmp_path):
+    """`polygen overrides clear` run as root in the sidecar's directory: the sidecar can still read it."""
+    store = OverrideStore(tmp_path / "kept")
+    store.prepare()
+    os.chown(store.root, 65534, 65534)
+    store.write(MAC, "phone", EMPTY)
+    st_ = store.path(MAC, "phone").stat()
+    assert (st_.st_uid, st_.st_gid, st_.st_mode & 0o777) == (65534, 65534, 0o600)
+
+
 def test_a_store_that_is_not_a_directory_says_so(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(PolygenError) as exc:
@@ -235,6 +247,14 @@ async def test_a_file_that_cannot_be_stored_is_503(aiohttp_client, open_site, tm
     assert (r.status, r.headers["Retry-After"], (await r.json())["error"]["message"]) == (
         503, "30", "the override file could not be stored: try again later")
     assert f"cannot store {MAC}-phone.cfg in {tmp_path / 'polygen-overrides'}: No such file or directory" in caplog.text
+
+
+async def test_a_file_that_cannot_be_read_is_503(aiohttp_client, open_site, tmp_path, caplog):
+    client = await aiohttp_client(create_app(sidecar_config(open_site, tmp_path)))
+    (tmp_path / "polygen-overrides" / f"{MAC}-web.cfg").mkdir()  # not a file: reading it fails
+    r = await client.get(f"/overrides/{MAC}-web.cfg")
+    assert (r.status, (await r.json())["error"]["message"]) == (503, "the override file cannot be read: try again later")
+    assert f"cannot read {MAC}-web.cfg in {tmp_path / 'polygen-overrides'}: Is a directory" in caplog.text
 
 
 def test_serve_stops_when_it_cannot_use_the_overrides_dir(tmp_path):

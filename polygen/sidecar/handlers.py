@@ -458,7 +458,13 @@ def handle_override_get(request: web.Request, mac: str, kind: str) -> web.Respon
         request[keys.MISS_FREE] = False
         raise web.HTTPNotFound(text=NOT_FOUND)
     policy = request.app[keys.TREE].overrides_policy(gen)
-    body = overrides.answer(policy, request.app[keys.OVERRIDES].read(mac, kind))
+    store = request.app[keys.OVERRIDES]
+    try:
+        body = overrides.answer(policy, store.read(mac, kind))
+    except OSError as exc:
+        log.error("cannot read %s in %s: %s", overrides.file_name(mac, kind), store.root, exc.strerror or exc)
+        raise web.HTTPServiceUnavailable(text="the override file cannot be read: try again later",
+                                         headers={"Retry-After": str(STORE_RETRY_AFTER)}) from None
     _note(request, overrides=policy)
     if body is None:
         request[keys.MISS_FREE] = True
