@@ -245,16 +245,17 @@ def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: 
     params: dict[str, str] = {}
     sources: dict[str, str] = {}
 
-    def absorb(name: str, body: bytes, override: bool) -> None:
+    def absorb(name: str, body: bytes, override: bool) -> list[tuple[str, str]]:
         try:
             pairs = _attrs(body)
         except ET.ParseError as exc:
             report.failures.append(f"{name} is not well-formed XML: {exc}")
-            return
+            return []
         for k, v in pairs:
             if override or k not in params:
                 params[k] = v
                 sources[k] = name
+        return pairs
 
     for name in cfg_files:
         status, body = get(name, note="CONFIG_FILES")
@@ -268,11 +269,7 @@ def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: 
         name = _join(od, f"{mac}-{kind}.cfg")
         status, body = get(name, note="override file")
         if status == 200 and body.strip():
-            absorb(name, body, override=True)
-            try:
-                report.overrides[kind] = dict(_attrs(body))
-            except ET.ParseError:
-                pass  # absorb said so
+            report.overrides[kind] = dict(absorb(name, body, override=True))
         elif status != 404:  # none stored is a 404; anything else, the phone goes without it
             report.warnings.append(f"override file {name} answered {status}: the phone boots without "
                                    "its local changes")
