@@ -36,11 +36,18 @@ serve: venv
 watch: venv
 	$(BIN)/polygen serve --watch --host $(HOST) --port $(PORT)
 
-## make bench: build timings at 1k/10k/100k phones and a 10k-phone boot storm vs the issue's targets (bench/RESULTS.md)
+## make bench: build timings at 1k/10k/100k phones and a 10k-phone boot storm vs the targets; raw
+## results go to bench/runs/<UTC time>/ (git-ignored), bench/RESULTS.md summarises them by hand
 BENCH_SIZES ?= 1000,10000,100000
+BENCH_PHONES ?= 10000
+BENCH_CONCURRENCY ?= 200
+ifndef BENCH_OUT
+BENCH_OUT := bench/runs/$(shell date -u +%Y-%m-%dT%H%M%SZ)
+endif
 bench: venv
-	$(BIN)/python -m bench.build_bench --sizes $(BENCH_SIZES)
-	$(BIN)/python -m bench.storm --phones 10000 --concurrency 200
+	$(BIN)/python -m bench.build_bench --sizes $(BENCH_SIZES) --out $(BENCH_OUT)
+	$(BIN)/python -m bench.storm --phones $(BENCH_PHONES) --concurrency $(BENCH_CONCURRENCY) --out $(BENCH_OUT)
+	@echo "raw results of this run: $(BENCH_OUT)/"
 
 ## make test: the whole suite, with the real daemons it needs (nginx, dhcpd, kea, dnsmasq) and chromium
 test: venv system-deps
@@ -57,7 +64,7 @@ golden: venv
 FAULT_TRIALS ?= 50
 FUZZ_SECONDS ?= 60
 hardening: venv
-	$(BIN)/python bench/hardening.py --trials $(FAULT_TRIALS) --fuzz-seconds $(FUZZ_SECONDS)
+	$(BIN)/python -m bench.hardening --trials $(FAULT_TRIALS) --fuzz-seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) out .out.gens .pytest_cache .hypothesis

@@ -7,7 +7,7 @@ Layout written under ``dest``:
   20 floors per building.
 
 Every extension is listed in the directory (the default), secrets are inline, the model mix covers
-SoundPoint IP 330/331/601 (SIP 3.x and UC), SoundStation IP 4000 and VVX 410/450/500, a few phones
+SoundPoint IP 330/331/601 (UC and SIP 3.1), SoundStation IP 4000 and VVX 410/450/500, a few phones
 carry their own settings, one building is in another time zone. The output depends only on
 (phones, seed). Text is produced with string formatting, not a YAML emitter: 100k phones take a
 second or two.
@@ -38,7 +38,7 @@ MODELS = (
     ("VVX 450", 12, 20),
     ("VVX 500", 12, 10),
     ("IP331", 2, 14),
-    ("IP330", 2, 10),  # SIP 3.3.5
+    ("IP330", 2, 10),  # UC 3.3.5
     ("IP4000", 1, 6),  # SIP 3.1.8, one line
     ("IP601", 6, 5),  # SIP 3.1.8
     ("SPIP_335", 2, 5),  # a UA-token spelling of the IP 335

@@ -1,4 +1,4 @@
-"""Hardening run: ``python bench/hardening.py [--trials 50] [--fuzz-seconds 60]`` (``make hardening``).
+"""Hardening run: ``python -m bench.hardening [--trials 50] [--fuzz-seconds 60] [--out DIR]`` (``make hardening``).
 
 Runs, each as its own pytest session with ``-s`` and a JUnit XML report:
 
@@ -15,6 +15,8 @@ Runs, each as its own pytest session with ``-s`` and a JUnit XML report:
 Then prints the figures: trials, corpus cases, fuzz iterations, tests passed / failed / skipped,
 and failures. Figures come from the tests' own ``FIGURE key=value ...`` lines (test_faults.py's
 ``kill -9 trials: ...`` line too) and from the JUnit reports. Exit status 1 on any failure.
+The figures (hardening.md, hardening.json), each session's JUnit report and output go to ``--out``
+(default: a new ``bench/runs/<UTC time>/``, git-ignored).
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+from bench import rundir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,12 +44,14 @@ GROUPS = [
 ]
 
 
-def run_group(name: str, files: list[str], env: dict, work: Path) -> dict:
-    report = work / (re.sub(r"\W+", "-", name) + ".xml")
+def run_group(name: str, files: list[str], env: dict, out: Path) -> dict:
+    stem = "hardening-" + re.sub(r"\W+", "-", name)
+    report = out / (stem + ".xml")
     cmd = [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", f"--junitxml={report}", *files]
     t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - t0
+    (out / (stem + ".log")).write_text(proc.stdout + proc.stderr, encoding="utf-8")
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     cases: list[tuple[str, str]] = []  # (test id, outcome)
     if report.exists():
@@ -71,23 +76,25 @@ def run_group(name: str, files: list[str], env: dict, work: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.hardening", description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=int(os.environ.get("POLYGEN_FAULT_TRIALS", 50)),
                     help="kill -9 trials, for builds and for the server (default 50)")
     ap.add_argument("--fuzz-seconds", type=float, default=float(os.environ.get("POLYGEN_FUZZ_SECONDS", 60)),
                     help="time given to fuzzing the sidecar (default 60)")
+    ap.add_argument("--out", type=Path, help="directory for the figures, JUnit reports and output "
+                    "(default: a new bench/runs/<UTC time>/)")
     a = ap.parse_args(argv)
     env = dict(os.environ, POLYGEN_FAULT_TRIALS=str(a.trials), POLYGEN_FUZZ_SECONDS=str(a.fuzz_seconds))
+    out = rundir.run_dir(a.out)
     results = []
-    with tempfile.TemporaryDirectory(prefix="polygen-hardening-") as tmp:
-        for name, files in GROUPS:
-            print(f"running {name}: {' '.join(files)} ...", flush=True)
-            r = run_group(name, files, env, Path(tmp))
-            outcomes = [o for _, o in r["cases"]]
-            print(f"  {len(outcomes)} tests: " + ", ".join(f"{outcomes.count(o)} {o}" for o in
-                  ("passed", "failure", "error", "skipped", "xfailed") if outcomes.count(o))
-                  + f" in {r['elapsed']:.0f}s", flush=True)
-            results.append(r)
+    for name, files in GROUPS:
+        print(f"running {name}: {' '.join(files)} ...", flush=True)
+        r = run_group(name, files, env, out)
+        outcomes = [o for _, o in r["cases"]]
+        print(f"  {len(outcomes)} tests: " + ", ".join(f"{outcomes.count(o)} {o}" for o in
+              ("passed", "failure", "error", "skipped", "xfailed") if outcomes.count(o))
+              + f" in {r['elapsed']:.0f}s", flush=True)
+        results.append(r)
 
     by = {r["name"]: r for r in results}
     lines = ["", "hardening figures"]
@@ -146,6 +153,10 @@ def main(argv=None) -> int:
     failures = failed + len(bad_rc) + len(missing)
     row("failures", str(failures))
     print("\n".join(lines))
+    saved = rundir.save(out, "hardening", "\n".join(lines[1:]), {
+        "trials": a.trials, "fuzz_seconds": a.fuzz_seconds, "failures": failures,
+        "groups": [{k: v for k, v in r.items() if k != "output"} for r in results]})
+    print(f"raw results: {', '.join(rundir.shown(p) for p in saved)} (and each session's .xml and .log beside them)")
     if failures:
         for r in results:
             if r["rc"] != 0:

@@ -1,4 +1,4 @@
-"""Boot storm: ``python -m bench.storm [--phones 10000] [--concurrency 200] [--work bench/work] [--db URL]``.
+"""Boot storm: ``python -m bench.storm [--phones 10000] [--concurrency 200] [--out DIR] [--db URL]``.
 
 A power cut reboots every phone at once. This builds a synthetic inventory (bench/gen.py), starts
 ``polygen serve`` on loopback and plays the phones, ``--concurrency`` at a time, with an aiohttp
@@ -10,10 +10,11 @@ client. Each phone, with its own User-Agent:
 4. PUT ``/logs/<mac>-boot.log``, 200 lines in the phones' ``time|module|level|missed|text`` form.
 
 It prints requests/s, p50/p99 latency per kind of request, log lines stored per second, and checks
-that every line landed: rows in the database = lines sent. Targets (issue 5): zero errors, zero
-lost lines, at least 20,000 log lines stored per second. Results are appended to bench/RESULTS.md.
-The log store is a new SQLite file, or with ``--db postgresql://...`` that PostgreSQL database
-(the rows it gains are counted).
+that every line landed: rows in the database = lines sent. Targets: zero errors, zero
+lost lines, at least 20,000 log lines stored per second. The report is printed and saved with every
+measurement in ``--out`` (default: a new ``bench/runs/<UTC time>/``, git-ignored) as storm.md and
+storm.json; bench/RESULTS.md is curated by hand from such runs. The log store is a new SQLite
+file, or with ``--db postgresql://...`` that PostgreSQL database (the rows it gains are counted).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench import rundir
+from bench.build_bench import TEMPLATES, fake_firmware, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 T_LINES_PER_S = 20_000
@@ -128,7 +132,6 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> None
 
 
 def run(phones: int, concurrency: int, lines: int, work: Path, log=print, db: str | None = None) -> dict:
-    from bench.build_bench import TEMPLATES, fake_firmware
     from bench.gen import generate
     from polygen.build import BuildOptions
     from polygen.build import run as build
@@ -176,8 +179,6 @@ def run(phones: int, concurrency: int, lines: int, work: Path, log=print, db: st
 
 
 def report(r: dict) -> str:
-    from bench.build_bench import machine
-
     el = r["elapsed"]
     lines_s = r["rows"] / el
     lost = r["lines_sent"] - r["rows"]
@@ -215,21 +216,31 @@ def main(argv=None) -> int:
     ap.add_argument("--phones", type=int, default=10_000)
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--lines", type=int, default=200, help="lines per boot log")
-    ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work")
-    ap.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
-    ap.add_argument("--no-results", action="store_true")
+    ap.add_argument("--out", type=Path, help="directory for storm.md and storm.json "
+                    "(default: a new bench/runs/<UTC time>/)")
+    ap.add_argument("--work", type=Path, help="scratch directory, kept (default: <out>/work, removed)")
     ap.add_argument("--db", default=None, help="log database URL (postgresql://...); default: a new SQLite file")
     a = ap.parse_args(argv)
-    a.work.mkdir(parents=True, exist_ok=True)
-    r = run(a.phones, a.concurrency, a.lines, a.work.resolve(), log=lambda m: print(m, flush=True), db=a.db)
+    out = rundir.run_dir(a.out)
+    work = (a.work or out / "work").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        r = run(a.phones, a.concurrency, a.lines, work, log=lambda m: print(m, flush=True), db=a.db)
+    finally:
+        if a.work is None:
+            shutil.rmtree(work, ignore_errors=True)
     text = report(r)
     print(text)
     if r["errors"] and r["server_stderr"].strip():
         print("server stderr (tail):\n" + r["server_stderr"], file=sys.stderr)
-    if not a.no_results:
-        with open(a.results, "a", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-        print(f"(appended to {a.results})")
+    # per-request latencies are summarised (p50, p99): 40,000 floats are not worth keeping
+    data = {k: v for k, v in r.items() if k != "latency"} | {
+        "machine": machine(), "latency_ms": {k: {"n": len(v), "p50": percentile(v, 50) * 1000,
+                                                 "p99": percentile(v, 99) * 1000,
+                                                 "max": max(v, default=0) * 1000}
+                                             for k, v in r["latency"].items()}}
+    saved = rundir.save(out, "storm", text, data)
+    print(f"raw results: {', '.join(rundir.shown(p) for p in saved)}")
     return 0 if not r["errors"] and r["rows"] == r["lines_sent"] else 1
 
 

@@ -113,13 +113,20 @@ def _inputs_key(opts: BuildOptions) -> bytes:
             put(str(f), exc.errno)
     fw = Path(opts.firmware)
     if fw.is_dir():
-        for root, dirs, files in os.walk(fw):
+        # a release may be a link to another disk; the depth limit also bounds a link loop
+        for root, dirs, files in os.walk(fw, followlinks=True):
             dirs.sort()
             if len(Path(root).relative_to(fw).parts) >= 3:
                 dirs[:] = []
             for n in sorted(files):
-                st = os.stat(os.path.join(root, n))
-                put(root, n, st.st_size, st.st_mtime_ns)
+                try:
+                    st = os.stat(os.path.join(root, n))
+                except OSError as exc:
+                    # a broken link (a release no phone runs, a disk not mounted yet) is only an
+                    # input: plan() refuses it where a phone fetches the file
+                    put(root, n, exc.errno)
+                else:
+                    put(root, n, st.st_size, st.st_mtime_ns)
     return h.hexdigest().encode()
 
 
@@ -197,7 +204,8 @@ def run(opts: BuildOptions, progress: Callable[[int], None] | None = None,
                                 max_phone_loss=opts.max_phone_loss, keep_auth=opts.keep_auth)
     if cached is None:
         _store_cache(opts, key, inv)
-    warnings = tuple(str(w) for w in inv.warnings) + tuple(p.warnings)
+    # located problems print as file:line: path: warning: …; the others (firmware, catalog) as text
+    warnings = tuple(str(w) if w.file else w.message for w in inv.warnings) + tuple(p.warnings)
     if inv.site.auth is None:
         warnings += (no_auth_warning(inv.site_file),)
     return BuildResult(p.phones, result.written, result.unchanged, result.removed, result.generation,

@@ -200,7 +200,9 @@ def check(inventory, firmware, secrets, fmt, strict):
     """Validate the inventory and report every problem at once.
 
     Each problem is printed as FILE:LINE: PATH: MESSAGE. Exit status: 0 clean (warnings
-    allowed unless --strict), 1 errors found.
+    allowed unless --strict), 1 errors found. With a firmware directory (or --firmware given),
+    each model's files in it are checked too, as `polygen build` does; a catalog entry that
+    no public source confirms (e.g. the Poly CCX models) is a warning.
 
     \b
     Example:
@@ -214,6 +216,11 @@ def check(inventory, firmware, secrets, fmt, strict):
 
     from polygen.exposure import no_auth_warning
 
+    # the firmware is checked when there is a firmware directory, or when one was named: a CI
+    # checkout of the inventory without firmware/ is not a problem
+    source = click.get_current_context().get_parameter_source("firmware")
+    if not Path(firmware).is_dir() and source in (None, click.core.ParameterSource.DEFAULT):
+        firmware = None
     no_auth = None
     try:
         inv = load(inventory, secrets, firmware=firmware)
@@ -288,7 +295,7 @@ def build(inventory, out, templates, firmware, secrets, group):
         if bar is not None:
             bar.__exit__(None, None, None)
     for w in result.warnings:
-        click.echo(f"warning: {w}" if not w.count(": warning: ") else w, err=True)
+        click.echo(w if ": warning: " in w else f"warning: {w}", err=True)
     click.echo(result.summary())
 
 
@@ -733,7 +740,8 @@ def overrides_clear_cmd(db, overrides_dir, macs, kind):
 def simulate_cmd(url, mac, model, ua, allow_missing_firmware, timeout, changes):
     """Play a phone's boot against a server and print what it would get.
 
-    Requests <mac>.cfg, 000000000000.cfg with the User-Agent, the firmware, every CONFIG_FILES
+    Requests <mac>.cfg, 000000000000.cfg with the User-Agent, the firmware (the model's split
+    image <part>.sip.ld first, then sip.ld, as a phone does), every CONFIG_FILES
     entry in order, the override and directory files, and PUTs a boot log; then prints each
     request with its status and the effective registration (passwords masked). Exit status 1
     if any step fails: run it before plugging a phone in. With --change, a user then changes

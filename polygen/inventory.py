@@ -37,6 +37,7 @@ _MAC_SEP_RE = re.compile(r"[:\-. ]")
 _HEX12_RE = re.compile(r"[0-9a-f]{12}")
 _PARAM_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_\-]+)*")
 _RELEASE_RE = re.compile(r"[0-9][0-9A-Za-z._\-]{0,31}")
+_PART_RE = re.compile(r"(?=.{1,32}\Z)[0-9A-Za-z]+(?:-[0-9A-Za-z]+)*", re.ASCII)
 _HHMM_RE = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)", re.ASCII)
 _HOST_RE = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*\.?")
 _UA_TOKEN_RE = re.compile(r"[A-Za-z]+_?[A-Za-z0-9]+", re.ASCII)
@@ -70,9 +71,12 @@ class Problem:
     severity: str = "error"  # or "warning"
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
         sev = "warning: " if self.severity == "warning" else ""
-        text = f"{where}: {self.path}: {sev}{self.message}" if self.path else f"{where}: {sev}{self.message}"
+        if not self.file:  # about the firmware or the catalog, not a place in the inventory
+            text = f"{sev}{self.message}"
+        else:
+            where = f"{self.file}:{self.line}" if self.line else self.file
+            text = f"{where}: {self.path}: {sev}{self.message}" if self.path else f"{where}: {sev}{self.message}"
         return visible(text, newlines=True)  # one line, whatever a name it quotes holds
 
     def as_dict(self) -> dict:
@@ -83,10 +87,13 @@ class Problem:
 # ------------------------------------------------------------------ the model
 @dataclass(frozen=True)
 class Polling:
-    mode: str = "abs"
+    """``prov.polling.*``. Without ``polling:`` in the inventory the phones spread their nightly
+    check over 01:00-05:00 (``random``), instead of hitting the server all at once."""
+
+    mode: str = "random"
     time: str = "01:00"
     period: int = 86400
-    time_random_end: str | None = None
+    time_random_end: str | None = "05:00"
 
 
 @dataclass(frozen=True)
@@ -599,9 +606,13 @@ def _model_overrides(ctx: _Ctx, m: Map, catalog: Catalog, file: str) -> None:
         if ua is not None and not _UA_TOKEN_RE.fullmatch(ua):
             ctx.error(mm["ua_token"].loc, f"{p}.ua_token", f"'{ua}' is not a User-Agent model token such as VVX_410")
             ua = None
+        part = ctx.text(mm, "part_number", p)
+        if part is not None and not _PART_RE.fullmatch(part):  # it names a file: <part>.sip.ld
+            ctx.error(mm["part_number"].loc, f"{p}.part_number",
+                      f"'{part}' is not a part number such as 3111-46162-001 (letters, digits, '-')")
+            part = None
         changes = {k: v for k, v in (("firmware", fw), ("lines", lines), ("ua_token", ua),
-                                     ("name", ctx.text(mm, "name", p)),
-                                     ("part_number", ctx.text(mm, "part_number", p))) if v is not None}
+                                     ("name", ctx.text(mm, "name", p)), ("part_number", part)) if v is not None}
         existing = catalog.find(key)
         if existing:
             catalog.replace(existing.key, **changes)
@@ -913,6 +924,7 @@ def load(directory: Path, secrets: Path | None = None, *, firmware: Path | None 
 
     # raw parameter names the firmware does not know: warnings with the closest known name
     _check_params(ctx, site_nodes[0] if site_nodes else None, site, phones, catalog, firmware)
+    _check_models(ctx, phones, catalog, firmware)
     advice: list[Problem] = []
     if site is not None:
         from polygen.dialcheck import plan_digitmap
@@ -1402,6 +1414,21 @@ def _check_directory(ctx: _Ctx, exts: dict[str, _RawExt], contacts, phones: list
         ctx.warn(first.model_loc, f"{first.path}.model",
                  f"the company directory lists {len(listed)} contacts, more than these models keep: {models}; "
                  "set directory: false on some extensions")
+
+
+def _check_models(ctx: _Ctx, phones: list[_RawPhone], catalog: Catalog, firmware) -> None:
+    """Per model in use: what the catalog could not confirm, and (given a firmware directory)
+    whether the files the model fetches are there (polygen.firmware)."""
+    from polygen.firmware import verify
+
+    for key in sorted({r.phone.model for r in phones}):
+        model = catalog.models[key]
+        note = model.unverified_note()
+        if note:
+            ctx.warn(None, "", note)
+        if firmware is not None:
+            for severity, message in verify(model, Path(firmware)):
+                (ctx.warn if severity == "warning" else ctx.error)(None, "", message)
 
 
 def _check_params(ctx: _Ctx, site_node, site, phones: list[_RawPhone], catalog: Catalog, firmware) -> None:

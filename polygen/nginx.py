@@ -7,7 +7,8 @@ sidecar ``upstream``), then one ``server {}``.
 What the server does, and why:
 
 * ``/000000000000.cfg`` is answered from ``bootstrap/<TOKEN>.cfg`` chosen by User-Agent through a
-  ``map`` generated from ``out/ua-index.json``, falling back to the default bootstrap. nginx needs
+  ``map`` generated from ``out/ua-index.json`` (the sidecar's rule, ``polygen.useragent.dispatch``,
+  so both answer alike), falling back to the default bootstrap. nginx needs
   no sidecar for this, so phones boot while the sidecar is down. Regenerate the config after a
   build adds a model (the default bootstrap carries every model's element anyway, docs/polycom.md §1).
 * ``root`` is the ``out`` symlink itself, never its target: a build swaps the symlink atomically
@@ -72,6 +73,7 @@ from pathlib import Path
 
 from polygen import __version__, htpasswd, overrides
 from polygen.errors import PolygenError
+from polygen.useragent import TOKEN_RE, dispatch_pattern
 from polygen.sidecar.guard import GUARD_PATH, MISS_PATH, UNAUTHORIZED_PATH
 
 log = logging.getLogger("polygen.nginx")
@@ -82,7 +84,6 @@ UPSTREAM = "polygen_sidecar"
 ZONE = "polygen"
 MISS_LIMIT = 20  # the sidecar's default --miss-limit (polygen.sidecar.app.DEFAULT_MISS_LIMIT)
 
-_TOKEN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _BOOTSTRAP_RE = re.compile(r"^bootstrap/[A-Za-z0-9_][A-Za-z0-9_.-]*\.cfg$")
 _LISTEN_RE = re.compile(r"^(?:(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):)?[0-9]{1,5}$")
 _HOSTPORT_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
@@ -140,7 +141,7 @@ def read_ua_index(out_dir: Path) -> dict[str, str]:
     if not isinstance(models, dict):
         raise PolygenError(f"{path}: 'models' must be an object of UA token -> bootstrap path")
     for token, target in models.items():
-        if not _TOKEN_RE.fullmatch(str(token)):
+        if not TOKEN_RE.fullmatch(str(token)):
             raise PolygenError(f"{path}: invalid User-Agent model token {token!r}")
         if not isinstance(target, str) or not _BOOTSTRAP_RE.fullmatch(target):
             raise PolygenError(
@@ -218,8 +219,9 @@ def render_nginx(
         if p is not None and not Path(p).exists():
             log.warning("%s %s does not exist here; nginx -t will fail unless it exists on the server", label, p)
 
+    # the rule the sidecar applies too (polygen.useragent.dispatch): regexes are tried in order
     ua_lines = "".join(
-        f'    "~*[- ]{token}-UA/" /{target};\n' for token, target in models.items()
+        f'    "~*{dispatch_pattern(token)}" /{target};\n' for token, target in models.items()
     )
     ssl = " ssl" if tls_cert else ""
     tls_lines = ""

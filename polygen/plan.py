@@ -13,7 +13,9 @@ import functools
 import hashlib
 import json
 import operator
+import os
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -22,6 +24,7 @@ from polygen import __version__, htpasswd, overrides
 from polygen.catalog import Model
 from polygen.dialcheck import site_params as dialplan_params
 from polygen.directory import directory_entries, phone_directory
+from polygen.errors import BuildError
 from polygen.inventory import Extension, Inventory, Phone, mwi_address
 from polygen.linekeys import key_params
 from polygen.render import Renderer
@@ -145,12 +148,36 @@ def phone_sections(inv: Inventory, phone: Phone) -> list[tuple[str, list[tuple[s
         # in the phone's own file (0640), never the site file everyone may read; kept in flash
         device = [("device.set", "1"), ("device.auth.localAdminPassword.set", "1"),
                   ("device.auth.localAdminPassword", site.admin_password)]
-    sections = [("reg", reg), ("msg", mwi), ("tcpIpApp", time), ("keys", keys), ("device", device)]
+    prov = legacy_polling(inv, phone)
+    sections = [("reg", reg), ("msg", mwi), ("tcpIpApp", time), ("prov", prov), ("keys", keys), ("device", device)]
     if not own:  # the common case, 100k times a build: no filtering needed
         return [(n, ps) for n, ps in sections if ps]
     out = [(name, [(k, v) for k, v in params if k not in own]) for name, params in sections]
     out.append(("settings", list(phone.settings)))
     return [(n, ps) for n, ps in out if ps]
+
+
+def legacy_polling(inv: Inventory, phone: Phone) -> list[tuple[str, str]]:
+    """A SIP 3.2-or-older phone's own ``prov.polling.time`` when the site polls at random.
+
+    Those releases have no ``timeRandomEnd`` (docs/polycom.md §3.4): their site file says ``abs``
+    and each phone polls daily at a fixed minute of the window, taken from its MAC, so they spread
+    like the UC phones do and a rebuild never moves them. Nothing when the site settings set
+    polling themselves."""
+    pol = inv.site.polling
+    if pol.mode != "random" or not pol.time_random_end or inv.catalog.models[phone.model].dialect != "sip3":
+        return []
+    if any(k.startswith("prov.polling.") for k, _ in inv.site.settings):
+        return []
+    start, end = _minutes(pol.time), _minutes(pol.time_random_end)
+    window = (end - start) % 1440 or 1440
+    at = (start + zlib.crc32(phone.mac.encode()) % window) % 1440
+    return [("prov.polling.time", f"{at // 60:02d}:{at % 60:02d}")]
+
+
+def _minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
 
 
 @functools.lru_cache(maxsize=64)
@@ -166,7 +193,10 @@ def site_sections(inv: Inventory, dialect: str) -> list[tuple[str, list[tuple[st
     if site.sip_port:
         server.append(("voIpProt.server.1.port", str(site.sip_port)))
     pol = site.polling
-    prov = [("prov.polling.enabled", "1"), ("prov.polling.mode", pol.mode),
+    # SIP 3.2 and older have no timeRandomEnd (docs/polycom.md §3.4): their site file polls at a
+    # fixed time and each phone file picks its minute of the window (legacy_polling)
+    mode = "abs" if pol.mode == "random" and dialect == "sip3" else pol.mode
+    prov = [("prov.polling.enabled", "1"), ("prov.polling.mode", mode),
             ("prov.polling.period", str(pol.period)), ("prov.polling.time", pol.time)]
     if pol.time_random_end and dialect == "uc":  # timeRandomEnd exists in UC only (docs/polycom.md §3)
         prov.append(("prov.polling.timeRandomEnd", pol.time_random_end))
@@ -207,10 +237,16 @@ def _firmware_files(firmware: Path | None, release: str, dialect: str) -> list[P
         return []
     keep = []
     for p in sorted(d.iterdir()):
-        if not p.is_file() or not _FW_NAME_RE.fullmatch(p.name):
+        if not _FW_NAME_RE.fullmatch(p.name) or not (
+                p.suffix in (".ld", ".ver", ".sig") or (dialect == "sip3" and p.name in ("sip.cfg", "phone1.cfg"))):
             continue
-        if p.suffix in (".ld", ".ver", ".sig") or (dialect == "sip3" and p.name in ("sip.cfg", "phone1.cfg")):
+        if p.is_file():
             keep.append(p)
+        elif p.is_symlink() and not p.exists():
+            # skipping it would leave the phones on their old image (or without their defaults)
+            # with no word why; a broken link elsewhere, where no phone looks, is left alone
+            raise BuildError(f"{p}: a broken symbolic link (to {os.readlink(p)}), and phones running {release} "
+                             "fetch this file: point the link at it, or remove it")
     return keep
 
 
@@ -226,19 +262,13 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None, group: str |
     for m in models:
         model_ctx.append({"token": m.token, "ua_token": m.ua_token, "app_file_path": firmware_path(m),
                           "config_files": config_files(m, firmware)})
+    # what each model finds in its release was checked by inventory.load (polygen.firmware)
     fw_files: list[tuple[Model, Path]] = []
     seen_releases = set()
     for m in models:
-        files = _firmware_files(firmware, m.firmware, m.dialect)
-        if not any(p.name == "sip.ld" or p.name.endswith(".sip.ld") for p in files):
-            warnings.append(f"firmware/{m.firmware}/sip.ld not found: {m.name} phones keep the firmware they "
-                            f"run; unpack Polycom's {m.firmware} release into {firmware}/{m.firmware}/")
-        if m.dialect == "sip3" and not any(p.name == "sip.cfg" for p in files):
-            warnings.append(f"firmware/{m.firmware}/sip.cfg not found: SIP {m.firmware} phones ({m.name}) need "
-                            "Polycom's sip.cfg and phone1.cfg from the release")
         if m.firmware not in seen_releases:
             seen_releases.add(m.firmware)
-            fw_files += [(m, p) for p in files]
+            fw_files += [(m, p) for p in _firmware_files(firmware, m.firmware, m.dialect)]
 
     listed = directory_entries(inv)
     # more contacts than a model keeps: a warning of inventory.load (per model, with its place)

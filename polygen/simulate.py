@@ -4,10 +4,11 @@
 User-Agent, reads the master config and its per-model element, fetches the firmware, the
 CONFIG_FILES in order (the first value of a parameter wins), the override files from
 OVERRIDES_DIRECTORY (which beat CONFIG_FILES), both directory files, follows ``device.prov.*``
-redirects and PUTs a boot log. The result is the list of requests and the effective registration.
-``local_change`` then plays a user changing settings on the phone: it PUTs the phone's override
-file, as the phone does, for the next boot to fetch. The transport is pluggable: HTTP for
-``polygen simulate``, a directory for tests of a build.
+redirects and PUTs a boot log. The firmware is asked for as a phone does: its split image
+``<part>.sip.ld`` first, then ``sip.ld``. The result is the list of requests and the effective
+registration. ``local_change`` then plays a user changing settings on the phone: it PUTs the
+phone's override file, as the phone does, for the next boot to fetch. The transport is pluggable:
+HTTP for ``polygen simulate``, a directory for tests of a build.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class BootReport:
     directory: list[dict[str, str]] = field(default_factory=list)  # the items of the directory in use
     redirects: list[str] = field(default_factory=list)
     hints: list[str] = field(default_factory=list)
+    firmware: str | None = None  # the image the phone got (None: none, it keeps what it runs)
 
     @property
     def ok(self) -> bool:
@@ -137,7 +139,7 @@ class TreeTransport:
     def request(self, method, path, headers, body=None):
         import json
 
-        from polygen.useragent import parse_user_agent
+        from polygen.useragent import dispatch
 
         path = path.lstrip("/")
         if m := overrides.PATH_RE.fullmatch("/" + path):
@@ -149,8 +151,8 @@ class TreeTransport:
             return 403, b""
         if path == "000000000000.cfg" or path.endswith("/000000000000.cfg"):
             index = json.loads((self.root / "ua-index.json").read_text())
-            ua = parse_user_agent(headers.get("User-Agent", ""))
-            path = index["models"].get(ua.model, index["default"]) if ua else index["default"]
+            token = dispatch(headers.get("User-Agent"), index["models"])
+            path = index["models"].get(token, index["default"])
         m = re.fullmatch(r"contacts/[0-9a-f]{12}-directory\.xml", path)
         if m and not (self.root / path).is_file():
             path = "contacts/000000000000-directory.xml"
@@ -190,9 +192,32 @@ def _attrs(xml: bytes) -> list[tuple[str, str]]:
     return [(k, v) for el in root.iter() for k, v in el.attrib.items() if not k.startswith("{")]
 
 
+def firmware_requests(app_file_path: str, part_number: str | None) -> list[str]:
+    """The names a phone asks for to get APP_FILE_PATH, in order: ``<part>.<name>`` in the same
+    directory first, then the name as written (docs/polycom.md §6)."""
+    if not part_number or "[" in app_file_path:  # a macro such as [PHONE_PART_NUMBER] says it all
+        return [app_file_path]
+    head, _, name = app_file_path.rpartition("/")
+    return [f"{head}/{part_number}.{name}" if head else f"{part_number}.{name}", app_file_path]
+
+
+def _part_number(user_agent: str) -> str | None:
+    """The split-image part number of the model this User-Agent names, from the built-in catalog."""
+    from polygen.catalog import Catalog
+    from polygen.useragent import parse_user_agent
+
+    ua = parse_user_agent(user_agent)
+    model = Catalog().find(ua.model) if ua else None
+    return model.part_number if model else None
+
+
 def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: bool = True,
-         max_redirects: int = 3) -> BootReport:
+         max_redirects: int = 3, part_number: str | None = None) -> BootReport:
+    """``part_number``: the phone's own, for its split image; by default the catalog's for the
+    User-Agent's model ("" for none)."""
     mac = mac.lower().replace(":", "").replace("-", "")
+    if part_number is None:
+        part_number = _part_number(user_agent)
     report = BootReport(mac, user_agent)
     updater_ua = re.sub(r"Type/\w+", "Type/Updater", user_agent) if "Type/" in user_agent else user_agent
 
@@ -230,11 +255,17 @@ def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: 
                     m[base] = v
     report.master = m
 
-    # 2. firmware: the phone tries <part>.<APP_FILE_PATH> first (docs/polycom.md §6, inferred); we fetch as written
+    # 2. firmware: its split image <part>.sip.ld first, then the combined one (docs/polycom.md §6)
     app = m.get("APP_FILE_PATH", "")
     if app:
-        status, _ = get(app, note="firmware")
-        if status != 200:
+        names = firmware_requests(app, part_number)
+        for name in names:
+            note = "firmware" if name == app else "firmware (split image, asked first)"
+            status, _ = get(name, note=note)
+            if status == 200:
+                report.firmware = name
+                break
+        else:
             msg = f"firmware {app} answered {status}: the phone keeps the firmware it runs"
             (report.failures if firmware_required else report.warnings).append(msg)
     # 3. CONFIG_FILES in order, first occurrence wins
@@ -286,7 +317,7 @@ def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: 
                 return report
             # the phone reboots against the new server: play the whole boot again there
             nxt = boot(redirect(target), mac, user_agent, firmware_required=firmware_required,
-                       max_redirects=max_redirects - 1)
+                       max_redirects=max_redirects - 1, part_number=part_number)
             nxt.requests = report.requests + nxt.requests
             nxt.redirects = report.redirects + nxt.redirects
             return nxt

@@ -18,10 +18,11 @@ never raises.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
-__all__ = ["UserAgent", "parse_user_agent"]
+__all__ = ["UserAgent", "dispatch", "dispatch_pattern", "parse_user_agent"]
 
 _WS = r"[ \t]+"
 _VERSION = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{4,5}"
@@ -78,3 +79,40 @@ def parse_user_agent(ua: str | None) -> UserAgent | None:
         serial=raw_serial.lower() if raw_serial else None,
         type=m["type"],
     )
+
+
+# ------------------------------------------------------------------ bootstrap dispatch
+# Which bootstrap a User-Agent gets. One rule, written once, that the generated nginx map and
+# the sidecar apply alike (polygen.nginx, polygen.sidecar.handlers; tests/test_ua_dispatch.py runs
+# both): a model's bootstrap when its UA token, followed by "-UA/", appears anywhere in the
+# User-Agent, in any case, not glued to a letter, digit or "_" before it; the tokens are tried in
+# sorted order (the order of the nginx map) and the first match wins; anything else gets the
+# default bootstrap.
+# Deliberately looser than parse_user_agent(): the bootstraps are public and the default carries
+# every model's element, so a phone whose User-Agent grew a new prefix or suffix (CCX and Edge
+# forms rest on few samples, docs/polycom.md §2) still gets its own. The pattern is plain enough
+# to mean the same to PCRE (nginx, case-insensitive "~*", bytes) and to Python's re (ASCII).
+TOKEN_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*", re.ASCII)
+
+
+def dispatch_pattern(ua_token: str) -> str:
+    """The regular expression (PCRE and Python alike) that picks ``ua_token``'s bootstrap."""
+    if not TOKEN_RE.fullmatch(ua_token):
+        raise ValueError(f"invalid User-Agent model token {ua_token!r}")
+    return rf"(?:^|[^A-Za-z0-9_]){ua_token}-UA/"
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(tokens: tuple[str, ...]) -> tuple[tuple[str, re.Pattern], ...]:
+    return tuple((t, re.compile(dispatch_pattern(t), re.IGNORECASE | re.ASCII))
+                 for t in tokens if TOKEN_RE.fullmatch(t))
+
+
+def dispatch(user_agent: str | None, tokens) -> str | None:
+    """The first of ``tokens`` (in sorted order) whose pattern the User-Agent matches, else None."""
+    if not isinstance(user_agent, str):
+        return None
+    for token, pattern in _compiled(tuple(sorted(tokens))):
+        if pattern.search(user_agent):
+            return token
+    return None

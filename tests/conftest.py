@@ -77,15 +77,21 @@ def inventory_dir(tmp_path) -> Path:
     return d
 
 
-def make_firmware(dest: Path, releases=("3.1.8", "3.3.5", "4.0.15", "5.9.7")) -> Path:
-    """A firmware tree shaped like Polycom's releases; the SIP 3.x ones get stand-in sip.cfg/phone1.cfg."""
-    for rel in releases:
+def make_firmware(dest: Path, releases=("3.1.8", "3.3.5", "4.0.15", "5.9.7"), split: dict | None = None) -> Path:
+    """A firmware tree shaped like Polycom's releases: a combined sip.ld each, and stand-in
+    sip.cfg/phone1.cfg for SIP 3.2 and older. ``split``: {release: [part numbers]} makes those
+    releases split ones instead (``<part>.sip.ld`` files, no sip.ld)."""
+    from polygen.catalog import dialect_of
+
+    split = split or {}
+    for rel in [*releases, *(r for r in split if r not in releases)]:
         d = dest / rel
         d.mkdir(parents=True, exist_ok=True)
-        (d / "sip.ld").write_bytes(b"\x7fFAKE-FIRMWARE " + rel.encode() * 64)
+        for name in [f"{p}.sip.ld" for p in split[rel]] if rel in split else ["sip.ld"]:
+            (d / name).write_bytes(b"\x7fFAKE-FIRMWARE " + f"{rel} {name}".encode() * 32)
         (d / "sip.ver").write_text(rel + "\n")
         (d / "README.txt").write_text("not served\n")
-        if rel.startswith("3."):
+        if dialect_of(rel) == "sip3":
             (d / "sip.cfg").write_text(SIP3_SIP_CFG)
             (d / "phone1.cfg").write_text(SIP3_PHONE1_CFG)
     return dest

@@ -34,6 +34,8 @@ def auth_inventory(inventory_dir):
 
 
 def test_site_files_carry_the_credentials_and_are_private(auth_inventory, firmware_dir, tmp_path):
+    # a SIP 3.1.8 phone too, for the legacy site file
+    (auth_inventory / "legacy.yaml").write_text('phones:\n  - {mac: 0004f2004000, model: IP4000, lines: ["1002"]}\n')
     out = tmp_path / "out"
     run(BuildOptions(auth_inventory, out, TEMPLATES, firmware_dir))
     for name in ("site.cfg", "site-sip3.cfg"):
@@ -71,7 +73,7 @@ def test_rotation_must_use_a_new_user_name(inventory_dir):
     with pytest.raises(InventoryError) as exc:
         load(inventory_dir)
     assert [str(p) for p in exc.value.problems] == [
-        f"{site}:14: site.provisioning_auth.previous[0].user: 'phones-2026b' is also the current user; "
+        f"{site}:13: site.provisioning_auth.previous[0].user: 'phones-2026b' is also the current user; "
         "rotate to a new user name so old and new passwords are both accepted"]
 
 

@@ -6,8 +6,12 @@ measure what they claim to.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,8 @@ from bench import build_bench as bb
 from bench.gen import PHONES_PER_FILE, change_phone, generate, rename_extension
 from polygen.build import BuildOptions, run
 from polygen.inventory import load
+
+from .conftest import clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 1200  # three floor files: 500 + 500 + 200
@@ -166,3 +172,74 @@ def test_storm_boot_log_lines_parse():
     lines = list(iter_lines(boot_log("0004f2000001", 200)))
     assert len(lines) == 200
     assert all(parse_log_line(line).parsed for line in lines)
+
+
+# --- where a run's results go ---------------------------------------------------------------------
+
+def checkout_copy(dest: Path) -> Path:
+    """This working tree's files (tracked, or new and not ignored), as they are now, committed in a
+    new repository at ``dest``."""
+    names = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, names.split(b"\0")):
+        src, dst = ROOT / os.fsdecode(name), dest / os.fsdecode(name)
+        if src.is_file() or src.is_symlink():  # a tracked file deleted in the working tree is left out
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst, follow_symlinks=False)
+    git = ["git", "-c", "user.name=polygen tests", "-c", "user.email=tests@polygen.invalid"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "checkout copy"]):
+        subprocess.run(git + args, cwd=dest, check=True, capture_output=True)
+    return dest
+
+
+def git_status(repo: Path, *args: str) -> list[str]:
+    out = subprocess.run(["git", "status", "--porcelain", *args], cwd=repo, capture_output=True, text=True,
+                         check=True).stdout
+    return out.splitlines()
+
+
+def test_make_bench_leaves_tracked_files_alone_and_saves_the_run_in_bench_runs(tmp_path):
+    repo = checkout_copy(tmp_path / "polygen")
+    results_md = (repo / "bench" / "RESULTS.md").read_bytes()
+    # -o venv: the venv running this test stands in for the copy's own .venv
+    r = subprocess.run(["make", "-s", "-o", "venv", "bench", f"BIN={Path(sys.executable).parent}",
+                        "BENCH_SIZES=200", "BENCH_PHONES=20", "BENCH_CONCURRENCY=4"],
+                       cwd=repo, capture_output=True, text=True, env=clean_env())
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    runs = sorted((repo / "bench" / "runs").iterdir())
+    assert len(runs) == 1 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d{6}Z", runs[0].name)
+    run = runs[0]
+    assert sorted(p.name for p in run.iterdir()) == ["build.json", "build.md", "storm.json", "storm.md"]
+    assert f"raw results: bench/runs/{run.name}/build.md, bench/runs/{run.name}/build.json\n" in r.stdout
+    assert f"raw results: bench/runs/{run.name}/storm.md, bench/runs/{run.name}/storm.json\n" in r.stdout
+    assert r.stdout.endswith(f"raw results of this run: bench/runs/{run.name}/\n")
+
+    build = json.loads((run / "build.json").read_text())
+    assert [s["phones"] for s in build["sizes"]] == [200] and build["sizes"][0]["noop_check"]["ok"]
+    assert f"Machine: {build['machine']}" in (run / "build.md").read_text()
+    assert "| 200 |" in (run / "build.md").read_text() and build["machine"].startswith("CPU ")
+    storm = json.loads((run / "storm.json").read_text())
+    assert storm["rows"] == storm["lines_sent"] == 20 * 200 and storm["latency_ms"]["upload"]["n"] == 20
+    assert "PASS: zero lost lines" in (run / "storm.md").read_text()
+
+    assert git_status(repo) == []  # no tracked file changed, nothing new outside the ignored
+    ignored = {line[3:] for line in git_status(repo, "--ignored")}
+    assert "bench/runs/" in ignored and not {p for p in ignored if "__pycache__" not in p} - {"bench/runs/"}
+    assert (repo / "bench" / "RESULTS.md").read_bytes() == results_md
+
+
+def test_each_run_gets_its_own_directory(tmp_path):
+    from bench import rundir
+
+    made = [rundir.run_dir(runs=tmp_path / "runs") for _ in range(3)]  # within a second or two
+    assert len(set(made)) == 3 and all(p.is_dir() and not any(p.iterdir()) for p in made)
+    assert rundir.run_dir(tmp_path / "given") == (tmp_path / "given").resolve()
+    assert rundir.run_dir(tmp_path / "given").is_dir()  # the second script of a run writes beside the first
+
+
+def test_hardening_keeps_each_sessions_report_and_output_in_the_run(tmp_path):
+    from bench import hardening
+
+    r = hardening.run_group("bad input", ["tests/test_safetext.py"], clean_env(), tmp_path)
+    assert r["rc"] == 0 and r["counts"]["tests"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hardening-bad-input.log", "hardening-bad-input.xml"]
+    assert " passed" in (tmp_path / "hardening-bad-input.log").read_text()

@@ -23,12 +23,14 @@ def tree(out: Path) -> dict[str, bytes]:
 def test_example_build_has_every_file(built):
     files = set(tree(built))
     assert {
-        "000000000000.cfg", "ua-index.json", "site.cfg", "site-sip3.cfg",
+        "000000000000.cfg", "ua-index.json", "site.cfg",
         "contacts/000000000000-directory.xml",
-        "bootstrap/SPIP330.cfg", "bootstrap/SPIP331.cfg", "bootstrap/SSIP4000.cfg", "bootstrap/VVX410.cfg",
-        "0004f2000330-phone.cfg", "0004f2000331-phone.cfg", "0004f2004000-phone.cfg", "64167f000410-phone.cfg",
-        "firmware/3.3.5/sip.ld", "firmware/3.3.5/sip.cfg", "firmware/3.3.5/phone1.cfg", "firmware/5.9.7/sip.ver",
+        "bootstrap/SPIP330.cfg", "bootstrap/SPIP331.cfg", "bootstrap/SSIP5000.cfg", "bootstrap/VVX410.cfg",
+        "0004f2000330-phone.cfg", "0004f2000331-phone.cfg", "0004f2005000-phone.cfg", "64167f000410-phone.cfg",
+        "firmware/3.3.5/sip.ld", "firmware/4.0.15/sip.ld", "firmware/5.9.7/sip.ver",
     } <= files
+    # every example phone runs UC Software 3.3 or later: no SIP 3.x files (docs/polycom.md §10)
+    assert "site-sip3.cfg" not in files and not any(f.endswith(("/sip.cfg", "/phone1.cfg")) for f in files)
     assert "firmware/5.9.7/README.txt" not in files  # only firmware files are published
     assert not any("directory.xml" in f and not f.endswith("000000000000-directory.xml") for f in files)
 
@@ -71,23 +73,23 @@ def test_bootstrap_points_at_firmware_config_and_directories(built):
     assert root.tag == "APPLICATION"
     a = root.attrib
     assert a["APP_FILE_PATH"] == "firmware/3.3.5/sip.ld"
-    assert a["CONFIG_FILES"].split(", ")[:2] == ["[PHONE_MAC_ADDRESS]-phone.cfg", "site-sip3.cfg"]
-    assert a["CONFIG_FILES"].split(", ")[2:] == ["firmware/3.3.5/phone1.cfg", "firmware/3.3.5/sip.cfg"]
+    assert a["CONFIG_FILES"].split(", ") == ["[PHONE_MAC_ADDRESS]-phone.cfg", "site.cfg"]
     assert a["LOG_FILE_DIRECTORY"] == "logs" and a["CONTACTS_DIRECTORY"] == "contacts"
     el = root.find("APPLICATION_SPIP330")
     assert el.attrib["APP_FILE_PATH_SPIP330"] == "firmware/3.3.5/sip.ld"
     default = ET.fromstring((built / "000000000000.cfg").read_bytes())
-    assert {c.tag for c in default} == {"APPLICATION_SPIP330", "APPLICATION_SPIP331", "APPLICATION_SSIP4000",
+    assert {c.tag for c in default} == {"APPLICATION_SPIP330", "APPLICATION_SPIP331", "APPLICATION_SSIP5000",
                                         "APPLICATION_VVX410"}
 
 
 def test_dialects(built):
-    assert ET.fromstring((built / "0004f2000330-phone.cfg").read_bytes()).tag == "phone1"  # SIP 3.3.5
-    assert ET.fromstring((built / "64167f000410-phone.cfg").read_bytes()).tag == "polycomConfig"  # UC
+    assert ET.fromstring((built / "0004f2000330-phone.cfg").read_bytes()).tag == "polycomConfig"  # UC 3.3.5
+    assert ET.fromstring((built / "64167f000410-phone.cfg").read_bytes()).tag == "polycomConfig"  # UC 5.9.7
     site = ET.fromstring((built / "site.cfg").read_bytes())
     prov = site.find("prov").attrib
-    assert prov == {"prov.polling.enabled": "1", "prov.polling.mode": "abs", "prov.polling.period": "86400",
-                    "prov.polling.time": "01:00"}
+    # the inventory gives no polling: the phones spread over 01:00-05:00
+    assert prov == {"prov.polling.enabled": "1", "prov.polling.mode": "random", "prov.polling.period": "86400",
+                    "prov.polling.time": "01:00", "prov.polling.timeRandomEnd": "05:00"}
 
 
 def test_time_settings_follow_the_zone(built):
@@ -138,15 +140,80 @@ def test_removed_phone_files_disappear(build_opts):
     run(build_opts)
     phones = build_opts.inventory / "phones.yaml"
     text = phones.read_text()
-    start = text.index("  - mac: 0004.f200.4000")
-    end = text.index("  - mac: 64:16:7f")
+    start = text.index("  - mac: 00:04:f2:00:03:30")
+    end = text.index("  - mac: 00-04-F2-00-03-31")
     phones.write_text(text[:start] + text[end:])
     r = run(build_opts)
-    assert r.removed == 6  # the phone file, the IP 4000 bootstrap and its 3.1.8 firmware files
-    assert not (build_opts.out / "firmware/3.1.8").exists()
-    assert not (build_opts.out / "0004f2004000-phone.cfg").exists()
-    assert not (build_opts.out / "bootstrap/SSIP4000.cfg").exists()
-    assert "SSIP_4000" not in json.loads((build_opts.out / "ua-index.json").read_text())["models"]
+    assert r.removed == 4  # the phone file, the IP 330 bootstrap and its 3.3.5 firmware files
+    assert not (build_opts.out / "firmware/3.3.5").exists()
+    assert not (build_opts.out / "0004f2000330-phone.cfg").exists()
+    assert not (build_opts.out / "bootstrap/SPIP330.cfg").exists()
+    assert "SPIP_330" not in json.loads((build_opts.out / "ua-index.json").read_text())["models"]
+
+
+def test_a_broken_link_in_a_release_no_phone_runs_does_not_stop_the_build(build_opts):
+    # releases unpacked by hand, half-removed, or linked to an unmounted disk, that no phone runs
+    fw = build_opts.firmware
+    (fw / "4.1.0").mkdir()
+    (fw / "4.1.0" / "sip.ld").symlink_to(fw / "gone" / "sip.ld")
+    (fw / "6.0.0" / "Config").mkdir(parents=True)
+    (fw / "6.0.0" / "Config" / "polycomConfig.xsd").symlink_to("/nonexistent/polycomConfig.xsd")
+    (fw / "6.0.0" / "sip.ld").symlink_to("sip-gone.ld")
+    (fw / "7.0.0").symlink_to(fw / "gone-release")  # a whole release linked to nowhere
+    (fw / "5.9.7" / "README.txt").unlink()  # in a release phones run, but not a file they fetch
+    (fw / "5.9.7" / "README.txt").symlink_to("/nonexistent/README.txt")
+    r = run(build_opts)
+    assert r.phones == 4 and r.written == 18
+    assert sorted(p.name for p in (build_opts.out / "firmware").iterdir()) == ["3.3.5", "4.0.15", "5.9.7"]
+    assert run(build_opts).written == 0
+
+
+XSD = ('<xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema"><xsd:attribute name="only.here"/>'
+       '<xsd:attribute name="up.backlight.idleIntensity"/></xsd:schema>\n')
+
+
+def unknown_to_597(build_opts) -> list[str]:
+    """A build's warnings about phone settings 5.9.7 does not know (the VVX 410 has only.here)."""
+    phones = build_opts.inventory / "phones.yaml"
+    if "only.here" not in phones.read_text():
+        phones.write_text(phones.read_text().replace('idleIntensity: "1"', 'idleIntensity: "1"\n      only.here: "1"'))
+    return [w.split(": ", 1)[1] for w in run(build_opts).warnings if "unknown to 5.9.7" in w]
+
+
+def test_a_repaired_link_in_a_release_is_seen_by_the_next_build(build_opts, tmp_path):
+    # the release's XSD (parameter names, not a file phones fetch) links to a disk not mounted yet:
+    # the shipped names are used; once the disk is there, the next build must not reuse that load
+    disk = tmp_path / "disk"  # outside firmware/: only the link itself is under it
+    (build_opts.firmware / "5.9.7" / "polycomConfig.xsd").symlink_to(disk / "polycomConfig.xsd")
+    assert unknown_to_597(build_opts) == ["phones[3].settings.only.here: warning: unknown to 5.9.7 firmware"]
+    disk.mkdir()
+    (disk / "polycomConfig.xsd").write_text(XSD)
+    assert unknown_to_597(build_opts) == []
+
+
+def test_a_release_linked_from_elsewhere_is_followed(build_opts, tmp_path):
+    release = build_opts.firmware / "5.9.7"
+    release.rename(tmp_path / "5.9.7")
+    release.symlink_to(tmp_path / "5.9.7")
+    assert unknown_to_597(build_opts) == ["phones[3].settings.only.here: warning: unknown to 5.9.7 firmware"]
+    (tmp_path / "5.9.7" / "polycomConfig.xsd").write_text(XSD)  # a file added behind the link
+    assert unknown_to_597(build_opts) == []
+    assert os.path.samefile(build_opts.out / "firmware/5.9.7/sip.ld", tmp_path / "5.9.7" / "sip.ld")
+
+
+def test_a_broken_link_to_a_file_phones_fetch_is_an_error_naming_it(build_opts):
+    run(build_opts)
+    before = tree(build_opts.out)
+    gen = os.readlink(build_opts.out)
+    link = build_opts.firmware / "5.9.7" / "sip.ld"
+    link.unlink()
+    link.symlink_to("/nonexistent/5.9.7/sip.ld")
+    with pytest.raises(BuildError) as exc:
+        run(build_opts)
+    assert exc.value.message == (f"{link}: a broken symbolic link (to /nonexistent/5.9.7/sip.ld), and phones "
+                                 "running 5.9.7 fetch this file: point the link at it, or remove it")
+    assert os.readlink(build_opts.out) == gen and tree(build_opts.out) == before
+    assert sorted(p.name for p in gens_dir(build_opts.out).glob("g*")) == [gen.rsplit("/", 1)[-1]]
 
 
 def test_failed_build_leaves_out_exactly_as_it_was(build_opts):

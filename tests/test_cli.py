@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -26,9 +27,9 @@ def test_build_prints_a_summary_and_then_nothing_changed(inventory_dir, firmware
     args = build_args(inventory_dir, firmware_dir, tmp_path)
     r = invoke(["build", *args])
     assert r.exit_code == 0, r.output
-    assert r.stdout == "4 phones: 26 files written, 0 unchanged, 0 removed (generation g000001)\n"
+    assert r.stdout == "4 phones: 19 files written, 0 unchanged, 0 removed (generation g000001)\n"
     r = invoke(["build", *args])
-    assert r.stdout == "4 phones: nothing changed (26 files unchanged, generation g000001)\n"
+    assert r.stdout == "4 phones: nothing changed (19 files unchanged, generation g000001)\n"
 
 
 def test_build_options_come_from_the_environment(inventory_dir, firmware_dir, tmp_path):
@@ -59,6 +60,26 @@ def test_build_warns_about_missing_firmware(inventory_dir, tmp_path):
             f"Polycom's 5.9.7 release into {tmp_path / 'fw'}/5.9.7/") in r.stderr.splitlines()
 
 
+def test_build_with_a_broken_firmware_link_names_it_and_keeps_out(inventory_dir, firmware_dir, tmp_path):
+    args = build_args(inventory_dir, firmware_dir, tmp_path)
+    (firmware_dir / "9.9.9").mkdir()
+    (firmware_dir / "9.9.9" / "sip.ld").symlink_to("/nonexistent/9.9.9/sip.ld")  # no phone runs 9.9.9
+    r = invoke(["build", *args])
+    assert (r.exit_code, r.stdout) == (0, "4 phones: 19 files written, 0 unchanged, 0 removed (generation g000001)\n")
+    link = firmware_dir / "3.3.5" / "sip.ld"  # the IP 330 fetches it
+    link.unlink()
+    link.symlink_to(tmp_path / "unmounted" / "sip.ld")
+    message = (f"{link}: a broken symbolic link (to {tmp_path}/unmounted/sip.ld), and phones running 3.3.5 fetch "
+               "this file: point the link at it, or remove it")
+    r = invoke(["build", *args])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.stderr.splitlines() == [message, "Error: the inventory has 1 error"]
+    assert os.readlink(tmp_path / "out") == ".out.gens/g000001"
+    # check says the same before any build is tried
+    r = invoke(["check", "-i", str(inventory_dir), "--firmware", str(firmware_dir)])
+    assert r.exit_code == 1 and r.stderr.splitlines()[0] == message
+
+
 def test_diff_masks_secrets(inventory_dir, firmware_dir, tmp_path):
     args = build_args(inventory_dir, firmware_dir, tmp_path)
     invoke(["build", *args])
@@ -87,14 +108,15 @@ def test_diff_masks_the_phones_admin_password(inventory_dir, firmware_dir, tmp_p
     assert "Example-admin-1" not in r.output
     assert '+  <device device.set="1" device.auth.localAdminPassword.set="1" ' \
            'device.auth.localAdminPassword="********"/>' in r.stdout.splitlines()
-    assert r.stderr == "0 to add, 2 to change, 0 to remove\n"  # the UC phones' files only
+    assert r.stderr == "0 to add, 4 to change, 0 to remove\n"  # the phones' own files only (all UC)
     r = invoke(["diff", "--stat", *args])
-    assert r.stdout.splitlines() == ["M 0004f2000331-phone.cfg", "M 64167f000410-phone.cfg"]
+    assert r.stdout.splitlines() == ["M 0004f2000330-phone.cfg", "M 0004f2000331-phone.cfg",
+                                     "M 0004f2005000-phone.cfg", "M 64167f000410-phone.cfg"]
 
 
 def test_diff_before_any_build_lists_every_file_as_added(inventory_dir, firmware_dir, tmp_path):
     r = invoke(["diff", "--stat", *build_args(inventory_dir, firmware_dir, tmp_path)])
-    assert r.exit_code == 0 and r.stderr == "26 to add, 0 to change, 0 to remove\n"
+    assert r.exit_code == 0 and r.stderr == "19 to add, 0 to change, 0 to remove\n"
     assert not (tmp_path / "out").exists()  # diff never writes
 
 

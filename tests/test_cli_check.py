@@ -264,6 +264,7 @@ def test_secrets_from_the_environment_are_checked(tmp_path, variable, value, mes
         assert "internal error" not in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()
 
+
 # ------------------------------------------------------------------ dialling and the admin password
 def test_an_extension_the_dial_plan_cannot_send(inv):
     d = inv(extensions__yaml=EXTS + '  - {ext: "100", first_name: Lobby, secret: s3cret}\n')
@@ -330,3 +331,43 @@ def test_build_does_not_repeat_the_advice_but_refuses_a_dial_plan_conflict(inv, 
     result = CliRunner().invoke(cli, ["build", *args], catch_exceptions=False)
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == "Error: the inventory has 1 error"
+
+
+# ------------------------------------------------------------------ models and firmware
+CCX_NOTE = ("warning: Poly CCX 600: unverified in polygen's catalog: User-Agent family PolyCCX, User-Agent token "
+            "CCX_600, master-config token CCX600, line count 16, firmware release 8.0.2, part number unknown; "
+            "compare with one of your phones, then set them under models.CCX600 (ua_token, lines, firmware, "
+            "part_number) to confirm")
+
+
+def test_unverified_model_is_a_warning_naming_what_is_unconfirmed(inv):
+    d = inv(phones__yaml='phones:\n  - {mac: 48:25:67:00:06:00, model: CCX600, lines: ["1001"]}\n')
+    result = run("-i", d)
+    assert (result.exit_code, result.stdout) == (0, "inv: 1 phones, 1 extensions: OK (1 warning)\n")
+    assert result.stderr.splitlines() == [CCX_NOTE]
+    assert run("-i", d, "--strict").exit_code == 1
+    # the admin who checked them says so under models:, and the warning goes
+    confirmed = inv(phones__yaml='phones:\n  - {mac: 48:25:67:00:06:00, model: CCX600, lines: ["1001"]}\n'
+                                 'models:\n  CCX600: {ua_token: CCX_600, lines: 24, firmware: "8.1.3", '
+                                 'part_number: 3111-00000-001}\n')
+    assert (run("-i", confirmed).stderr, run("-i", confirmed, "--strict").exit_code) == ("", 0)
+
+
+def test_firmware_is_checked_when_there_is_a_firmware_directory(inv):
+    d = inv(phones__yaml='phones:\n  - {mac: 00:04:f2:00:04:00, model: IP4000, lines: ["1001"],'
+                         ' settings: {}}\n'
+                         'models:\n  IP4000: {ua_token: SSIP_4000}\n')
+    assert run("-i", d).exit_code == 0  # no firmware/ here: a CI checkout of the inventory
+    Path("firmware/3.1.8").mkdir(parents=True)
+    Path("firmware/3.1.8/sip.ld").write_text("image")
+    result = run("-i", d)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "firmware/3.1.8/sip.cfg and firmware/3.1.8/phone1.cfg not found: SoundStation IP 4000 phones run SIP "
+        "3.1.8, which has no built-in defaults (Polycom's sip.cfg and phone1.cfg hold them); unpack the 3.1.8 "
+        "release into firmware/3.1.8/",
+        "Error: 1 problem in inv"]
+    # named explicitly, a missing directory is checked too
+    result = run("-i", d, "--firmware", "elsewhere")
+    assert result.exit_code == 1 and "elsewhere/3.1.8/" in result.stderr
+    assert "warning: firmware/3.1.8/sip.ld not found: SoundStation IP 4000 phones keep" in result.stderr

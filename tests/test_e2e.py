@@ -346,18 +346,17 @@ def test_simulate_with_provisioning_auth(auth_site, auth_sidecar, auth_nginx):
                                                           if s in (200, 201, 204)}
 
     # no credentials: the bootstrap and firmware come, everything with a secret or an upload is 401
-    phone = phones[0]  # an IP 330 on SIP 3.3.5
+    phone = phones[0]  # an IP 330 on UC Software 3.3.5
     bare = simulate(f"http://127.0.0.1:{port}/", phone, auth_site.root)
     assert bare.returncode == 1
     m = phone.norm
     assert bare.stdout.splitlines()[1:] == [
         f"  GET  /{m}.cfg                                404  per-phone master (optional)",
         "  GET  /000000000000.cfg                                200  master, chosen by User-Agent",
+        "  GET  /firmware/3.3.5/2345-12200-001.sip.ld            404  firmware (split image, asked first)",
         "  GET  /firmware/3.3.5/sip.ld                           200  firmware",
         f"  GET  /{m}-phone.cfg                          401  CONFIG_FILES",
-        "  GET  /site-sip3.cfg                                   401  CONFIG_FILES",
-        "  GET  /firmware/3.3.5/phone1.cfg                       200  CONFIG_FILES",
-        "  GET  /firmware/3.3.5/sip.cfg                          200  CONFIG_FILES",
+        "  GET  /site.cfg                                        401  CONFIG_FILES",
         f"  GET  /overrides/{m}-phone.cfg                401  override file",
         f"  GET  /overrides/{m}-web.cfg                  401  override file",
         f"  GET  /contacts/{m}-directory.xml             401  directory",
@@ -368,7 +367,7 @@ def test_simulate_with_provisioning_auth(auth_site, auth_sidecar, auth_nginx):
         f"  warning: override file overrides/{m}-web.cfg answered 401: the phone boots without its local changes",
         "  warning: no registration: the phone will boot without a line",
         f"  FAILED: {m}-phone.cfg (CONFIG_FILES) answered 401",
-        "  FAILED: site-sip3.cfg (CONFIG_FILES) answered 401",
+        "  FAILED: site.cfg (CONFIG_FILES) answered 401",
         f"  FAILED: contacts/{m}-directory.xml answered 401",
         "  FAILED: contacts/000000000000-directory.xml answered 401",
         "  FAILED: boot log upload answered 401",
@@ -502,7 +501,7 @@ def test_nginx_uses_the_builds_htpasswd(auth_site, auth_only_nginx):
     # a guessed MAC learns nothing without credentials: the same 401 as a known one
     assert status("/0004f2999999-phone.cfg") == 401
     assert status("/0004f2999999-phone.cfg", AUTH_CURRENT) == 404
-    for path in ("/site.cfg", "/site-sip3.cfg", f"/contacts/{mac}-directory.xml"):
+    for path in ("/site.cfg", f"/contacts/{mac}-directory.xml"):
         assert (status(path), status(path, AUTH_CURRENT)) == (401, 200), path
     # open: what a phone fetches before it has credentials
     assert get("127.0.0.1", port, "/000000000000.cfg", ua=ua) == (

@@ -80,8 +80,8 @@ def base(**files: str) -> dict[str, str]:
 # ------------------------------------------------------------------ the example inventory
 def test_example_inventory_loads():
     inv = load_ok(ROOT / "inventory")
-    assert [p.mac for p in inv.phones] == ["0004f2000330", "0004f2000331", "0004f2004000", "64167f000410"]
-    assert [p.model for p in inv.phones] == ["IP330", "IP331", "IP4000", "VVX410"]
+    assert [p.mac for p in inv.phones] == ["0004f2000330", "0004f2000331", "0004f2005000", "64167f000410"]
+    assert [p.model for p in inv.phones] == ["IP330", "IP331", "IP5000", "VVX410"]
     assert list(inv.extensions) == ["1001", "1002", "1003", "1004", "1005", "1099"]
     assert inv.phones[3].lines == ("1005", "1003", "1004")  # key order as written
     assert inv.extensions["1004"].secret == 'p<ss>&"word'
@@ -506,11 +506,11 @@ def test_polling_defaults_and_random(inv_dir):
 # ------------------------------------------------------------------ models:
 def test_models_override_changes_the_dialect(inv_dir):
     assert Catalog().models["IP331"].dialect == "uc"
-    d = inv_dir(base(site__yaml=SITE + 'models:\n  SPIP_331:\n    firmware: "3.3.5"\n',
+    d = inv_dir(base(site__yaml=SITE + 'models:\n  SPIP_331:\n    firmware: "3.2.7"\n',
                      phones__yaml='phones:\n  - {mac: 0004f2000331, model: IP331, lines: ["1001"]}\n'))
     inv = load_ok(d)
     model = inv.model(inv.phones[0])
-    assert (model.key, model.firmware, model.dialect) == ("IP331", "3.3.5", "sip3")
+    assert (model.key, model.firmware, model.dialect) == ("IP331", "3.2.7", "sip3")
     assert (model.ua_token, model.lines) == ("SPIP_331", 2)  # the rest is the catalog's
     assert Catalog().models["IP331"].firmware == "4.0.15"  # per load, not global
 
@@ -532,6 +532,14 @@ def test_models_adds_a_new_model(inv_dir):
     assert (model.key, model.name, model.ua_token, model.token, model.lines, model.dialect, model.part_number) == (
         "VVX999", "VVX 999", "VVX_999", "VVX999", 24, "uc", "3111-99999-001")
     assert [m.key for m in inv.models_in_use()] == ["VVX999"]
+
+
+@pytest.mark.parametrize("part", ["../x", "3111 46162", "3111-46162-001.sip.ld", "-3111", "x" * 33])
+def test_a_part_number_must_be_one(inv_dir, part):
+    """It names the split image a phone asks for (<part>.sip.ld)."""
+    d = inv_dir(base(site__yaml=SITE + f'models:\n  VVX410: {{part_number: "{part}"}}\n'))
+    assert problems(d) == [f"inv/site.yaml:7: models.VVX410.part_number: '{part}' is not a part number such as "
+                           "3111-46162-001 (letters, digits, '-')"]
 
 
 def test_a_new_model_needs_token_lines_and_firmware(inv_dir):

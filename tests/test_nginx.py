@@ -227,8 +227,8 @@ def test_config_shape(out_tree):
     assert "/etc/nginx/conf.d/" in text.split("\n\n", 1)[0]
     # http-context lines come before the server block
     assert text.index("\nmap $http_user_agent") < text.index("\nlimit_req_zone ") < text.index("\nserver {")
-    assert '    "~*[- ]SPIP_330-UA/" /bootstrap/SPIP330.cfg;\n' in text
-    assert '    "~*[- ]VVX_410-UA/" /bootstrap/VVX410.cfg;\n' in text
+    assert '    "~*(?:^|[^A-Za-z0-9_])SPIP_330-UA/" /bootstrap/SPIP330.cfg;\n' in text
+    assert '    "~*(?:^|[^A-Za-z0-9_])VVX_410-UA/" /bootstrap/VVX410.cfg;\n' in text
     assert "    default /000000000000.cfg;\n" in text
     # the symlink itself, not its target
     assert f'root "{out_tree}";' in text and ".gens" not in text

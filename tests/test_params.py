@@ -175,7 +175,7 @@ def test_sip3_release_cfgs_replace_the_shipped_list():
 
 
 def test_a_sip3_release_with_its_two_files_replaces_the_shipped_list(tmp_path):
-    release = make_firmware(tmp_path / "firmware", releases=("3.3.5",)) / "3.3.5"
+    release = make_firmware(tmp_path / "firmware", releases=("3.1.8",)) / "3.1.8"
     cat = catalog_for("sip3", release)
     assert cat.source == f"{release / 'sip.cfg'}, {release / 'phone1.cfg'}"
     assert cat.known("up.headsetMode") and cat.known("reg.2.address")  # one from each file

@@ -58,9 +58,10 @@ def test_a_clone_with_nothing_beside_it_collects_every_test(tmp_path):
 def test_the_firmware_fixture_is_whole_in_its_own_directory(tmp_path):
     fw = make_firmware(tmp_path / "firmware")
     assert [p for p in fw.rglob("*") if p.is_symlink()] == []
-    for release in ("3.1.8", "3.3.5"):  # SIP 3.x: the release's own sip.cfg and phone1.cfg
-        assert ET.parse(fw / release / "sip.cfg").getroot().tag == "sip"
-        assert ET.parse(fw / release / "phone1.cfg").getroot().tag == "phone1"
+    # SIP 3.2 and older: the release's own sip.cfg and phone1.cfg; UC 3.3 and later have none
+    assert ET.parse(fw / "3.1.8" / "sip.cfg").getroot().tag == "sip"
+    assert ET.parse(fw / "3.1.8" / "phone1.cfg").getroot().tag == "phone1"
+    assert not (fw / "3.3.5" / "sip.cfg").exists()
 
 
 # ---------------------------------------------------------------- packaging

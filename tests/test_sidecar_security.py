@@ -296,6 +296,16 @@ async def test_optional_boot_names_take_no_token(aiohttp_client, open_site, tmp_
     assert (await client.get(f"/{MAC}-phone.cfg")).status == 429
 
 
+async def test_split_image_names_take_no_token(aiohttp_client, open_site, tmp_path):
+    """Each phone asks for its split image <part>.sip.ld before the combined sip.ld, at every boot:
+    with a combined release that 404 is no guess, and many phones behind one address boot."""
+    client = await aiohttp_client(create_app(make_config(open_site, tmp_path, miss_limit=2)))
+    for n in range(50):
+        assert (await client.get(f"/firmware/5.9.7/3111-{n:05d}-001.sip.ld")).status == 404
+        assert (await client.get("/firmware/5.9.7/sip.ld")).status == 200
+    assert (await client.get(f"/{MAC}-phone.cfg")).status == 200
+
+
 async def test_nginx_asks_the_miss_limiter(aiohttp_client, auth_site, tmp_path):
     """What nginx in front asks (polygen.nginx): the guard is 204 until the client is held back; a
     reported 404, and a reported 401 with credentials, take a token; then all three are 429."""

@@ -43,6 +43,8 @@ EXPECTED = {
     "PolycomVVX-VVX_310-UA/5.3.0.12768": (None, "PolycomVVX", "VVX_310", "5.3.0.12768", None, None),
     "Polycom/5.5.2.8571 PolycomVVX-VVX_310-UA/5.5.2.8571": (None, "PolycomVVX", "VVX_310", "5.5.2.8571", None, None),
     "Polycom/5.4.3.2007 PolycomRealPresenceTrio-Trio_8800-UA/5.4.3.2007": (None, "PolycomRealPresenceTrio", "Trio_8800", "5.4.3.2007", None, None),
+    "FileTransport PolyCCX-CCX_600-UA/8.0.2.3267 (SN:482567b5313f) Type/Application": ("FileTransport", "PolyCCX", "CCX_600", "8.0.2.3267", "Application", "482567b5313f"),
+    "PolycomRealPresenceTrio-Trio_C60-UA/7.2.2.1094": (None, "PolycomRealPresenceTrio", "Trio_C60", "7.2.2.1094", None, None),
 }
 
 
@@ -169,3 +171,30 @@ def test_round_trip(agent, sip_prefix, family, model, version, mac, mac_style, t
         version=version, serial=mac.lower() if mac else None, type=type_,
     )
     assert re.fullmatch(r"[0-9a-f]{12}", parsed.serial or "0" * 12)
+
+
+# ------------------------------------------------------------------ bootstrap dispatch
+@pytest.mark.parametrize(("ua", "token"), [
+    ("FileTransport PolycomVVX-VVX_410-UA/5.9.7.4477 Type/Application", "VVX_410"),
+    ("junk FileTransport PolycomVVX-VVX_410-UA/5.9.7.4477 junk", "VVX_410"),   # junk around it
+    ("filetransport polycomvvx-vvx_410-ua/5.9.7.4477", "VVX_410"),             # any case
+    ("VVX_410-UA/5.9.7", "VVX_410"),                                             # at the start
+    ("Poly/CCX_600-UA/7.2.0.1234", "CCX_600"),                                   # another separator
+    ("PolycomVVXVVX_410-UA/5.9.7.4477", None),                                   # glued to a letter
+    ("PolycomVVX-VVX_4100-UA/5.9.7.4477", None), ("PolycomVVX-VVX_410/5.9.7", None),
+    ("PolycomVVX-VVX_410-UA/1 PolycomSoundPointIP-SPIP_330-UA/2", "SPIP_330"),  # sorted order decides
+    ("P\u017fIP_330-UA/3.3.5", None), (None, None), ("", None),
+])
+def test_dispatch(ua, token):
+    from polygen.useragent import dispatch
+
+    assert dispatch(ua, ["VVX_410", "SPIP_330", "CCX_600", "bad token", "1x"]) == token
+
+
+def test_dispatch_pattern_refuses_what_nginx_cannot_take():
+    from polygen.useragent import dispatch_pattern
+
+    assert dispatch_pattern("VVX_410") == "(?:^|[^A-Za-z0-9_])VVX_410-UA/"
+    for bad in ('VVX"410', "VVX 410", "$x", "", "4VVX"):
+        with pytest.raises(ValueError):
+            dispatch_pattern(bad)

@@ -13,9 +13,11 @@
   scanner learns nothing more, hits included, until tokens come back. Public names are never held
   back (a phone behind a busy NAT still boots), and a 401 without credentials takes no token (an
   HTTP client's first try). Nor does a 404 for ``<mac>.cfg``: every phone asks for it first at
-  each boot, and it is never generated (DESIGN.md), so the answer tells nothing about the MAC.
-  A handler that knows better decides for its own 404s (``keys.MISS_FREE``): a known phone's
-  override file it never uploaded is free, an unknown MAC's is a guess.
+  each boot, and it is never generated (DESIGN.md), so the answer tells nothing about the MAC;
+  nor one for a public name (a phone asks for its split image ``<part>.sip.ld`` before the
+  combined ``sip.ld`` at each boot; nginx does not count those either). A handler that knows
+  better decides for its own 404s (``keys.MISS_FREE``): a known phone's override file it never
+  uploaded is free, an unknown MAC's is a guess.
 * **Uploads** of each MAC have a bucket of ``upload_limit`` tokens per ``upload_window``, and one
   of ``line_limit`` stored log lines per ``line_window``: an upload takes (at most
   ``max_upload_lines``) tokens before it is stored and gives back what it did not store. With
@@ -268,7 +270,7 @@ async def guard_middleware(request: web.Request, handler):
     status = response.status
     free = request.get(keys.MISS_FREE)
     if free is None:
-        free = bool(_ALWAYS_MISSING_RE.fullmatch(request.raw_path))
+        free = public or bool(_ALWAYS_MISSING_RE.fullmatch(request.raw_path))
     if status == 404 and not free:
         guard.misses.take(client)
     elif status == 401 and request.get(keys.NOTES, {}).get("auth") == "bad":

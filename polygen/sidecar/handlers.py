@@ -43,7 +43,7 @@ from polygen.safetext import json_dumps
 from polygen.sidecar import keys
 from polygen.sidecar.guard import is_public, require_auth, too_many
 from polygen.sidecar.guard import note as _note
-from polygen.useragent import parse_user_agent
+from polygen.useragent import dispatch, parse_user_agent
 
 log = logging.getLogger("polygen.sidecar")
 access_log = logging.getLogger("polygen.access")
@@ -154,13 +154,12 @@ class OutTree:
 
     def bootstrap_for(self, gen: Path, user_agent: str | None) -> tuple[str, bytes]:
         """The bootstrap file (relative name, bytes) for this User-Agent: the model's, else the default."""
-        ua = parse_user_agent(user_agent)
         index = self.ua_index(gen) or {}
         models = index.get("models") or {}
         default = index.get("default") or DEFAULT_BOOTSTRAP
-        choice = default
-        if ua is not None:
-            choice = models.get(ua.model) or models.get(ua.token) or default
+        # the rule the generated nginx map applies too (polygen.useragent.dispatch)
+        token = dispatch(user_agent, models)
+        choice = models.get(token) or default
         for rel in dict.fromkeys((choice, default, DEFAULT_BOOTSTRAP)):
             path = safe_file(gen, rel)
             if path is not None:

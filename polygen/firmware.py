@@ -1,0 +1,55 @@
+"""Does each model find what it fetches in ``firmware/<release>/``? ``verify(model, firmware_dir)``.
+
+A phone asks for its split image ``<part number>.sip.ld`` in the APP_FILE_PATH directory first,
+then the combined ``sip.ld`` (docs/polycom.md §6); a SIP 3.2 or older release also needs Polycom's
+``sip.cfg`` and ``phone1.cfg``, which hold every default that application has (§10). So, per model:
+
+* no image at all (release not unpacked): a warning, the phones keep the firmware they run;
+* a split release (``*.sip.ld``) without this model's part file and without ``sip.ld``: an error,
+  the phone would find nothing although the release is there;
+* a legacy release without ``sip.cfg`` or ``phone1.cfg``: an error, the phone would boot without
+  its defaults.
+
+Used by ``inventory.load`` (so ``check`` and ``build`` report the same) with the messages below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from polygen.catalog import Model
+
+LEGACY_FILES = ("sip.cfg", "phone1.cfg")
+
+
+def verify(model: Model, firmware_dir: Path) -> list[tuple[str, str]]:
+    """``(severity, message)`` findings for ``model`` against ``firmware_dir``; [] when all is there."""
+    rel = model.firmware
+    d = Path(firmware_dir) / rel
+    try:
+        names = {p.name for p in d.iterdir() if p.is_file()}
+    except OSError:  # not unpacked (missing, or not a directory)
+        names = set()
+    out: list[tuple[str, str]] = []
+    images = {n for n in names if n == "sip.ld" or n.endswith(".sip.ld")}
+    if not images:
+        out.append(("warning", f"firmware/{rel}/sip.ld not found: {model.name} phones keep the firmware they "
+                               f"run; unpack Polycom's {rel} release into {firmware_dir}/{rel}/"))
+    elif not any(n in images for n in model.firmware_names):
+        if model.part_number:
+            out.append(("error", f"firmware/{rel}/ is a split release without {model.part_number}.sip.ld, the "
+                                 f"image of the {model.name}, and has no combined sip.ld: unpack that file "
+                                 f"(or the combined release) into {firmware_dir}/{rel}/"))
+        else:
+            out.append(("error", f"firmware/{rel}/ is a split release without a combined sip.ld, and polygen's "
+                                 f"catalog has no part number for the {model.name}: set "
+                                 f"models.{model.key}.part_number, or unpack the combined release into "
+                                 f"{firmware_dir}/{rel}/"))
+    if model.dialect == "sip3":
+        missing = [n for n in LEGACY_FILES if n not in names]
+        if missing:
+            files = " and ".join(f"firmware/{rel}/{n}" for n in missing)
+            out.append(("error", f"{files} not found: {model.name} phones run SIP {rel}, which has no built-in "
+                                 f"defaults (Polycom's sip.cfg and phone1.cfg hold them); unpack the {rel} "
+                                 f"release into {firmware_dir}/{rel}/"))
+    return out
