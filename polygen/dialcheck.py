@@ -178,20 +178,32 @@ def _rule_for(n: _Number) -> str:
     return n.label[0] + "x" * (len(n.label) - 1)
 
 
-def _generate(ctx: _Ctx, site_node: Map, site: Site, numbers: list[_Number],
-              exts: dict[str, _RawExt]) -> str | None:
+def generated_digitmap(site: Site, extensions) -> str:
+    """The map polygen makes for ``site`` and these extensions (numeric ones are dialled);
+    raises `DialPlanConflict` or `DialPlanError` when none can be made."""
     d = site.dialing
     vm = site.voicemail
-    digits = [n.keys for n in numbers if n.path.startswith("extensions[")]
+    digits = [e for e in extensions if e.isascii() and e.isdigit()]
     codes = list(d.feature_codes)
     if vm and vm[0] in "*#":
         codes.append(vm)
     elif vm:
         digits.append(vm)
+    return generate_digitmap(digits, emergency=d.emergency, outside_prefix=d.outside_prefix, feature_codes=codes)
+
+
+def with_digitmap(site: Site, extensions) -> Site:
+    """``site`` with the digit map its files carry (what `plan_digitmap` sets, unchecked)."""
+    d = site.dialing
+    digitmap = (d.digitmap or None) if d.digitmap is not None else (generated_digitmap(site, extensions) or None)
+    return dataclasses.replace(site, digitmap=digitmap, digitmap_timeout=timeout_list(digitmap) if digitmap else None)
+
+
+def _generate(ctx: _Ctx, site_node: Map, site: Site, numbers: list[_Number],
+              exts: dict[str, _RawExt]) -> str | None:
     here = site_node.loc
     try:
-        text = generate_digitmap(digits, emergency=d.emergency, outside_prefix=d.outside_prefix,
-                                 feature_codes=codes)
+        text = generated_digitmap(site, [n.keys for n in numbers if n.path.startswith("extensions[")])
     except DialPlanConflict as e:
         for conflict in e.conflicts:
             loc, path = _conflict_at(conflict, site_node, site, exts)

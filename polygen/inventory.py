@@ -975,7 +975,7 @@ def _admin_advice(site_node: Map, site_at: Loc, site: Site, phones: list[_RawPho
                         "opens its settings menu and web interface; set it here, as admin_password in the "
                         f"secrets file or in ${ADMIN_PASSWORD_ENV}",
                         "warning")]
-    # device.auth.* came with UC Software: SIP 3.x takes the password from the keypad only
+    # device.* came with UC Software 3.3: older releases take the password from the keypad only
     old = sorted((r.phone for r in phones if catalog.models[r.phone.model].dialect != "uc"), key=lambda p: p.mac)
     if not old:
         return []
@@ -983,7 +983,7 @@ def _admin_advice(site_node: Map, site_at: Loc, site: Site, phones: list[_RawPho
     named = ", ".join(f"{p.mac} ({catalog.models[p.model].name}, {catalog.models[p.model].firmware})"
                       for p in old[:5]) + (f" and {len(old) - 5} more" if len(old) > 5 else "")
     return [Problem(at.file, at.line, "site.admin_password",
-                    f"SIP 3.x firmware takes no admin password from its configuration: {named} "
+                    f"SIP 3.2 and older firmware takes no admin password from its configuration: {named} "
                     f"keep{'s' if len(old) == 1 else ''} the one set on the phone (456 from the factory); "
                     "change it in the phone's menu or web interface",
                     "warning")]

@@ -13,7 +13,6 @@ import functools
 import hashlib
 import json
 import operator
-import os
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from polygen.catalog import Model
 from polygen.dialcheck import site_params as dialplan_params
 from polygen.directory import directory_entries, phone_directory
 from polygen.errors import BuildError
+from polygen.firmware import broken_link, fetched
 from polygen.inventory import Extension, Inventory, Phone, mwi_address
 from polygen.linekeys import key_params
 from polygen.render import Renderer
@@ -237,16 +237,14 @@ def _firmware_files(firmware: Path | None, release: str, dialect: str) -> list[P
         return []
     keep = []
     for p in sorted(d.iterdir()):
-        if not _FW_NAME_RE.fullmatch(p.name) or not (
-                p.suffix in (".ld", ".ver", ".sig") or (dialect == "sip3" and p.name in ("sip.cfg", "phone1.cfg"))):
+        if not _FW_NAME_RE.fullmatch(p.name) or not fetched(p.name, dialect):
             continue
         if p.is_file():
             keep.append(p)
         elif p.is_symlink() and not p.exists():
-            # skipping it would leave the phones on their old image (or without their defaults)
-            # with no word why; a broken link elsewhere, where no phone looks, is left alone
-            raise BuildError(f"{p}: a broken symbolic link (to {os.readlink(p)}), and phones running {release} "
-                             "fetch this file: point the link at it, or remove it")
+            # inventory.load refuses it already (polygen.firmware); a release it did not check
+            # must not be linked without it either
+            raise BuildError(broken_link(p, release))
     return keep
 
 

@@ -35,7 +35,7 @@ def auth_inventory(inventory_dir):
 
 def test_site_files_carry_the_credentials_and_are_private(auth_inventory, firmware_dir, tmp_path):
     # a SIP 3.1.8 phone too, for the legacy site file
-    (auth_inventory / "legacy.yaml").write_text('phones:\n  - {mac: 0004f2004000, model: IP4000, lines: ["1002"]}\n')
+    (auth_inventory / "legacy.yaml").write_text('phones:\n  - {mac: 0004f2004000, model: IP4000, lines: []}\n')
     out = tmp_path / "out"
     run(BuildOptions(auth_inventory, out, TEMPLATES, firmware_dir))
     for name in ("site.cfg", "site-sip3.cfg"):

@@ -114,7 +114,7 @@ def _messages_key_calls_voicemail(r, inventory, phone, mac):
 
 
 def _admin_password_only_in_the_phones_file(r, inventory, dialect, mac):
-    if dialect != "uc":  # SIP 3.x takes no admin password from a file (`check` names these phones)
+    if dialect != "uc":  # SIP 3.2 and older take no admin password from a file (`check` names these phones)
         assert not any(k.startswith("device.auth") for k in r.params)
         return
     assert r.params["device.auth.localAdminPassword"] == inventory.site.admin_password == "Example-admin-1"

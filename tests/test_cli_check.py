@@ -34,12 +34,6 @@ phones:
 """
 
 
-SIP3_ADMIN_ADVICE = (
-    "inventory/site.yaml:16: site.admin_password: warning: SIP 3.x firmware takes no admin password from its "
-    "configuration: 0004f2000330 (SoundPoint IP 330, 3.3.5), 0004f2004000 (SoundStation IP 4000, 3.1.8) keep "
-    "the one set on the phone (456 from the factory); change it in the phone's menu or web interface")
-
-
 @pytest.fixture
 def inv(tmp_path, monkeypatch):
     """An inventory directory 'inv' in the current directory; returns a function to write files."""
@@ -79,9 +73,10 @@ def test_example_inventory_passes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run()
     assert result.exit_code == 0, result.output
-    # its SIP 3.x phones cannot take the admin password from a file: said, not fatal
-    assert result.stdout == "inventory: 4 phones, 6 extensions: OK (1 warning)\n"
-    assert result.stderr == no_auth_warning("inventory/site.yaml") + SIP3_ADMIN_ADVICE + "\n"
+    # every phone of the example runs UC Software (3.3 or later) and takes the admin password
+    assert result.stdout == "inventory: 4 phones, 6 extensions: OK\n"
+    assert result.stderr == no_auth_warning("inventory/site.yaml")
+
 
 def no_auth_warning(site_file: str) -> str:
     return ("warning: no provisioning auth: anyone who can reach the server and knows a phone's MAC address "
@@ -250,7 +245,7 @@ def test_secrets_from_the_environment_are_checked(tmp_path, variable, value, mes
 
     inv = tmp_path / "inv"
     inv.mkdir()
-    (inv / "site.yaml").write_text(SITE + "  provisioning_auth: {user: phones-a}\n")
+    (inv / "site.yaml").write_text(NO_AUTH_SITE + "  provisioning_auth: {user: phones-a}\n")
     (inv / "extensions.yaml").write_text(EXTS)
     (inv / "phones.yaml").write_text(PHONES)
     env = {k: v for k, v in os.environb.items() if not k.startswith(b"POLYGEN_")}
@@ -284,7 +279,7 @@ def test_a_phones_own_digit_map_that_forgets_the_voicemail(inv):
     result = run("-i", d)
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        "inv/site.yaml:7: site.voicemail: *97 is never sent on phone 0004f2000330 (dialplan.digitmap at "
+        "inv/site.yaml:8: site.voicemail: *97 is never sent on phone 0004f2000330 (dialplan.digitmap at "
         "inv/phones.yaml:2): dialled *97, the phone waits for Send (impossible match after 1 digit); "
         "give the digit map a rule for it (e.g. *97)",
         "Error: 1 problem in inv",
@@ -309,14 +304,14 @@ def test_check_warns_when_the_admin_password_is_absent(inv):
 
 
 def test_check_names_the_phones_that_cannot_take_an_admin_password(inv):
-    phones = PHONES + "".join(f'  - {{mac: 00:04:f2:00:40:0{n}, model: IP4000, lines: []}}\n' for n in range(7))
+    phones = PHONES + "".join(f'  - {{mac: 00:04:f2:00:40:0{n}, model: IP301, lines: []}}\n' for n in range(7))
     result = run("-i", inv(phones__yaml=phones))
     assert result.exit_code == 0
     assert result.stderr == (
-        "inv/site.yaml:6: site.admin_password: warning: SIP 3.x firmware takes no admin password from its "
-        "configuration: 0004f2004000 (SoundStation IP 4000, 3.1.8), 0004f2004001 (SoundStation IP 4000, 3.1.8), "
-        "0004f2004002 (SoundStation IP 4000, 3.1.8), 0004f2004003 (SoundStation IP 4000, 3.1.8), 0004f2004004 "
-        "(SoundStation IP 4000, 3.1.8) and 2 more keep the one set on the phone (456 from the factory); change "
+        "inv/site.yaml:6: site.admin_password: warning: SIP 3.2 and older firmware takes no admin password from its "
+        "configuration: 0004f2004000 (SoundPoint IP 301, 3.1.8), 0004f2004001 (SoundPoint IP 301, 3.1.8), "
+        "0004f2004002 (SoundPoint IP 301, 3.1.8), 0004f2004003 (SoundPoint IP 301, 3.1.8), 0004f2004004 "
+        "(SoundPoint IP 301, 3.1.8) and 2 more keep the one set on the phone (456 from the factory); change "
         "it in the phone's menu or web interface\n")
 
 

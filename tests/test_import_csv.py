@@ -193,6 +193,9 @@ def added_lines_only(old: str, new: str) -> list[str]:
 def test_merge_adds_to_the_inventory_keeping_its_comments(here):
     inv = here / "inventory"
     shutil.copytree(EXAMPLE, inv)
+    # a shared line, so that the new phone may carry it too
+    exts = inv / "extensions.yaml"
+    exts.write_text(exts.read_text().replace('    secret: "s3cret-1001"\n', '    secret: "s3cret-1001"\n    shared: true\n'))
     write(inv / "secrets.yaml", '# ours\nsecrets:\n  "1002": "from-file"   # rotated in May\n')
     (inv / "secrets.yaml").chmod(0o640)
     old = {f: (inv / f).read_text() for f in ("phones.yaml", "extensions.yaml", "secrets.yaml")}
@@ -248,7 +251,7 @@ def test_export_leaves_passwords_out_unless_asked(here):
         mac,model,ext,first_name,last_name,display_name,mailbox,label,directory
         00:04:f2:00:03:30,IP330,1001,Ada,Lovelace,,,,
         00:04:f2:00:03:31,IP331,1002,Charles,Babbage,,,,
-        00:04:f2:00:40:00,IP4000,1099,Conference,Room,,,,no
+        00:04:f2:00:50:00,IP5000,1099,Conference,Room,,,,no
         64:16:7f:00:04:10,VVX410,1005,Front,Desk,,1000,,
         64:16:7f:00:04:10,VVX410,1003,Grace,Hopper,,,,
         64:16:7f:00:04:10,VVX410,1004,Renée,O'Brien & Søn,,,,

@@ -157,10 +157,10 @@ def test_other_phones_get_the_shared_directory_without_speed_dials(out):
 
 @pytest.mark.parametrize("mac, model, site_file", [
     ("64167f000410", "VVX410", "site.cfg"), ("0004f2000331", "IP331", "site.cfg"),
-    ("0004f2000330", "IP330", "site-sip3.cfg"), ("0004f2004000", "IP4000", "site-sip3.cfg")])
+    ("0004f2000330", "IP330", "site.cfg"), ("0004f2004000", "IP4000", "site-sip3.cfg")])
 def test_every_phone_gets_a_read_only_directory(out, mac, model, site_file):
     r = phone_boot(out, mac, model)
-    # on SIP 3.x, Polycom's sip.cfg (listed after the site file) has dir.local.readonly="" and loses
+    # on SIP 3.2 and older, Polycom's sip.cfg (listed after the site file) has dir.local.readonly="" and loses
     assert (r.params["dir.local.readonly"], r.sources["dir.local.readonly"]) == ("1", site_file)
 
 
@@ -209,6 +209,9 @@ def test_directory_limits_are_polycoms(key, limit):
 
 
 # ---------------------------------------------------------------- polygen check
+CHECK_SITE = SITE + '  admin_password: "Adm1n-pw"\n  provisioning_auth: {user: phones-a, password: "Wq7-first-pass"}\n'
+
+
 @pytest.fixture
 def check(tmp_path, monkeypatch):
     for var in [v for v in os.environ if v.startswith("POLYGEN_")]:
@@ -216,7 +219,8 @@ def check(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
     def run_check(strict: bool = False, **files: str):
-        write(Path("inv"), **{k: textwrap.dedent(v) for k, v in files.items()})
+        # a site with an admin password and provisioning auth: `check` has nothing to say about it
+        write(Path("inv"), **{"site__yaml": CHECK_SITE, **{k: textwrap.dedent(v) for k, v in files.items()}})
         r = CliRunner().invoke(cli, ["check", "-i", "inv", *(["--strict"] if strict else [])],
                                catch_exceptions=False)
         return r.exit_code, r.output.splitlines()
@@ -310,7 +314,7 @@ def test_check_warns_where_the_firmware_cannot_keep_the_keys(check):
     phones = """\
     phones:
       - mac: 00:04:f2:00:40:00
-        model: IP4000
+        model: IP301
         lines: []
         keys:
           - blf: "1002"
@@ -328,13 +332,16 @@ def test_check_warns_where_the_firmware_cannot_keep_the_keys(check):
     """
     assert check(phones__yaml=phones, strict=True) == (1, [
         "inv/phones.yaml:6: phones[0].keys[0].blf: warning: busy lamp fields need SIP 3.2 or later, but the "
-        "SoundStation IP 4000 runs 3.1.8; this key is not written",
+        "SoundPoint IP 301 runs 3.1.8; this key is not written",
         "inv/phones.yaml:11: phones[1].keys[0].blf: warning: busy lamp fields need SIP 3.2 or later, but the "
         "SoundPoint IP 601 runs 3.1.8; this key is not written",
         "inv/phones.yaml:15: phones[2].keys: warning: the SoundPoint IP 330 (3.3.5) places busy lamp fields and "
         "speed dials itself (lineKey.* needs UC Software 4), so a speed dial before a busy lamp field may not "
         "keep its place",
-        "Error: 3 problems in inv"])
+        "inv/site.yaml:6: site.admin_password: warning: SIP 3.2 and older firmware takes no admin password from "
+        "its configuration: 0004f2000601 (SoundPoint IP 601, 3.1.8), 0004f2004000 (SoundPoint IP 301, 3.1.8) keep "
+        "the one set on the phone (456 from the factory); change it in the phone's menu or web interface",
+        "Error: 4 problems in inv"])
 
 
 def _many(n: int, first: int = 2000) -> str:

@@ -17,13 +17,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from polygen.build import BuildOptions
+from polygen.build import run as build
 from polygen.errors import SidecarConfigError
 from polygen.logstore import LogStore
 from polygen.sidecar import SidecarConfig, create_app
 from polygen.sidecar.handlers import UPLOAD_RE, check_raw_path
 from polygen.useragent import parse_user_agent
 
-from .conftest import clean_env, sample_user_agents
+from .conftest import TEMPLATES, clean_env, sample_user_agents
 
 ROOT = Path(__file__).resolve().parents[1]
 MAC = "0004f2abcdef"
@@ -668,9 +670,18 @@ async def test_real_server_sigterm_finishes_upload_in_flight(many_macs_site, tmp
 
 
 def serve_once(cwd: Path, host: str, port: int) -> subprocess.CompletedProcess:
+    """`polygen serve` of the example with provisioning auth (so it may listen beyond loopback, and
+    has nothing to warn about)."""
+    import shutil
+
+    inv = cwd / "inventory"
+    shutil.copytree(ROOT / "inventory", inv)
+    site = inv / "site.yaml"
+    site.write_text(site.read_text() + '  provisioning_auth: {user: phones-a, password: "Wq7-first-pass"}\n')
+    build(BuildOptions(inv, cwd / "out", TEMPLATES, cwd / "firmware"))
     return subprocess.run(
         [sys.executable, "-m", "polygen", "serve", "--host", host, "--port", str(port), "-o", str(cwd / "out"),
-         "--db", str(cwd / "logs.db"), "-i", str(ROOT / "inventory")],
+         "--db", str(cwd / "logs.db"), "-i", str(inv)],
         cwd=cwd, env=clean_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
     )
 

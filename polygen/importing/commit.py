@@ -53,6 +53,7 @@ class Draft:
     models: dict = field(default_factory=dict)  # models: overrides, written beside the site
     secrets: dict[str, str] = field(default_factory=dict)  # extension -> SIP password
     provisioning_password: str | None = None
+    admin_password: str | None = None  # the phones' own (site.admin_password), into the secrets file too
     comment: str = ""  # put above each new file
     warnings: list[Problem] = field(default_factory=list)  # found while reading the source
 
@@ -135,7 +136,7 @@ class _Layout:
         counts = {f: _entry_counts(f) for f in existing} if merge else {}
         if not merge:
             clash = [p for p in self._new_files(draft) if p.exists()]
-            if (draft.secrets or draft.provisioning_password) and self.secrets.exists():
+            if (draft.secrets or draft.provisioning_password or draft.admin_password) and self.secrets.exists():
                 clash.append(self.secrets)
             if clash:
                 raise PolygenError(f"{', '.join(map(str, clash))} already exist{'s' if len(clash) == 1 else ''}: "
@@ -160,7 +161,7 @@ class _Layout:
             self._set(target, text, f"{self.what[target]}, {what}" if target in self.what else what)
             for i, e in enumerate(entries):
                 self.placed[(target, section, start + i)] = e
-        if draft.secrets or draft.provisioning_password:
+        if draft.secrets or draft.provisioning_password or draft.admin_password:
             self._secrets(draft)
 
     def _new_files(self, draft: Draft) -> list[Path]:
@@ -175,18 +176,19 @@ class _Layout:
         path = self.secrets
         n = len(draft.secrets)
         what = ", ".join(x for x in (f"{n} password{'s' if n != 1 else ''}" if n else "",
-                                     "the provisioning password" if draft.provisioning_password else "") if x)
+                                     "the provisioning password" if draft.provisioning_password else "",
+                                     "the phones' admin password" if draft.admin_password else "") if x)
+        single = {k: v for k, v in (("provisioning_password", draft.provisioning_password),
+                                    ("admin_password", draft.admin_password)) if v}
         if path.exists():
             text = path.read_text(encoding="utf-8")
             if draft.secrets:
                 text = merging.set_keys(text, "secrets", draft.secrets, str(path))
-            if draft.provisioning_password:
-                text = merging.set_key(text, "provisioning_password", draft.provisioning_password, str(path))
+            for key, value in single.items():
+                text = merging.set_key(text, key, value, str(path))
         else:
             doc: dict = {"secrets": dict(draft.secrets)} if draft.secrets else {}
-            if draft.provisioning_password:
-                doc["provisioning_password"] = draft.provisioning_password
-            text = yamltext.dump(doc, SECRETS_COMMENT)
+            text = yamltext.dump(doc | single, SECRETS_COMMENT)
         self._set(path, text, what + " (mode 0600)")
 
 

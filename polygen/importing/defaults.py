@@ -19,6 +19,8 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from polygen.dialplan import DEFAULT_DIGITMAP
+
 _DST = {
     "tcpIpApp.sntp.daylightSavings.enable": "1",
     "tcpIpApp.sntp.daylightSavings.fixedDayEnable": "0",
@@ -55,17 +57,30 @@ UC = {
     "device.prov.password.set": "0",
     "device.prov.password": "",
     "dir.local.readonly": "0",  # the phone lets its user edit the directory (docs/polycom.md §10)
+    # the digit map and its handling (docs/polycom.md §10)
+    "dialplan.digitmap": DEFAULT_DIGITMAP,
+    "dialplan.digitmap.timeOut": "3|3|3|3|3|3|3",
+    "dialplan.impossibleMatchHandling": "0",
+    "device.auth.localAdminPassword": "456",  # the factory's (docs/polycom.md §10)
+    "device.auth.localAdminPassword.set": "0",
+    "lineKey.reassignment.enabled": "0",
 }
 SIP3 = {
-    **{k: v for k, v in UC.items() if k != "prov.polling.timeRandomEnd"},  # UC only (FACTS §3)
+    **{k: v for k, v in UC.items() if k != "prov.polling.timeRandomEnd"},  # UC only (docs/polycom.md §3)
     "tcpIpApp.sntp.gmtOffset": "",
     "voIpProt.server.1.port": "",
     "log.render.file.upload.period": "172800",
+    # SIP 3.1.6 and 3.2.4B sip.cfg: the UC map without its last rule
+    "dialplan.digitmap": DEFAULT_DIGITMAP.rsplit("|", 1)[0],
+    "dialplan.digitmap.timeOut": "3|3|3|3|3|3",
 }
-# per registration N
+# per registration N, per message-waiting line N, per busy lamp field N
 LINE = {"address": "", "auth.userId": "", "auth.password": "", "displayName": "", "label": "", "type": "private",
         "server.1.address": "", "server.1.port": None}  # port: as voIpProt.server.1.port
-_REG_RE = re.compile(r"^reg\.([1-9][0-9]*)\.(.+)$")
+MWI = {"subscribe": "", "callBackMode": "registration", "callBack": ""}
+RESOURCE = {"address": "", "label": "", "type": "normal"}
+_INDEXED_RE = re.compile(r"^(reg|msg\.mwi|attendant\.resourceList)\.([1-9][0-9]*)\.(.+)$")
+_INDEXED = {"reg": LINE, "msg.mwi": MWI, "attendant.resourceList": RESOURCE}
 
 
 def default(name: str, dialect: str) -> str | None:
@@ -73,9 +88,9 @@ def default(name: str, dialect: str) -> str | None:
     table = SIP3 if dialect == "sip3" else UC
     if name in table:
         return table[name]
-    m = _REG_RE.match(name)
-    if m and m.group(2) in LINE:
-        v = LINE[m.group(2)]
+    m = _INDEXED_RE.match(name)
+    if m and m.group(3) in _INDEXED[m.group(1)]:
+        v = _INDEXED[m.group(1)][m.group(3)]
         return table["voIpProt.server.1.port"] if v is None else v
     return None
 

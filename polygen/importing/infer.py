@@ -24,6 +24,7 @@ From each phone's effective parameters (``tree``):
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,11 +34,15 @@ from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, available_timezones
 
 from polygen.catalog import Catalog
+from polygen.dialcheck import DIGITMAP, HANDLING, TIMEOUT, with_digitmap
 from polygen.importing.commit import Draft, Entry
 from polygen.importing.compare import effective
-from polygen.importing.defaults import _DST, release_params
+from polygen.importing.defaults import _DST, default, release_params
+from polygen.importing.dialing import as_yaml, dialing_for, dials_everything
+from polygen.importing.keys import own_speed_dials, phone_keys
 from polygen.importing.tree import PhoneConfig, Tree
-from polygen.inventory import Extension, Inventory, Phone, Polling, Problem, ProvAuth, Site
+from polygen.inventory import (MAX_ADMIN_PASSWORD, MAX_MWI_NUMBER, Contact, Dialing, Extension, Inventory, Phone,
+                               Polling, Problem, ProvAuth, Site, mwi_address)
 from polygen.plan import config_files, phone_sections, site_sections
 from polygen.tzrules import UnknownZone
 
@@ -49,19 +54,26 @@ _HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9]
 _HHMM_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 _RELEASE_RE = re.compile(r"(?:^|/)([0-9]+\.[0-9][0-9A-Za-z._\-]{0,30})/[^/]+$")
-_SECRET_NAME_RE = re.compile(r"password|passwd|secret", re.IGNORECASE)
+# a password's name; its ".set" flag (device.auth.localAdminPassword.set) is no secret
+_SECRET_NAME_RE = re.compile(r"(?:password|passwd|secret)(?!.*\.set$)", re.IGNORECASE)
+_VOICEMAIL_RE = re.compile(r"^(?:[0-9]+|[*#][0-9*#]*)$")  # inventory: what site.voicemail takes
 MAX_NAME_BYTES = 40
 TIME_KEYS = ("tcpIpApp.sntp.gmtOffset", *_DST)
 # parameters polygen computes from first-class keys, and those it writes with fixed values
-_LINE_FIRST_CLASS = ("address", "auth.userId", "auth.password", "displayName", "label", "server.1.address",
+_LINE_FIRST_CLASS = ("address", "auth.userId", "auth.password", "displayName", "label", "type", "server.1.address",
                      "server.1.port")
+_INDEXED_FIRST_CLASS_RE = re.compile(r"^(?:msg\.mwi\.[1-9][0-9]*\.(?:subscribe|callBackMode|callBack)"
+                                     r"|attendant\.resourceList\.[1-9][0-9]*\.(?:address|label|type)"
+                                     r"|lineKey\.[1-9][0-9]*\.(?:category|index))$")
 FIRST_CLASS = frozenset({"voIpProt.server.1.address", "voIpProt.server.1.port", "tcpIpApp.sntp.address",
                          "prov.polling.mode", "prov.polling.period", "prov.polling.time",
-                         "prov.polling.timeRandomEnd", "device.prov.user", "device.prov.password", *TIME_KEYS})
-BUILT_IN = frozenset({"reg.N.type", "tcpIpApp.sntp.gmtOffset.overrideDHCP", "tcpIpApp.sntp.address.overrideDHCP",
+                         "prov.polling.timeRandomEnd", "device.prov.user", "device.prov.password",
+                         "dialplan.digitmap", "device.auth.localAdminPassword", *TIME_KEYS})
+BUILT_IN = frozenset({"tcpIpApp.sntp.gmtOffset.overrideDHCP", "tcpIpApp.sntp.address.overrideDHCP",
                       "prov.polling.enabled", "log.render.file", "log.render.file.upload.period",
                       "log.render.file.upload.append", "device.set", "device.prov.user.set",
-                      "device.prov.password.set"})
+                      "device.prov.password.set", "device.auth.localAdminPassword.set", "dialplan.digitmap.timeOut",
+                      "dialplan.impossibleMatchHandling", "dir.local.readonly", "lineKey.reassignment.enabled"})
 # zones tried first, so a match names the zone people use (America/New_York, not America/Detroit)
 PREFERRED_ZONES = (
     "America/New_York", "America/Chicago", "America/Denver", "America/Phoenix", "America/Los_Angeles",
@@ -83,8 +95,10 @@ def kind(name: str) -> str | None:
     """'first-class', 'built-in' or None for a parameter name."""
     m = re.match(r"^reg\.[1-9][0-9]*\.(.+)$", name)
     if m:
-        return "first-class" if m.group(1) in _LINE_FIRST_CLASS else "built-in" if m.group(1) == "type" else None
-    return "first-class" if name in FIRST_CLASS else "built-in" if name in BUILT_IN else None
+        return "first-class" if m.group(1) in _LINE_FIRST_CLASS else None
+    if name in FIRST_CLASS or _INDEXED_FIRST_CLASS_RE.match(name):
+        return "first-class"
+    return "built-in" if name in BUILT_IN else None
 
 
 @dataclass
@@ -122,6 +136,11 @@ def _majority(values):
     counts = Counter(values)
     best = max(counts.values())
     return next(v for v in values if counts[v] == best)
+
+
+def _as_polling(p: dict) -> Polling:
+    """``site.polling`` as ``inventory.load`` reads it (no time_random_end unless written)."""
+    return Polling(p["mode"], p["time"], p.get("period", Polling.period), p.get("time_random_end"))
 
 
 def _split_name(display: str) -> tuple[str, str]:
@@ -190,6 +209,7 @@ class _Inference:
         self.base = {pc.mac: self._release_params(pc) for pc in self.phones}
         self.site_name = site_name
         self.provisioning_url = provisioning_url
+        self.replaced: set[str] = set()  # parameters the import lets polygen change (said in a warning)
 
     def warn(self, file: str, message: str) -> None:
         self.problems.append(Problem(file, None, "", message, "warning"))
@@ -347,7 +367,9 @@ class _Inference:
         ntp = _majority(self.eff(pc, "tcpIpApp.sntp.address") for pc in ph)
         if ntp and _HOST_RE.match(ntp):
             site["ntp_server"] = ntp
-        site["polling"] = self._polling()
+        polling = self._polling()
+        if _as_polling(polling) != Polling():  # the default needs no words
+            site["polling"] = polling
         auth = self._auth()
         if auth:
             site["provisioning_auth"] = {"user": auth[0]}
@@ -395,13 +417,86 @@ class _Inference:
         return c[3], c[4]
 
 
+    # ------------------------------------------------------------ keys, voicemail, admin password, dialling
+    def own_directories(self) -> dict[str, list[tuple[int, dict]]]:
+        """Speed dials from each phone's own directory (keys.own_speed_dials); a directory of any
+        other shape has its entries added to the company directory, as polygen serves only one."""
+        company = list(self.tree.directory)
+        out = {}
+        for mac, (rel, items) in self.tree.own_directories.items():
+            speed = own_speed_dials(items, company)
+            if speed is not None:
+                out[mac] = speed
+                continue
+            self.warn(rel, f"phone {mac} has a directory of its own; polygen serves one company directory, to "
+                           "which its entries are added")
+            self.tree.directory += items
+        return out
+
+    def voicemail(self, lines: dict[str, list[str]], site: Site) -> tuple[str | None, dict[str, str]]:
+        """``site.voicemail`` and each extension's mailbox, when every line of every phone subscribes
+        to its mailbox at the SIP server and calls one number from its Messages key, as polygen
+        writes them; else (None, {}) and the parameters stay raw settings."""
+        numbers, boxes = set(), {}
+        for pc in self.phones:
+            for i, ext in enumerate(lines[pc.mac], 1):
+                p = f"msg.mwi.{i}."
+                subscribe = self.eff(pc, p + "subscribe") or ""
+                box, at, _ = subscribe.rpartition("@")
+                if self.eff(pc, p + "callBackMode") != "contact" or not at or \
+                        mwi_address(site, box) != subscribe or boxes.setdefault(ext, box) != box:
+                    return None, {}
+                numbers.add(self.eff(pc, p + "callBack"))
+        number = numbers.pop() if len(numbers) == 1 else None
+        if not number or not _VOICEMAIL_RE.match(number) or len(number) > MAX_MWI_NUMBER:
+            return None, {}
+        return number, boxes
+
+    def admin_password(self) -> str | None:
+        """``site.admin_password``: the one every UC phone is given (device.auth.*), if any."""
+        values = {tuple(self.eff(pc, k) for k in ("device.set", "device.auth.localAdminPassword.set",
+                                                   "device.auth.localAdminPassword"))
+                  for pc in self.phones if self.dialect(pc) == "uc"}
+        if len(values) != 1:
+            return None
+        (flags_set, password_set, password), = values
+        if (flags_set, password_set) != ("1", "1") or not password or len(password) > MAX_ADMIN_PASSWORD \
+                or not all(" " <= c <= "~" for c in password):
+            return None
+        return password
+
+    def dialing(self, site: Site, extensions) -> Dialing:
+        """``site.dialing`` (importing.dialing) from the phones' digit maps."""
+        maps = {pc.mac: self.eff(pc, DIGITMAP) for pc in self.phones}
+        if all(maps[pc.mac] == default(DIGITMAP, self.dialect(pc)) for pc in self.phones):
+            # none was written: keep it so, unless Polycom's map cannot dial the site's numbers
+            kept = {(maps[pc.mac], self.eff(pc, TIMEOUT), self.eff(pc, HANDLING)) for pc in self.phones}
+            if all(dials_everything(*k, site, extensions) for k in kept):
+                return Dialing(digitmap="")
+            self.warn(str(self.tree.root), "the phones have no digit map, and Polycom's default cannot dial every "
+                                           "extension (it sends some early): the import lets polygen write one "
+                                           "that does (README, \"Dialling\")")
+            self.replaced.update((DIGITMAP, TIMEOUT, HANDLING))
+            return Dialing()
+        return dialing_for(_majority(maps.values()) or "", site, extensions)
+
+
 def infer(tree: Tree, *, site_name: str = "Imported site", provisioning_url: str | None = None,
           firmware: Path | None = None, source: str = "") -> Inferred:
     inf = _Inference(tree, site_name, provisioning_url, firmware)
     lines, ext_data = inf.lines()
+    speed = inf.own_directories()
     matched, contacts = inf.directory(ext_data)
     site, zone, per_phone = inf.site() if tree.phones else ({}, None, {})
     auth = inf._auth() if tree.phones else None
+    pol = site.get("polling", {})
+    sip = site.get("sip_server", "")
+    host, _, port = sip.rpartition(":") if re.search(r":[0-9]+$", sip) else (sip, "", "")
+    inv_site = Site(site.get("name", ""), site.get("provisioning_url", ""), host.strip("[]"),
+                    int(port) if port else None, site.get("timezone", "UTC"), site.get("ntp_server"),
+                    _as_polling(pol) if pol else Polling(), (), ProvAuth(*auth) if auth else None)
+    voicemail, mailboxes = inf.voicemail(lines, inv_site) if tree.phones else (None, {})
+    admin = inf.admin_password() if tree.phones else None
 
     # the extensions as the inventory will have them
     draft = Draft(comment=f"Imported from {source or tree.root} by polygen import tree.")
@@ -414,7 +509,7 @@ def infer(tree: Tree, *, site_name: str = "Imported site", provisioning_url: str
             first, last = _split_name(d["display"])
             if len(first.encode()) > MAX_NAME_BYTES or len(last.encode()) > MAX_NAME_BYTES:
                 first, last = "", ""
-            mailbox = ext
+            mailbox = mailboxes.get(ext, ext)  # the mailbox its message-waiting light follows
         composed = " ".join(x for x in (first, last) if x)
         entry: dict = {"ext": ext, "first_name": first}
         if last:
@@ -435,31 +530,49 @@ def infer(tree: Tree, *, site_name: str = "Imported site", provisioning_url: str
                                     entry.get("display_name") or composed or ext, entry.get("label", ext),
                                     shared=d["shared"])
 
-    # the inventory without settings, and what polygen would write for each phone with it
-    pol = site.get("polling", {})
-    sip = site.get("sip_server", "")
-    host, _, port = sip.rpartition(":") if re.search(r":[0-9]+$", sip) else (sip, "", "")
-    inv_site = Site(site.get("name", ""), site.get("provisioning_url", ""), host.strip("[]"),
-                    int(port) if port else None, site.get("timezone", "UTC"), site.get("ntp_server"),
-                    Polling(pol.get("mode", "abs"), pol.get("time", "01:00"), pol.get("period", 86400),
-                            pol.get("time_random_end")), (), ProvAuth(*auth) if auth else None)
+    # the site's dialling, voicemail and admin password; the digit map a build would write
+    inv_site = dataclasses.replace(inv_site, voicemail=voicemail, admin_password=admin)
+    if tree.phones and not any(p.severity == "error" for p in inf.problems):  # else nothing is written
+        inv_site = dataclasses.replace(inv_site, dialing=inf.dialing(inv_site, extensions))
+    try:
+        inv_site = with_digitmap(inv_site, extensions)
+    except ValueError:  # no map can dial every number: inventory.load says why
+        pass
+    for key, value in (("voicemail", voicemail), ("dialing", as_yaml(inv_site.dialing))):
+        if site and value is not None:
+            site[key] = value
+
+    # the phones, with the keys that give them what they had
     phones = [Phone(pc.mac, pc.model.key, tuple(lines[pc.mac]), (),
                     per_phone[pc.mac] if per_phone.get(pc.mac) not in (None, zone) else None)
               for pc in tree.phones]
-    inv = Inventory(inv_site, extensions, tuple(phones), inf.catalog)
+    inv = Inventory(inv_site, extensions, tuple(phones), inf.catalog,
+                    contacts=tuple(Contact(c["number"], c.get("first_name", ""), c.get("last_name", ""),
+                                           c.get("label", "")) for c in contacts))
+    for n, pc in enumerate(tree.phones):
+        own_dir = tree.own_directories.get(pc.mac)
+        keys = phone_keys(inv, phones[n], pc.params, speed.get(pc.mac), own_dir[1] if own_dir else None)
+        if keys is None:
+            inf.warn(own_dir[0] if pc.mac in speed else pc.master_file,
+                     f"phone {pc.mac}: its busy lamp fields, speed dials or key order are not what keys: would "
+                     "give it; the parameters are kept as raw settings" +
+                     (", its own directory's speed dials are not kept" if pc.mac in speed else ""))
+        elif keys:
+            phones[n] = dataclasses.replace(phones[n], keys=keys)
+    inv = dataclasses.replace(inv, phones=tuple(phones))
     residual: dict[str, dict[str, str]] = {}
     writes: dict[str, dict[str, str]] = {}
-    phone_keys: set[str] = set()
+    phone_params: set[str] = set()
     for pc, phone in zip(tree.phones, phones):
         dialect = inf.dialect(pc)
         own = [kv for _, params in phone_sections(inv, phone) for kv in params]
-        phone_keys.update(k for k, _ in own)
+        phone_params.update(k for k, _ in own)
         wrote = writes[pc.mac] = {}
         for k, v in own + [kv for _, params in site_sections(inv, dialect) for kv in params]:
             wrote.setdefault(k, v)
         base = inf.base[pc.mac]
         r = residual[pc.mac] = {}
-        for k in sorted(set(pc.params) | set(wrote)):
+        for k in sorted((set(pc.params) | set(wrote)) - inf.replaced):
             before = effective(pc.params, k, dialect, base)
             after = effective(wrote, k, dialect, base)
             if before != after:
@@ -471,7 +584,7 @@ def infer(tree: Tree, *, site_name: str = "Imported site", provisioning_url: str
     # a site setting: a value every phone ends up with, which some phone needs written; a phone
     # that has it anyway (from a release file or as its default) is not changed by it
     site_settings: dict[str, str] = {}
-    for k in sorted({k for r in residual.values() for k in r} - phone_keys):
+    for k in sorted({k for r in residual.values() for k in r} - phone_params):
         v = _majority(r[k] for r in residual.values() if k in r)
         if all(residual[pc.mac].get(k, inf.eff(pc, k)) == v for pc in tree.phones):
             site_settings[k] = v
@@ -487,6 +600,7 @@ def infer(tree: Tree, *, site_name: str = "Imported site", provisioning_url: str
         draft.site = site
         if auth:
             draft.provisioning_password = auth[1]
+        draft.admin_password = admin  # into the secrets file, never site.yaml
     if inf.models:
         draft.models = inf.models
     for pc, phone in zip(tree.phones, phones):
@@ -494,6 +608,10 @@ def infer(tree: Tree, *, site_name: str = "Imported site", provisioning_url: str
                  "lines": list(phone.lines)}
         if phone.timezone:
             entry["timezone"] = phone.timezone
+        if phone.keys:
+            entry["keys"] = [{"blf": k.target} if k.kind == "blf" else
+                             {"speed_dial": {"number": k.target, **({"label": k.label} if k.label else {})}}
+                             for k in phone.keys]
         if settings[pc.mac]:
             entry["settings"] = dict(sorted(settings[pc.mac].items()))
         draft.entries.append(Entry("phones", entry))

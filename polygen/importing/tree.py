@@ -54,6 +54,8 @@ class Tree:
     directory: list[DirectoryItem] = field(default_factory=list)
     unused: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
     problems: list[Problem] = field(default_factory=list)  # errors and warnings, by file
+    # a phone's own <mac>-directory.xml: its file and items (infer: speed dials, else company entries)
+    own_directories: dict[str, tuple[str, list[DirectoryItem]]] = field(default_factory=dict)
 
 
 class DirTransport:
@@ -268,10 +270,9 @@ def read_tree(root: Path, *, models: dict[str, str] | None = None, default_model
             seen_dirs.add(rel)
             items = _directory_items(root / rel, rel, tree.problems)
             if name != "000000000000-directory.xml" and items:
-                tree.problems.append(Problem(rel, None, "", f"phone {pc.mac} has a directory of its own; polygen "
-                                                            "serves one company directory, to which its entries "
-                                                            "are added", "warning"))
-            tree.directory += items
+                tree.own_directories[pc.mac] = (rel, items)
+            else:
+                tree.directory += items
     used = transport.served | seen_dirs
     tree.unused = [(rel, _unused_reason(rel, root)) for rel in all_files if rel not in used]
     return tree
