@@ -162,9 +162,10 @@ class TreeTransport:
         return 200, (b"" if method == "HEAD" else f.read_bytes())
 
     def _override(self, method: str, path: str, mac: str, body: bytes | None) -> tuple[int, bytes]:
-        if not (self.root / f"{mac}-phone.cfg").is_file():
-            return 404, b""  # a phone the build does not know
+        known = (self.root / f"{mac}-phone.cfg").is_file()
         if method == "PUT":
+            if not known:
+                return 404, b""  # a phone the build does not know
             try:
                 overrides.parse(body or b"")
             except overrides.OverrideError as exc:
@@ -172,7 +173,10 @@ class TreeTransport:
             existed = path in self.uploads
             self.uploads[path] = body or b""
             return (204 if existed else 201), b""
-        served = overrides.answer(overrides.read_policy(self.root.resolve()), self.uploads.get(path))
+        stored = self.uploads.get(path)
+        if stored is None and (self.root / path).is_file():
+            stored, known = (self.root / path).read_bytes(), True  # a tree with override files of its own
+        served = overrides.answer(overrides.read_policy(self.root.resolve()), stored) if known else None
         if served is None:
             return 404, b""
         return 200, (b"" if method == "HEAD" else served)
