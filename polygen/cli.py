@@ -995,7 +995,7 @@ def import_group() -> None:
                    "to write where phones or extensions exist.")
 @click.option("--map", "maps", multiple=True, metavar="COLUMN=FIELD", envvar="POLYGEN_IMPORT_MAP",
               show_envvar=True, help="Read a column as a field: mac, model, ext, first_name, last_name, name, "
-                                     "display_name, secret, mailbox, label, directory, or 'ignore' (repeatable).")
+                                     "display_name, secret, mailbox, label, directory, shared, or 'ignore' (repeatable).")
 @secrets_option
 @click.option("--site-name", default=None, envvar="POLYGEN_IMPORT_SITE_NAME", show_envvar=True,
               help="site.name of a new site, for an inventory that has none yet.")
@@ -1012,7 +1012,7 @@ def import_csv_cmd(file, into, merge, maps, secrets, site_name, provisioning_url
     One row per line of a phone (rows with the same MAC give it several lines, in order),
     or per extension without a phone. Columns are found by name (mac/MAC Address, model,
     ext/extension, first_name/First Name, last_name, name, secret/password, mailbox, label,
-    display_name, directory). Passwords go only into the secrets file (mode 0600). Every bad
+    display_name, directory, shared). Passwords go only into the secrets file (mode 0600). Every bad
     row is reported with its line and column, and nothing is written until all are good.
 
     \b
@@ -1059,10 +1059,12 @@ def import_tree_cmd(directory, into, models, default_model, site_name, provision
 
     Plays each phone's boot over DIRECTORY (its master, CONFIG_FILES in order, override
     files; SIP 3.x and UC files alike) and writes an inventory whose build gives every phone
-    the same effective parameters: registrations become extensions, shared values the site,
-    the directory names and contacts, and whatever has no first-class key settings. The
-    report lists every such parameter and where it went, and every file not used and why.
-    --firmware is where the build will find Polycom's releases (SIP 3.x sip.cfg/phone1.cfg).
+    the same effective parameters: registrations become extensions, shared values the site
+    (with its voicemail number, dial plan and the phones' admin password), the directory
+    names and contacts, busy lamp fields and speed dials the phones' keys, and whatever has
+    no first-class key settings. The report lists every such parameter and where it went, and
+    every file not used and why. --firmware is where the build will find Polycom's releases
+    (the sip.cfg/phone1.cfg of SIP 3.2 and older).
 
     \b
     Example:
@@ -1131,8 +1133,8 @@ def export_csv_cmd(inventory, secrets, output, with_secrets):
     """Write the phones and extensions as CSV, in the shape `polygen import csv` reads.
 
     One row per line of each phone, then the extensions on no phone. Passwords only with
-    --with-secrets. Phone settings, time zones, the site and contacts are not in the CSV
-    (listed on stderr).
+    --with-secrets. Phone settings, time zones and keys, the site and contacts are not in the
+    CSV (listed on stderr).
 
     \b
     Example:

@@ -6,6 +6,8 @@
                effective parameters, its model, the directory entries and the files not used
 * ``infer``    effective parameters -> first-class inventory keys plus the settings that keep every
                phone's configuration as it was, with a report of where each parameter went
+* ``dialing``  a digit map -> ``site.dialing`` (polygen's generated shape, else the map as written)
+* ``keys``     busy lamp fields, a phone's own directory and its key order -> the phone's ``keys:``
 * ``defaults`` what a phone has for the parameters polygen always writes when no file sets them
 * ``compare``  two effective configurations, parameter by parameter
 * ``commit``   checking the result with the full inventory load in a private copy, then writing it

@@ -23,9 +23,10 @@ from polygen.importing.commit import Draft, Entry, Origin
 from polygen.inventory import Problem, normalise_mac
 
 FIELDS = ("mac", "model", "ext", "first_name", "last_name", "name", "display_name", "secret", "mailbox",
-          "label", "directory")
+          "label", "directory", "shared")
 IGNORE = "ignore"
-EXT_FIELDS = ("first_name", "last_name", "display_name", "secret", "mailbox", "label", "directory")
+EXT_FIELDS = ("first_name", "last_name", "display_name", "secret", "mailbox", "label", "directory", "shared")
+_FLAGS = {"directory": True, "shared": False}  # yes/no fields, and what a missing one means
 # header spellings, compared without case, spaces, '_', '-' and '.'
 SPELLINGS = {
     "mac": "mac", "macaddress": "mac", "macaddr": "mac", "hardwareaddress": "mac",
@@ -39,6 +40,7 @@ SPELLINGS = {
     "mailbox": "mailbox", "voicemail": "mailbox", "voicemailbox": "mailbox",
     "label": "label", "linelabel": "label",
     "directory": "directory", "listed": "directory", "indirectory": "directory",
+    "shared": "shared", "sharedline": "shared",
 }
 _EXT_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+\-]{0,63}$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\ufffe\uffff]")  # a line break too: a directory name is one line
@@ -213,13 +215,14 @@ class _Reader:
             if k in v and len(v[k].encode()) > MAX_NAME_BYTES:
                 self.error(r.line, k, f"{len(v[k].encode())} bytes in UTF-8, but at most {MAX_NAME_BYTES} fit "
                                       "in the phone directory; shorten it")
-        if "directory" in v:
-            d = v["directory"].lower()
-            if d not in _YES | _NO:
-                self.error(r.line, "directory", f"'{v['directory']}': write yes or no")
-                del v["directory"]
-            else:
-                v["directory"] = d in _YES
+        for flag in _FLAGS:
+            if flag in v:
+                d = v[flag].lower()
+                if d not in _YES | _NO:
+                    self.error(r.line, flag, f"'{v[flag]}': write yes or no")
+                    del v[flag]
+                else:
+                    v[flag] = d in _YES
 
 
 def _sniff(text: str):
@@ -311,9 +314,7 @@ def read_csv(path: Path, *, mapping: dict[str, str] | None = None, display: str 
         secret = data.pop("secret", None)
         if secret is not None:
             draft.secrets[ext] = secret
-        entry = {"ext": ext, **{k: data[k] for k in EXT_FIELDS if k in data}}
-        if entry.get("directory") is True:
-            del entry["directory"]
+        entry = {"ext": ext, **{k: data[k] for k in EXT_FIELDS if k in data and data[k] != _FLAGS.get(k)}}
         cols = {k: rd.column.get(k, k) for k in ("ext",) + EXT_FIELDS}
         draft.entries.append(Entry("extensions", entry, Origin(display, e.row, cols)))
     for mac, phone in phones.items():

@@ -2,9 +2,9 @@
 ``polygen import csv`` reads, one row per line of a phone, then the extensions on no phone.
 
 A value equal to what the inventory would compute anyway (display name, mailbox and label from
-the name and extension, directory: yes) is left empty, so that importing the file gives back
-the same entries. Passwords only with ``with_secrets``. What the CSV cannot carry (phone
-settings and time zones, the site, contacts, models) is listed in ``left_out``.
+the name and extension, directory: yes, shared: no) is left empty, so that importing the file
+gives back the same entries. Passwords only with ``with_secrets``. What the CSV cannot carry
+(phone settings, time zones and keys, the site, contacts, models) is listed in ``left_out``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import io
 
 from polygen.inventory import Extension, Inventory
 
-COLUMNS = ("mac", "model", "ext", "first_name", "last_name", "display_name", "mailbox", "label", "directory")
+COLUMNS = ("mac", "model", "ext", "first_name", "last_name", "display_name", "mailbox", "label", "directory",
+           "shared")
 
 
 def _mac(mac: str) -> str:
@@ -25,7 +26,7 @@ def _ext_cells(e: Extension, with_secrets: bool) -> list[str]:
     default_display = " ".join(x for x in (e.first_name, e.last_name) if x) or e.ext
     cells = [e.ext, e.first_name, e.last_name, "" if e.display_name == default_display else e.display_name,
              "" if e.mailbox == e.ext else e.mailbox, "" if e.label == e.ext else e.label,
-             "" if e.directory else "no"]
+             "" if e.directory else "no", "yes" if e.shared else ""]
     return cells + ([e.secret] if with_secrets else [])
 
 
@@ -50,7 +51,8 @@ def left_out(inv: Inventory) -> list[str]:
     """What the inventory holds that the CSV does not, one phrase each."""
     notes = ["the site"]
     for what, n in (("settings", sum(1 for p in inv.phones if p.settings)),
-                    ("time zone", sum(1 for p in inv.phones if p.timezone))):
+                    ("time zone", sum(1 for p in inv.phones if p.timezone)),
+                    ("keys", sum(1 for p in inv.phones if p.keys))):
         if n:
             notes.append(f"the {what} of {n} phone{'s' if n != 1 else ''}")
     if inv.contacts:
