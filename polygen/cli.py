@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -82,6 +83,14 @@ db_option = click.option(
     show_envvar=True,
     help="Database of uploaded phone logs: a SQLite file, or a PostgreSQL URL "
          "(postgresql://user@host/dbname) that several servers share.",
+)
+
+
+overrides_dir_option = click.option(
+    "--overrides-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+    envvar="POLYGEN_OVERRIDES_DIR", show_envvar=True,
+    help="Where the phones' override files are kept [default: polygen-overrides beside a SQLite --db, "
+         "else in the working directory].",
 )
 
 
@@ -534,15 +543,18 @@ def _input_limit_options(f):
 @click.option("--sightings-flush", type=click.FloatRange(0, min_open=True), default=5.0,
               envvar="POLYGEN_SERVE_SIGHTINGS_FLUSH", show_envvar=True,
               help="Seconds between writes of what the servers saw of the phones (one batch each).")
+@overrides_dir_option
 @handle_errors
 def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, git, branch, db, watch, static, retention,
               max_upload, unknown_mac, miss_limit, upload_limit, poll, shutdown_timeout, insecure_no_auth,
-              nginx_log, sightings_flush, **limits):
+              nginx_log, sightings_flush, overrides_dir, **limits):
     """Run the sidecar: bootstrap by User-Agent, log uploads into a database, static OUT.
 
     GET /000000000000.cfg answers the bootstrap for the phone's model; PUT <mac>-boot.log and
     <mac>-app.log are stored in --db, a SQLite file or a PostgreSQL URL several servers share
-    (query them with `polygen logs`); with --static every
+    (query them with `polygen logs`); the phones' override files (PUT and GET
+    overrides/<mac>-phone.cfg, -web.cfg) are kept in --overrides-dir and answered as
+    site.overrides says (`polygen overrides` shows them); with --static every
     other file of OUT is served too, so this alone is a complete provisioning server. Log lines
     go to stdout as key=value. SIGTERM stops it cleanly. Without site.provisioning_auth it
     listens on loopback only, unless --insecure-no-auth.
@@ -572,7 +584,8 @@ def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, g
         retention=parse_duration(retention) if retention else None,
         rebuild=make_build(opts, source) if watch else None, watch_paths=tuple(paths),
         watch_ignore=tuple(ignore), poll=poll, nginx_log=nginx_log, sightings_flush=sightings_flush,
-        watch_probe=git_probe(opts, source) if source is not None else None, **limits,
+        watch_probe=git_probe(opts, source) if source is not None else None, overrides_dir=overrides_dir,
+        **limits,
     )
     level = logging.getLogger("polygen").getEffectiveLevel()
     on_listening = None
@@ -839,6 +852,85 @@ def _write_file(path: Path, text: str) -> None:
         raise
 
 
+# ---------------------------------------------------------------- overrides (polygen/overrides.py)
+def _override_store(db, overrides_dir):
+    from polygen.overrides import OverrideStore, default_dir
+
+    return OverrideStore(overrides_dir or default_dir(db))
+
+
+@cli.group("overrides", invoke_without_command=True)
+@db_option
+@overrides_dir_option
+@out_option
+@click.option("--mac", "macs", multiple=True, metavar="MAC", envvar="POLYGEN_OVERRIDES_MAC", show_envvar=True,
+              help="Only this phone (repeat for several; any spelling, 00:04:f2:… or 0004f2…).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              envvar="POLYGEN_OVERRIDES_FORMAT", show_envvar=True,
+              help="text: each file and its parameters; json: an array of objects.")
+@click.pass_context
+@handle_errors
+def overrides_cmd(ctx, db, overrides_dir, out, macs, fmt):
+    """Show the settings phones changed themselves, parameter by parameter.
+
+    A phone uploads <mac>-phone.cfg when its user changes a setting on its menus and
+    <mac>-web.cfg for a change in its web interface; `polygen serve` keeps them in
+    --overrides-dir. With site.overrides: keep (the default) the phone gets them back at boot,
+    where they beat the inventory; with discard it gets an empty file. Credentials are masked.
+
+    
+    Example:
+      polygen overrides
+      polygen overrides --mac 64:16:7f:00:04:10 --format json
+      polygen overrides clear --mac 64167f000410
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from polygen.logstore import normalise_macs
+    from polygen.overrides import DEFAULT_POLICY, format_entries, read_policy
+
+    store = _override_store(db, overrides_dir)
+    entries = store.entries(normalise_macs(macs) if macs else None)
+    gen = out.resolve() if out.is_dir() else None
+    policy = read_policy(gen) if gen is not None else DEFAULT_POLICY
+    click.echo(format_entries(entries, fmt), nl=False)
+    if fmt == "text" and policy == "discard" and entries:
+        click.echo("note: site.overrides is discard: the phones get an empty override file at boot, "
+                   "not these", err=True)
+
+
+@overrides_cmd.command("clear")
+@db_option
+@overrides_dir_option
+@click.option("--mac", "macs", multiple=True, required=True, metavar="MAC", envvar="POLYGEN_OVERRIDES_MAC",
+              show_envvar=True, help="The phone whose local changes to drop (repeat for several).")
+@click.option("--kind", type=click.Choice(["phone", "web", "both"]), default="both",
+              envvar="POLYGEN_OVERRIDES_KIND", show_envvar=True,
+              help="phone: changes made on its menus; web: in its web interface.")
+@handle_errors
+def overrides_clear_cmd(db, overrides_dir, macs, kind):
+    """Drop a phone's own changes: its override file becomes an empty one.
+
+    At its next boot the phone gets a file that sets nothing, and the inventory's values apply
+    again (until its user changes a setting once more).
+
+    
+    Example:
+      polygen overrides clear --mac 64:16:7f:00:04:10
+      polygen overrides clear --mac 64167f000410 --kind web
+    """
+    from polygen.logstore import normalise_macs
+    from polygen.overrides import EMPTY, KINDS, file_name
+
+    store = _override_store(db, overrides_dir)
+    store.prepare()
+    kinds = KINDS if kind == "both" else (kind,)
+    for mac in normalise_macs(macs):
+        for k in kinds:
+            store.write(mac, k, EMPTY)
+            click.echo(f"cleared {store.root / file_name(mac, k)}")
+
+
 # ---------------------------------------------------------------- simulate (lead)
 @cli.command("simulate")
 @click.option("--url", required=True, envvar="POLYGEN_SIMULATE_URL", show_envvar=True,
@@ -854,27 +946,41 @@ def _write_file(path: Path, text: str) -> None:
               show_envvar=True, help="Report a missing firmware image as a warning, not a failure.")
 @click.option("--timeout", type=click.FloatRange(0.1), default=10.0, envvar="POLYGEN_SIMULATE_TIMEOUT",
               show_envvar=True, help="Seconds to wait for each request.")
+@click.option("--change", "changes", multiple=True, metavar="NAME=VALUE", envvar="POLYGEN_SIMULATE_CHANGE",
+              show_envvar=True, help="After the boot, a user changes this setting on the phone's menus: the "
+                                     "phone uploads its override file (repeatable).")
 @handle_errors
-def simulate_cmd(url, mac, model, ua, allow_missing_firmware, timeout):
+def simulate_cmd(url, mac, model, ua, allow_missing_firmware, timeout, changes):
     """Play a phone's boot against a server and print what it would get.
 
     Requests <mac>.cfg, 000000000000.cfg with the User-Agent, the firmware (the model's split
     image <part>.sip.ld first, then sip.ld, as a phone does), every CONFIG_FILES
     entry in order, the override and directory files, and PUTs a boot log; then prints each
     request with its status and the effective registration (passwords masked). Exit status 1
-    if any step fails: run it before plugging a phone in.
+    if any step fails: run it before plugging a phone in. With --change, a user then changes
+    settings on the phone, which uploads them as its override file; the next simulated boot
+    fetches it back.
 
     \b
     Example:
       polygen simulate --url http://127.0.0.1:8080/ --mac 00:04:f2:00:03:30 --model IP330
       polygen simulate --url http://prov.example.com/ --mac 0004f2000330 \\
           --ua 'FileTransport PolycomSoundPointIP-SPIP_330-UA/3.3.5.0247'
+      polygen simulate --url http://127.0.0.1:8080/ --mac 64167f000410 --model VVX410 \\
+          --change up.backlight.idleIntensity=3
     """
     from polygen.catalog import Catalog
     from polygen.errors import PolygenError
     from polygen.inventory import normalise_mac
-    from polygen.simulate import HttpTransport, boot, format_report
+    from polygen.simulate import HttpTransport, boot, format_report, local_change
 
+    wanted = {}
+    for change in changes:
+        name, eq, value = change.partition("=")
+        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name.strip(), re.ASCII):
+            raise click.BadParameter(f"{change!r}: expected NAME=VALUE, e.g. up.backlight.idleIntensity=3",
+                                     param_hint="--change")
+        wanted[name.strip()] = value
     norm = normalise_mac(mac)
     if norm is None:
         raise PolygenError(f"'{mac}' is not a MAC address (12 hex digits)")
@@ -885,7 +991,10 @@ def simulate_cmd(url, mac, model, ua, allow_missing_firmware, timeout):
         if m is None:
             raise PolygenError(f"unknown model '{model}'")
         ua = m.user_agent
-    report = boot(HttpTransport(url, timeout), norm, ua, firmware_required=not allow_missing_firmware)
+    transport = HttpTransport(url, timeout)
+    report = boot(transport, norm, ua, firmware_required=not allow_missing_firmware)
+    if wanted:
+        local_change(transport, report, wanted)
     click.echo(format_report(report))
     if not report.ok:
         sys.exit(1)

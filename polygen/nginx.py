@@ -21,8 +21,11 @@ What the server does, and why:
 * ``PUT`` of ``[logs/]<mac>-{boot,app}.log`` goes to the sidecar with the URI rebuilt from the
   strict captures (never ``$request_uri``), 1 MiB at most; so does ``HEAD``, which phones send
   before an app-log upload and the sidecar answers. Other methods are refused (403), so
-  uploaded logs are never readable over HTTP. Override uploads (``PUT <mac>-phone.cfg``) are
-  refused: DESIGN.md.
+  uploaded logs are never readable over HTTP.
+* The phones' override files, ``overrides/<mac>-{phone,web}.cfg`` (PUT when a user changes a
+  setting, GET and HEAD at boot), go to the sidecar the same way, 64 KiB at most: it keeps them
+  outside out/ and answers them as ``site.overrides`` says (polygen.overrides). A ``PUT`` of the
+  generated ``<mac>-phone.cfg`` at the root is refused (403).
 * Guessing (MACs, and passwords with auth) is slowed by the **sidecar's miss limiter**, the same
   bucket per client address that ``polygen serve --miss-limit`` keeps (SECURITY.md), so nginx
   and the sidecar allow exactly the same guess rate. nginx's own ``limit_req`` cannot do it: it
@@ -68,7 +71,7 @@ import os
 import re
 from pathlib import Path
 
-from polygen import __version__, htpasswd
+from polygen import __version__, htpasswd, overrides
 from polygen.errors import PolygenError
 from polygen.useragent import TOKEN_RE, dispatch_pattern
 from polygen.sidecar.guard import GUARD_PATH, MISS_PATH, UNAUTHORIZED_PATH
@@ -112,6 +115,7 @@ CERT_MAC_RE = (
 )
 CERT_MAC_VALUE = "".join(f"$polygen_cm{i}" for i in range(1, 7))
 LOG_RE = r"^/(?:logs/)?(?<polygen_mac>[0-9a-f]{12})-(?<polygen_log>boot|app)\.log$"
+OVERRIDES_RE = rf"^/{overrides.DIRECTORY}/(?<polygen_mac>[0-9a-f]{{12}})-(?<polygen_override>phone|web)\.cfg$"
 
 
 def read_ua_index(out_dir: Path) -> dict[str, str]:
@@ -317,7 +321,7 @@ server {{
     server_tokens off;
     client_max_body_size 1m;
 
-    # Anything not listed below (dotfiles, directories, <mac>.cfg, overrides) is not served.
+    # Anything not listed below (dotfiles, directories, <mac>.cfg) is not served.
     location / {{
         return 404;
     }}
@@ -356,13 +360,14 @@ server {{
         # PUT uploads; HEAD (sent before an app-log upload) is the sidecar's to answer too.
         limit_except PUT HEAD {{ deny all; }}
 {mac_check}{refused}        client_max_body_size 1m;
-        proxy_pass http://{UPSTREAM}/logs/$polygen_mac-$polygen_log.log;
-        proxy_http_version 1.1;
-        proxy_set_header Host $host;
-        proxy_set_header X-Real-IP $remote_addr;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto $scheme;
-    }}
+{_to_sidecar("/logs/$polygen_mac-$polygen_log.log")}    }}
+
+    # The phones' override files: uploaded when a user changes a setting, fetched at boot. The
+    # sidecar keeps them outside out/ and answers them as site.overrides says.
+    location ~ "{OVERRIDES_RE}" {{
+        limit_except GET PUT {{ deny all; }}   # GET covers HEAD
+{mac_check}{refused}        client_max_body_size {overrides.MAX_BYTES // 1024}k;
+{_to_sidecar(f"/{overrides.DIRECTORY}/$polygen_mac-$polygen_override.cfg")}    }}
 {guard_server}}}
 """
 
@@ -381,6 +386,18 @@ def _access_log(path: Path, server_name: str) -> str:
         f'    "{key}" 1;\n'
         "}\n"
         f"access_log {_quote(_abspath(path), 'access log')} {LOG_FORMAT_NAME} if=$polygen_logged;\n"
+    )
+
+
+def _to_sidecar(uri: str) -> str:
+    """Location lines that hand the request, body and all, to the sidecar as ``uri``."""
+    return (
+        f"        proxy_pass http://{UPSTREAM}{uri};\n"
+        "        proxy_http_version 1.1;\n"
+        "        proxy_set_header Host $host;\n"
+        "        proxy_set_header X-Real-IP $remote_addr;\n"
+        "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+        "        proxy_set_header X-Forwarded-Proto $scheme;\n"
     )
 
 

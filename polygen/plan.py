@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from polygen import __version__, htpasswd
+from polygen import __version__, htpasswd, overrides
 from polygen.catalog import Model
 from polygen.dialcheck import site_params as dialplan_params
 from polygen.directory import directory_entries, phone_directory
@@ -238,7 +238,9 @@ def site_sections(inv: Inventory, dialect: str) -> list[tuple[str, list[tuple[st
 
 
 def _bootstrap_context(label: str, base: dict, models: list[dict]) -> dict:
-    dirs = {"log": LOG_DIR, "contacts": CONTACTS_DIR, "overrides": "", "calls": CALLS_DIR}
+    # the phones' override uploads have a directory of their own, apart from the generated
+    # <mac>-phone.cfg of CONFIG_FILES (DESIGN.md, "Decisions")
+    dirs = {"log": LOG_DIR, "contacts": CONTACTS_DIR, "overrides": overrides.DIRECTORY, "calls": CALLS_DIR}
     return {"label": label, "base": base, "models": models, "dirs": dirs}
 
 
@@ -303,6 +305,9 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None, group: str |
         index_text = json.dumps(index, indent=2, sort_keys=True) + "\n"
         yield OutputFile(UA_INDEX, _digest(version, index_text), PUBLIC_MODE, "User-Agent index",
                          lambda: [index_text])
+        serve_text = overrides.policy_text(inv.site.overrides)  # read by the sidecar, never served
+        yield OutputFile(overrides.SERVE_FILE, _digest(version, serve_text), PUBLIC_MODE, "what the servers do",
+                         lambda: [serve_text])
         site_mode = SECRET_MODE if inv.site.auth else PUBLIC_MODE  # it carries the provisioning password
         for d in dialects:
             yield OutputFile(SITE_FILE[d], _digest(version, tdig, site_key, d), site_mode, f"site ({d})",
@@ -356,6 +361,6 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None, group: str |
                              secret=True)
 
     own_directories = sum(1 for p in inv.phones if any(k.kind == "speed_dial" for k in p.keys))
-    count = 1 + len(model_ctx) + 1 + len(dialects) + 1 + len(fw_files) + len(inv.phones) + bool(inv.site.auth) \
+    count = 1 + len(model_ctx) + 2 + len(dialects) + 1 + len(fw_files) + len(inv.phones) + bool(inv.site.auth) \
         + own_directories
     return Plan(files, count, len(inv.phones), warnings, functools.partial(phone_index, inv))

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from polygen import htpasswd
 from polygen.errors import BuildError
+from polygen.overrides import SERVE_FILE
 
 if TYPE_CHECKING:  # the sidecar reads build records without loading the planner
     from polygen.plan import OutputFile
@@ -46,7 +47,9 @@ if TYPE_CHECKING:  # the sidecar reads build records without loading the planner
 MANIFEST = ".polygen-manifest.json"
 BUILD_RECORD = ".polygen-build.json"  # commit, digest, the generation replaced (never served)
 ROLLBACK_HOLD = "rollback.json"  # beside the generations: what `polygen rollback` took down
-DOTFILES = (".htpasswd",)  # the only hidden files a plan may hold; web servers never serve dotfiles
+# the only hidden files a plan may hold (web servers never serve dotfiles): the provisioning users,
+# and what the sidecar does with the phones' override files (polygen.overrides)
+DOTFILES = (htpasswd.FILENAME, SERVE_FILE)
 _GEN_RE = re.compile(r"^g(\d{6,})$")
 _SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)*$")
 KEEP_GENERATIONS = 2  # the current one and the one before it (rollback, readers still in flight)

@@ -28,9 +28,9 @@ def test_build_prints_a_summary_and_then_nothing_changed(inventory_dir, firmware
     r = invoke(["build", *args])
     assert r.exit_code == 0, r.output
     digest = tree_digest(tmp_path / "out")[:16]
-    assert r.stdout == f"4 phones: 18 files written, 0 unchanged, 0 removed (generation g000001, digest {digest})\n"
+    assert r.stdout == f"4 phones: 19 files written, 0 unchanged, 0 removed (generation g000001, digest {digest})\n"
     r = invoke(["build", *args])
-    assert r.stdout == f"4 phones: nothing changed (18 files unchanged, generation g000001, digest {digest})\n"
+    assert r.stdout == f"4 phones: nothing changed (19 files unchanged, generation g000001, digest {digest})\n"
 
 
 def test_build_options_come_from_the_environment(inventory_dir, firmware_dir, tmp_path):
@@ -67,7 +67,7 @@ def test_build_with_a_broken_firmware_link_names_it_and_keeps_out(inventory_dir,
     (firmware_dir / "9.9.9" / "sip.ld").symlink_to("/nonexistent/9.9.9/sip.ld")  # no phone runs 9.9.9
     r = invoke(["build", *args])
     digest = tree_digest(tmp_path / "out")[:16]
-    assert (r.exit_code, r.stdout) == (0, f"4 phones: 18 files written, 0 unchanged, 0 removed (generation g000001, "
+    assert (r.exit_code, r.stdout) == (0, f"4 phones: 19 files written, 0 unchanged, 0 removed (generation g000001, "
                                           f"digest {digest})\n")
     link = firmware_dir / "3.3.5" / "sip.ld"  # the IP 330 fetches it
     link.unlink()
@@ -119,7 +119,7 @@ def test_diff_masks_the_phones_admin_password(inventory_dir, firmware_dir, tmp_p
 
 def test_diff_before_any_build_lists_every_file_as_added(inventory_dir, firmware_dir, tmp_path):
     r = invoke(["diff", "--stat", *build_args(inventory_dir, firmware_dir, tmp_path)])
-    assert r.exit_code == 0 and r.stderr == "18 to add, 0 to change, 0 to remove (nothing built yet)\n"
+    assert r.exit_code == 0 and r.stderr == "19 to add, 0 to change, 0 to remove (nothing built yet)\n"
     assert not (tmp_path / "out").exists()  # diff never writes
 
 

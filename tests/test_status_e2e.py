@@ -131,9 +131,11 @@ def test_behind_nginx_the_json_access_log_gives_the_same_status(site):
     with open_store(site.db) as store:
         seen = {(s.mac, s.kind): s for s in store.sightings()}
     # what only nginx answered: the config and directory fetches, each once (no double count)
-    config = seen[("64167f000410", "config")]  # <mac>.cfg, <mac>-phone.cfg twice, <mac>-web.cfg last
+    # <mac>.cfg and <mac>-phone.cfg from nginx's log; the override files, which nginx passes on,
+    # from the sidecar (not twice)
+    config = seen[("64167f000410", "config")]
     assert (config.requests, config.path, config.status, config.ua_model) == (
-        4, "/64167f000410-web.cfg", 404, "VVX_410")
+        4, "/overrides/64167f000410-web.cfg", 404, "VVX_410")
     assert seen[("64167f000410", "directory")].path == "/contacts/64167f000410-directory.xml"
     assert seen[("64167f000410", "boot")].requests == 1  # the upload: seen by the sidecar, skipped in the log
     assert seen[(UNKNOWN.replace(":", ""), "config")].status == 404

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from polygen.errors import LogStoreUnavailable, SidecarConfigError
 from polygen.logstore import describe_db
+from polygen.overrides import OverrideStore, default_dir
 from polygen.sidecar import guard, handlers, keys, metrics, observe, timeouts
 from polygen.sidecar.store import StoreWriter
 
@@ -63,6 +64,7 @@ class SidecarConfig:
     body_timeout: float = DEFAULT_BODY_TIMEOUT  # an upload body not complete after this long: 408
     sightings_flush: float = DEFAULT_SIGHTINGS_FLUSH  # seconds between writes of the sightings
     nginx_log: Path | None = None  # nginx's JSON access log, read into sightings (polygen.accesslog)
+    overrides_dir: Path | None = None  # the phones' override files; None: polygen-overrides beside the db
 
     def __post_init__(self):
         if self.unknown_mac not in UNKNOWN_MAC_POLICIES:
@@ -121,6 +123,13 @@ async def _prune_loop(app: web.Application) -> None:
         await asyncio.sleep(config.prune_interval)
 
 
+async def _overrides_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = app[keys.OVERRIDES]
+    await asyncio.to_thread(store.prepare)  # a directory it cannot write stops the server at start
+    log.info("override files in %s", store.root)
+    yield
+
+
 async def _pruner_ctx(app: web.Application) -> AsyncIterator[None]:
     task = None
     if app[keys.CONFIG].retention:
@@ -176,9 +185,10 @@ def create_app(config: SidecarConfig) -> web.Application:
     app[keys.REBUILD] = handlers.LastRebuild()
     app[keys.OBSERVER] = observe.Observer()
     app[keys.METRICS] = metrics.Metrics()
+    app[keys.OVERRIDES] = OverrideStore(config.overrides_dir or default_dir(config.db))
     # cleanup runs in reverse: the watcher stops, then the pruner, the last sightings are
     # written, then the database closes.
-    app.cleanup_ctx.extend([_store_ctx, observe.observer_ctx, _pruner_ctx, _watcher_ctx])
+    app.cleanup_ctx.extend([_store_ctx, _overrides_ctx, observe.observer_ctx, _pruner_ctx, _watcher_ctx])
     setup_routes(app)
     return app
 

@@ -10,6 +10,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from polygen.overrides import OverrideStore
     from polygen.sidecar.app import SidecarConfig
     from polygen.sidecar.guard import Guard, Htpasswd
     from polygen.sidecar.handlers import InFlight, LastRebuild, OutTree
@@ -29,8 +30,12 @@ GUARD: web.AppKey[Guard] = web.AppKey("guard")
 HTPASSWD: web.AppKey[Htpasswd] = web.AppKey("htpasswd")
 OBSERVER: web.AppKey[Observer] = web.AppKey("observer")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+OVERRIDES: web.AppKey[OverrideStore] = web.AppKey("overrides")
 
 # Per request: extra key=value fields for the access log line (mac, kind, lines, served file...).
 NOTES: web.RequestKey[dict] = web.RequestKey("notes", dict)
 # Per request: the generation it is served from, resolved once (a request never mixes two).
 GENERATION: web.RequestKey[Path] = web.RequestKey("generation", object)
+# Per request, set by a handler that knows better than the name: does its 404 take a miss token
+# (polygen.sidecar.guard)? True: a name every phone asks for at boot; False: a MAC guess.
+MISS_FREE: web.RequestKey[bool] = web.RequestKey("miss_free", bool)

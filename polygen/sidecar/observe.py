@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from polygen import overrides
 from polygen.errors import LogStoreError
 from polygen.sidecar import keys
 from polygen.sightings import Coalescer, classify, sighting
@@ -32,8 +33,10 @@ log = logging.getLogger("polygen.sidecar")
 
 NOT_SIGHTINGS = (400, 429)
 BATCH = 5000  # sightings per database transaction, so uploads wait at most one batch
-# What nginx passes on to the sidecar, which sees it itself: uploads, and the HEAD before one.
-_FORWARDED_RE = re.compile(r"(?:PUT /.*|HEAD /(?:logs/)?[0-9a-f]{12}-(?:boot|app)\.log)", re.ASCII)
+# What nginx passes on to the sidecar, which sees it itself: uploads, the HEAD before one, and
+# the fetches of the override files (polygen.nginx's locations).
+_FORWARDED_RE = re.compile(r"(?:PUT /.*|HEAD /(?:logs/)?[0-9a-f]{12}-(?:boot|app)\.log"
+                           rf"|(?:GET|HEAD) /{overrides.DIRECTORY}/[0-9a-f]{{12}}-(?:phone|web)\.cfg)", re.ASCII)
 
 
 class Observer:
