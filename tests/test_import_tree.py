@@ -202,6 +202,31 @@ def test_round_trip_of_a_richer_inventory(tmp_path):
         assert "pr0v-pass" not in text and "pw-" not in text and "Adm1n" not in text
 
 
+@pytest.mark.parametrize("uc_phone", [False, True])
+def test_legacy_phones_spread_by_the_default_polling_come_back_as_the_default(tmp_path, uc_phone):
+    """SIP 3.2-or-older phones poll at a fixed minute of the default window, each its own: read
+    back, that is the default polling, not a time per phone (with or without a UC phone, whose
+    site file says random, among them)."""
+    models = {f"0004f2cc000{i}": "IP301" for i in range(3)} | ({"64167fcc0009": "VVX410"} if uc_phone else {})
+    files = {"site.yaml": "site: {name: Old, provisioning_url: http://prov.example.com/, sip_server: pbx.example.com,"
+                          " timezone: UTC}\n",
+             "extensions.yaml": "extensions:\n" + "".join(f'  - {{ext: "20{i}", first_name: P{i}, secret: s-{i}}}\n'
+                                                           for i in range(len(models))),
+             "phones.yaml": "phones:\n" + "".join(f'  - {{mac: {mac}, model: {m}, lines: ["20{i}"]}}\n'
+                                                   for i, (mac, m) in enumerate(models.items()))}
+    inv = write_inventory(tmp_path / "inv", files)
+    fw = fake_firmware(tmp_path / "firmware", ("3.1.8", "5.9.7"))
+    out1 = build(inv, tmp_path / "out1", fw)
+    import_tree(out1, tmp_path / "imported", models=models, firmware=fw, env={},
+                provisioning_url="http://prov.example.com/")
+    imported = load(tmp_path / "imported", env={})
+    assert imported.site.polling == load(inv, env={}).site.polling
+    assert [p.settings for p in imported.phones] == [()] * len(models)
+    times = {effective(out1, mac, ua("IP301")).params["prov.polling.time"] for mac in list(models)[:3]}
+    assert len(times) == 3  # spread, each phone its own minute
+    assert_same_phones(out1, build(tmp_path / "imported", tmp_path / "out2", fw), models)
+
+
 def test_keys_that_polygen_would_not_write_stay_raw_settings(tmp_path):
     """A busy lamp field whose label is not its extension's name: no keys: gives that phone its
     parameters, so they stay its settings (exactly as they were), and the import says what is lost."""

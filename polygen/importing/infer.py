@@ -43,7 +43,7 @@ from polygen.importing.keys import own_speed_dials, phone_keys
 from polygen.importing.tree import PhoneConfig, Tree
 from polygen.inventory import (MAX_ADMIN_PASSWORD, MAX_MWI_NUMBER, Contact, Dialing, Extension, Inventory, Phone,
                                Polling, Problem, ProvAuth, Site, mwi_address)
-from polygen.plan import config_files, phone_sections, site_sections
+from polygen.plan import config_files, legacy_polling, phone_sections, site_sections
 from polygen.tzrules import UnknownZone
 
 _EXT_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+\-]{0,63}$")
@@ -391,7 +391,11 @@ class _Inference:
         return f"{scheme}://{name.rstrip('/')}/"
 
     def _polling(self) -> dict:
-        ph = self.phones
+        # the UC phones' site file says what the site does: SIP 3.2 and older cannot poll at
+        # random, and polygen gives them a fixed time from the window instead (plan.legacy_polling)
+        ph = [pc for pc in self.phones if self.dialect(pc) == "uc"] or self.phones
+        if ph is self.phones and self._legacy_spread():
+            return {"mode": Polling.mode, "time": Polling.time, "time_random_end": Polling.time_random_end}
         mode = _majority(self.eff(pc, "prov.polling.mode") for pc in ph)
         t = _majority(self.eff(pc, "prov.polling.time") for pc in ph)
         period = _majority(self.eff(pc, "prov.polling.period") for pc in ph)
@@ -403,6 +407,14 @@ class _Inference:
             end = _majority(self.eff(pc, "prov.polling.timeRandomEnd") for pc in ph if self.dialect(pc) == "uc")
             out["time_random_end"] = end if end and _HHMM_RE.match(end) else out["time"]
         return out
+
+    def _legacy_spread(self) -> bool:
+        """Do these SIP 3.2-or-older phones poll as polygen's default spreads them?"""
+        probe = Inventory(Site("", "", "", None, "UTC", None, Polling(), ()), {}, (), self.catalog)
+        return all(self.dialect(pc) == "sip3" and self.eff(pc, "prov.polling.mode") == "abs"
+                   and self.eff(pc, "prov.polling.period") == str(Polling.period)
+                   and legacy_polling(probe, Phone(pc.mac, pc.model.key, (), ()))
+                   == [("prov.polling.time", self.eff(pc, "prov.polling.time"))] for pc in self.phones)
 
     def _auth(self) -> tuple[str, str] | None:
         creds = {tuple(self.eff(pc, k) for k in ("device.set", "device.prov.user.set", "device.prov.password.set",
