@@ -1,6 +1,6 @@
 """The database of the log files phones upload: SQLite here, PostgreSQL in ``polygen.pgstore``.
 
-``open_store(db)`` opens either: a path is a SQLite file, a ``postgresql://`` URL a PostgreSQL
+``polygen.logdb.open_store(db)`` opens either: a path is a SQLite file, a ``postgresql://`` URL a PostgreSQL
 database that several sidecars can share. ``BaseLogStore`` is what both offer; the reads and the
 append-mode arithmetic (``plan_upload``) are written once, here, for both.
 
@@ -32,17 +32,14 @@ import contextlib
 import hashlib
 import logging
 import os
-import re
 import sqlite3
 import time as _time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
-from polygen.errors import LogStoreError, PolygenError
+from polygen.errors import LogStoreError
 from polygen.logparse import count_lines, parse_log_line, text_lines
-from polygen.safetext import json_dumps, mask, visible
 
 __all__ = [
     "CUT_MODULE",
@@ -53,17 +50,7 @@ __all__ = [
     "Row",
     "StoredUpload",
     "UploadPlan",
-    "describe_db",
-    "is_postgres_url",
-    "open_reader",
-    "open_store",
     "plan_upload",
-    "parse_duration",
-    "format_json",
-    "format_text",
-    "macs_for_extensions",
-    "normalise_macs",
-    "parse_since",
 ]
 
 log = logging.getLogger("polygen.logstore")
@@ -544,123 +531,3 @@ class _Transaction:
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-# ---------------------------------------------------------------------- which database
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-
-def is_postgres_url(db: str | Path) -> bool:
-    """Is ``--db`` a PostgreSQL URL (rather than the path of a SQLite file)?"""
-    return isinstance(db, str) and db.startswith(POSTGRES_SCHEMES)
-
-
-def describe_db(db: str | Path) -> str:
-    """``db`` as shown to people: a URL loses its password."""
-    if is_postgres_url(db):
-        from polygen.pgstore import safe_url
-
-        return safe_url(db)
-    return str(db)
-
-
-def _backend(db: str | Path) -> type[BaseLogStore]:
-    if is_postgres_url(db):
-        from polygen.pgstore import PgLogStore
-
-        return PgLogStore
-    return LogStore
-
-
-def open_store(db: str | Path) -> BaseLogStore:
-    """Open the log database ``db``: a ``postgresql://`` URL (``polygen.pgstore``) or a SQLite path."""
-    return _backend(db).open(db)
-
-
-def open_reader(db: str | Path) -> BaseLogStore:
-    """A connection of its own to the existing log database ``db`` that only reads (the sidecar's
-    health check): SQLite read-only, PostgreSQL a session in read-only mode."""
-    return _backend(db).open_reader(db)
-
-
-# ---------------------------------------------------------------------- durations and times
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw])", re.ASCII)
-_DURATION_FULL_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?[smhdw])+", re.ASCII)
-
-
-def parse_duration(text: str) -> float:
-    """``"90s"``, ``"15m"``, ``"1h"``, ``"30d"``, ``"2w"`` (or combined, ``"1h30m"``) -> seconds."""
-    compact = str(text).strip().lower().replace(" ", "")
-    if not _DURATION_FULL_RE.fullmatch(compact):
-        raise PolygenError(
-            f"invalid duration {text!r}: use a number and a unit s, m, h, d or w (e.g. 90s, 15m, 1h, 30d, 2w)"
-        )
-    return float(sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_RE.findall(compact)))
-
-
-def parse_since(text: str, now: float | None = None) -> float:
-    """A duration ago (``"1h"``) or a local date/time (``"2026-11-01"``, ``"2026-11-01T10:00"``) -> unix seconds.
-
-    A date or time without an offset is local time; ISO 8601 offsets (``+01:00``, ``Z``) are honoured.
-    """
-    s = str(text).strip()
-    if s and s[0].isdigit() and _DURATION_FULL_RE.fullmatch(s.lower().replace(" ", "")):
-        return (_time.time() if now is None else now) - parse_duration(s)
-    try:
-        when = datetime.fromisoformat(s)
-    except ValueError:
-        raise PolygenError(
-            f"invalid time {text!r}: use a duration ago (1h, 30m, 2d) or a date/time "
-            "(2026-11-01, 2026-11-01T10:00)"
-        ) from None
-    return when.timestamp()
-
-
-# ---------------------------------------------------------------------- `polygen logs` helpers
-def normalise_macs(macs: Iterable[str]) -> list[str]:
-    """MACs as typed (``00:04:F2:AB:CD:EF``, ``0004f2abcdef``) -> 12 lower-case hex digits."""
-    result = []
-    for text in macs:
-        mac = re.sub(r"[\s:.\-]", "", str(text)).lower()
-        if not re.fullmatch(r"[0-9a-f]{12}", mac, re.ASCII):
-            raise PolygenError(f"invalid MAC address {text!r}: expected 12 hex digits, e.g. 0004f2abcdef")
-        result.append(mac)
-    return result
-
-
-def macs_for_extensions(inventory_dir: Path, exts: Iterable[str], secrets: Path | None = None) -> list[str]:
-    """The MACs of the phones that carry any of ``exts``, from the inventory."""
-    from polygen.inventory import load
-
-    wanted = [str(e).strip() for e in exts]
-    inventory = load(Path(inventory_dir), secrets)
-    macs: list[str] = []
-    for ext in wanted:
-        found = [p.mac for p in inventory.phones if ext in p.lines]
-        if not found:
-            raise PolygenError(f"no phone in {inventory_dir} carries extension {ext}")
-        macs.extend(m for m in found if m not in macs)
-    return macs
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
-
-
-def format_text(row: Row) -> str:
-    """``2026-11-29T10:41:45+00:00 0004f2abcdef app:12 L2 so    011511.006 text``.
-
-    What the phone sent is shown with its control characters as visible escapes (a log line
-    cannot clear the screen or rewrite what is above it) and its credentials masked.
-    """
-    level = f"L{row.level}" if row.level is not None else "- "
-    return (f"{_iso(row.received_at)} {row.mac} {row.kind}:{row.line_no} {level} "
-            f"{visible(row.module or '-'):<5} {visible(row.time or '-'):<10} {visible(mask(row.text))}")
-
-
-def format_json(rows: Sequence[Row]) -> str:
-    """A JSON array of rows; ``received`` is ``received_at`` in ISO 8601. Control characters are
-    JSON escapes (C1 and DEL too), credentials masked."""
-    return json_dumps([{**r.as_dict(), "text": mask(r.text), "received": _iso(r.received_at)} for r in rows],
-                      indent=2)

@@ -15,8 +15,10 @@ from pathlib import Path
 from aiohttp import web
 
 from polygen.errors import LogStoreUnavailable, SidecarConfigError
-from polygen.logstore import describe_db
-from polygen.sidecar import guard, handlers, keys, timeouts
+from polygen.logdb import describe_db
+from polygen.sidecar import guard, handlers, keys, middleware, timeouts
+from polygen.sidecar.accesslog import KeyValueAccessLogger, KeyValueFormatter
+from polygen.sidecar.outtree import OutTree
 from polygen.sidecar.store import StoreWriter
 
 log = logging.getLogger("polygen.sidecar")
@@ -155,13 +157,13 @@ async def _watcher_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: SidecarConfig) -> web.Application:
     # Outermost first: count the request, then the miss limiter (which sees the final status),
     # then the translation of errors into the one JSON shape.
-    app = web.Application(middlewares=[handlers.inflight_middleware, guard.guard_middleware,
-                                       handlers.error_middleware])
+    app = web.Application(middlewares=[middleware.inflight_middleware, guard.guard_middleware,
+                                       middleware.error_middleware])
     app[keys.CONFIG] = config
     app[keys.GUARD] = guard.Guard(config)
     app[keys.HTPASSWD] = guard.Htpasswd()
-    app[keys.INFLIGHT] = handlers.InFlight()
-    app[keys.TREE] = handlers.OutTree(config.out)
+    app[keys.INFLIGHT] = middleware.InFlight()
+    app[keys.TREE] = OutTree(config.out)
     app[keys.REBUILD] = handlers.LastRebuild()
     # cleanup runs in reverse: the watcher stops, then the pruner, then the database closes.
     app.cleanup_ctx.extend([_store_ctx, _pruner_ctx, _watcher_ctx])
@@ -172,7 +174,7 @@ def create_app(config: SidecarConfig) -> web.Application:
 def setup_logging(level: int = logging.INFO) -> None:
     """The server's own log lines go to stdout, one ``key=value`` line each."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(handlers.KeyValueFormatter())
+    handler.setFormatter(KeyValueFormatter())
     root = logging.getLogger("polygen")
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -213,7 +215,7 @@ async def _serve(app: web.Application, config: SidecarConfig, host: str, port: i
     runner = web.AppRunner(
         app,
         access_log=logging.getLogger("polygen.access"),
-        access_log_class=handlers.KeyValueAccessLogger,
+        access_log_class=KeyValueAccessLogger,
         shutdown_timeout=shutdown_timeout,
         keepalive_timeout=config.header_timeout,
     )

@@ -12,7 +12,9 @@ if TYPE_CHECKING:
 
     from polygen.sidecar.app import SidecarConfig
     from polygen.sidecar.guard import Guard, Htpasswd
-    from polygen.sidecar.handlers import InFlight, LastRebuild, OutTree
+    from polygen.sidecar.handlers import LastRebuild
+    from polygen.sidecar.middleware import InFlight
+    from polygen.sidecar.outtree import OutTree
     from polygen.sidecar.store import StoreWriter
     from polygen.watch import Watcher
 
