@@ -37,6 +37,7 @@ from polygen.sidecar.guard import note as _note
 from polygen.sidecar.outtree import safe_file
 from polygen.sidecar.responses import NOT_FOUND
 from polygen.useragent import parse_user_agent
+from polygen.write import generation_commit
 
 SHARED_DIRECTORY = "contacts/000000000000-directory.xml"
 
@@ -98,6 +99,7 @@ async def handle_healthz(request: web.Request) -> web.Response:
     body = {
         "status": "unavailable" if not serving else "degraded" if failure else "ok",
         "generation": gen.name if gen is not None else None,
+        "commit": generation_commit(gen),  # what it was built from (--git), or null
         "phones": len(tree.manifest(gen).macs) if gen is not None else 0,
         "db": db_ok,
     }
