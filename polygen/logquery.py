@@ -1,19 +1,21 @@
 """What ``polygen logs`` asks of the log database: durations and ``--since`` times, MAC lists (as
-typed, or the phones of some extensions from the inventory) and the rows as text or JSON."""
+typed, or the phones of some extensions from the inventory), the rows as text or JSON, and
+``follow`` for ``logs --follow``."""
 
 from __future__ import annotations
 
 import re
 import time as _time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from polygen.errors import PolygenError
-from polygen.logstore import Row
+from polygen.logstore import BaseLogStore, Row
 from polygen.safetext import json_dumps, mask, visible
 
-__all__ = ["format_json", "format_text", "macs_for_extensions", "normalise_macs", "parse_duration", "parse_since"]
+__all__ = ["follow", "format_json", "format_text", "macs_for_extensions", "normalise_macs", "parse_duration",
+           "parse_since"]
 
 
 # ---------------------------------------------------------------------- durations and times
@@ -62,19 +64,12 @@ def normalise_macs(macs: Iterable[str]) -> list[str]:
     return result
 
 
-def macs_for_extensions(inventory_dir: Path, exts: Iterable[str], secrets: Path | None = None) -> list[str]:
-    """The MACs of the phones that carry any of ``exts``, from the inventory."""
+def macs_for_extensions(inventory_dir: Path, exts: Iterable[str], secrets: Path | None = None) -> dict[str, list[str]]:
+    """Each of ``exts`` -> the MACs of the phones that carry it in the inventory now."""
     from polygen.inventory import load
 
-    wanted = [str(e).strip() for e in exts]
     inventory = load(Path(inventory_dir), secrets)
-    macs: list[str] = []
-    for ext in wanted:
-        found = [p.mac for p in inventory.phones if ext in p.lines]
-        if not found:
-            raise PolygenError(f"no phone in {inventory_dir} carries extension {ext}")
-        macs.extend(m for m in found if m not in macs)
-    return macs
+    return {ext: [p.mac for p in inventory.phones if ext in p.lines] for ext in (str(e).strip() for e in exts)}
 
 
 def _iso(ts: float) -> str:
@@ -92,8 +87,39 @@ def format_text(row: Row) -> str:
             f"{visible(row.module or '-'):<5} {visible(row.time or '-'):<10} {visible(mask(row.text))}")
 
 
-def format_json(rows: Sequence[Row]) -> str:
+def format_json(rows: Sequence[Row], indent: int | None = 2) -> str:
     """A JSON array of rows; ``received`` is ``received_at`` in ISO 8601. Control characters are
     JSON escapes (C1 and DEL too), credentials masked."""
     return json_dumps([{**r.as_dict(), "text": mask(r.text), "received": _iso(r.received_at)} for r in rows],
-                      indent=2)
+                      indent=indent)
+
+
+FOLLOW_INTERVAL = 1.0  # seconds between polls of `polygen logs --follow`
+FOLLOW_LOOKBACK = 10.0  # seconds of lines each poll looks at again
+
+
+def follow(store: BaseLogStore, shown: Sequence[Row], *, since: float | None = None,
+           interval: float = FOLLOW_INTERVAL, lookback: float = FOLLOW_LOOKBACK,
+           sleep: Callable[[float], None] = _time.sleep, **filters) -> Iterator[Row]:
+    """The lines stored from now on that match ``filters`` (``query``'s), oldest first, without
+    end: ``shown`` were printed already.
+
+    Each poll asks for the lines received in the last ``lookback`` seconds before the newest one
+    seen, and yields those not yet seen. A newer id alone would miss lines: on PostgreSQL several
+    writers commit, and an upload that took its ids first can become visible after one that took
+    later ids."""
+    seen: dict[int, float] = {r.id: r.received_at for r in shown}
+    newest = max(seen.values(), default=_time.time())
+    # what is already stored around the start was shown, or left out by --limit: not new
+    for r in store.query(since=newest - lookback, limit=None, **filters):
+        seen.setdefault(r.id, r.received_at)
+    while True:
+        sleep(interval)
+        start = newest - lookback if since is None else max(since, newest - lookback)
+        for r in store.query(since=start, limit=None, **filters):
+            if r.id not in seen:
+                seen[r.id] = r.received_at
+                newest = max(newest, r.received_at)
+                yield r
+        cutoff = newest - 2 * lookback
+        seen = {i: at for i, at in seen.items() if at >= cutoff}

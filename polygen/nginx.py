@@ -21,8 +21,11 @@ What the server does, and why:
 * ``PUT`` of ``[logs/]<mac>-{boot,app}.log`` goes to the sidecar with the URI rebuilt from the
   strict captures (never ``$request_uri``), 1 MiB at most; so does ``HEAD``, which phones send
   before an app-log upload and the sidecar answers. Other methods are refused (403), so
-  uploaded logs are never readable over HTTP. Override uploads (``PUT <mac>-phone.cfg``) are
-  refused: DESIGN.md.
+  uploaded logs are never readable over HTTP.
+* The phones' override files, ``overrides/<mac>-{phone,web}.cfg`` (PUT when a user changes a
+  setting, GET and HEAD at boot), go to the sidecar the same way, 64 KiB at most: it keeps them
+  outside out/ and answers them as ``site.overrides`` says (polygen.overrides). A ``PUT`` of the
+  generated ``<mac>-phone.cfg`` at the root is refused (403).
 * Guessing (MACs, and passwords with auth) is slowed by the **sidecar's miss limiter**, the same
   bucket per client address that ``polygen serve --miss-limit`` keeps (SECURITY.md), so nginx
   and the sidecar allow exactly the same guess rate. nginx's own ``limit_req`` cannot do it: it
@@ -68,7 +71,7 @@ import os
 import re
 from pathlib import Path
 
-from polygen import __version__, htpasswd
+from polygen import __version__, htpasswd, overrides
 from polygen.errors import PolygenError
 from polygen.useragent import TOKEN_RE, dispatch_pattern
 from polygen.sidecar.guard import GUARD_PATH, MISS_PATH, UNAUTHORIZED_PATH
@@ -112,6 +115,7 @@ CERT_MAC_RE = (
 )
 CERT_MAC_VALUE = "".join(f"$polygen_cm{i}" for i in range(1, 7))
 LOG_RE = r"^/(?:logs/)?(?<polygen_mac>[0-9a-f]{12})-(?<polygen_log>boot|app)\.log$"
+OVERRIDES_RE = rf"^/{overrides.DIRECTORY}/(?<polygen_mac>[0-9a-f]{{12}})-(?<polygen_override>phone|web)\.cfg$"
 
 
 def read_ua_index(out_dir: Path) -> dict[str, str]:
@@ -170,8 +174,12 @@ def render_nginx(
     client_ca: Path | None = None,
     client_verify: str | None = None,
     miss_limit: int = MISS_LIMIT,
+    access_log: Path | None = None,
 ) -> str:
     """Render the nginx config (http-context lines + one ``server {}``) for ``out_dir``.
+
+    ``access_log``: a file where nginx logs every request of this server as one JSON object a
+    line (``polygen.accesslog``), for ``polygen serve --nginx-log``.
 
     Basic auth: ``auth_file`` if given, else ``out_dir/.htpasswd`` when the build wrote one (named
     through the symlink); ``auth=False`` disables it.
@@ -210,6 +218,7 @@ def render_nginx(
         if client_verify not in CLIENT_VERIFY_MODES:
             raise PolygenError(f"invalid --client-verify {client_verify!r}: expected on or optional")
     root = _quote(_abspath(out_dir), "out directory")
+    log_http = "" if access_log is None else _access_log(access_log, names[0])
     for label, p in (("auth file", auth_file), ("TLS certificate", tls_cert), ("TLS key", tls_key),
                      ("client CA file", client_ca)):
         if p is not None and not Path(p).exists():
@@ -296,7 +305,7 @@ map "$ssl_client_verify:$polygen_cert_mac:$polygen_mac" $polygen_mac_ok {{
 map $http_user_agent $polygen_bootstrap {{
     default /{DEFAULT_BOOTSTRAP};
 {ua_lines}}}
-{guard_http}
+{guard_http}{log_http}
 upstream {UPSTREAM} {{
     server {sidecar};
 }}
@@ -312,7 +321,7 @@ server {{
     server_tokens off;
     client_max_body_size 1m;
 
-    # Anything not listed below (dotfiles, directories, <mac>.cfg, overrides) is not served.
+    # Anything not listed below (dotfiles, directories, <mac>.cfg) is not served.
     location / {{
         return 404;
     }}
@@ -351,15 +360,45 @@ server {{
         # PUT uploads; HEAD (sent before an app-log upload) is the sidecar's to answer too.
         limit_except PUT HEAD {{ deny all; }}
 {mac_check}{refused}        client_max_body_size 1m;
-        proxy_pass http://{UPSTREAM}/logs/$polygen_mac-$polygen_log.log;
-        proxy_http_version 1.1;
-        proxy_set_header Host $host;
-        proxy_set_header X-Real-IP $remote_addr;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto $scheme;
-    }}
+{_to_sidecar("/logs/$polygen_mac-$polygen_log.log")}    }}
+
+    # The phones' override files: uploaded when a user changes a setting, fetched at boot. The
+    # sidecar keeps them outside out/ and answers them as site.overrides says.
+    location ~ "{OVERRIDES_RE}" {{
+        limit_except GET PUT {{ deny all; }}   # GET covers HEAD
+{mac_check}{refused}        client_max_body_size {overrides.MAX_BYTES // 1024}k;
+{_to_sidecar(f"/{overrides.DIRECTORY}/$polygen_mac-$polygen_override.cfg")}    }}
 {guard_server}}}
 """
+
+
+def _access_log(path: Path, server_name: str) -> str:
+    """http-context lines: this server's requests as JSON lines in ``path`` (module docstring)."""
+    from polygen.accesslog import LOG_FORMAT, LOG_FORMAT_NAME
+
+    key = "\\" + server_name if server_name.startswith("~") else server_name  # "~" would start a regex
+    return (
+        "\n# Every request to this server as one JSON line, for `polygen serve --nginx-log` (which phones\n"
+        "# asked for what, and the answer). An access_log here, beside nginx.conf's own, adds to it.\n"
+        f"log_format {LOG_FORMAT_NAME} escape=json '{LOG_FORMAT}';\n"
+        "map $server_name $polygen_logged {\n"
+        "    default 0;\n"
+        f'    "{key}" 1;\n'
+        "}\n"
+        f"access_log {_quote(_abspath(path), 'access log')} {LOG_FORMAT_NAME} if=$polygen_logged;\n"
+    )
+
+
+def _to_sidecar(uri: str) -> str:
+    """Location lines that hand the request, body and all, to the sidecar as ``uri``."""
+    return (
+        f"        proxy_pass http://{UPSTREAM}{uri};\n"
+        "        proxy_http_version 1.1;\n"
+        "        proxy_set_header Host $host;\n"
+        "        proxy_set_header X-Real-IP $remote_addr;\n"
+        "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+        "        proxy_set_header X-Forwarded-Proto $scheme;\n"
+    )
 
 
 # The sidecar's answers nginx relays; any other one (none at all, an error, an older sidecar

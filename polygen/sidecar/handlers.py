@@ -11,8 +11,11 @@ filesystem:
 * ``PUT`` ``/[logs/]<mac>-boot.log`` and ``/[logs/]<mac>-app.log``: a log upload. **MACs must be
   lower-case** (phones name their files with the lower-case MAC, DESIGN.md "out/ layout"); the same
   name with upper-case letters is a 400, so there is exactly one spelling per phone in the database;
-* any other ``PUT`` (override files, directories, call lists): **403** (DESIGN.md: override PUTs are
-  refused);
+* ``PUT`` ``/overrides/<mac>-phone.cfg`` and ``/overrides/<mac>-web.cfg``: a phone's override file
+  (polygen.overrides), validated and kept in the overrides directory; ``GET``/``HEAD`` of the
+  same names answer it back as ``site.overrides`` says (keep: the upload, or 404; discard: an
+  empty override file);
+* any other ``PUT`` (the generated files, directories, call lists): **403**;
 * with ``static``: ``GET``/``HEAD`` of a file of the current generation; otherwise 404.
 
 Before any of that is looked up, ``polygen.sidecar.guard`` asks for HTTP basic auth (when the
@@ -24,27 +27,31 @@ files, hidden and forbidden names and missing files cannot be told apart (SECURI
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from pathlib import Path
 
 from aiohttp import ClientPayloadError, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from polygen import overrides
 from polygen.logparse import count_lines
 from polygen.sidecar import keys
 from polygen.sidecar.guard import is_public, require_auth, too_many
 from polygen.sidecar.guard import note as _note
 from polygen.sidecar.outtree import safe_file
-from polygen.sidecar.responses import NOT_FOUND
+from polygen.sidecar.responses import NOT_FOUND, STORE_RETRY_AFTER
 from polygen.useragent import parse_user_agent
 from polygen.write import generation_commit
+
+log = logging.getLogger("polygen.sidecar")
 
 SHARED_DIRECTORY = "contacts/000000000000-directory.xml"
 
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9._-]+", re.ASCII)
 _BOOTSTRAP_RE = re.compile(r"/(?:[A-Za-z0-9._-]+/)*000000000000\.cfg", re.ASCII)
 UPLOAD_RE = re.compile(r"^/(?:logs/)?([0-9a-f]{12})-(boot|app)\.log$", re.ASCII)
-_UPLOAD_ANY_CASE_RE = re.compile(UPLOAD_RE.pattern, re.ASCII | re.IGNORECASE)
+_UPLOAD_ANY_CASE_RE = re.compile(f"{UPLOAD_RE.pattern}|{overrides.PATH_RE.pattern}", re.ASCII | re.IGNORECASE)
 _CONTACTS_RE = re.compile(r"contacts/([0-9a-f]{12})-directory\.xml", re.ASCII)
 _CHUNK = 64 * 1024
 
@@ -117,6 +124,10 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
     check_raw_path(raw)
     if not is_public(request.method, raw):
         require_auth(request, _generation(request))
+    if m := overrides.PATH_RE.fullmatch(raw):
+        if request.method == "PUT":
+            return await handle_override_put(request, m[1], m[2])
+        return handle_override_get(request, m[1], m[2])
     if request.method == "PUT":
         return await handle_upload(request, raw)
     if _BOOTSTRAP_RE.fullmatch(raw):
@@ -173,7 +184,8 @@ async def handle_upload(request: web.Request, raw: str) -> web.Response:
     if m is None:
         if _UPLOAD_ANY_CASE_RE.fullmatch(raw):
             raise web.HTTPBadRequest(text="MAC addresses in upload names must be lower-case")
-        raise web.HTTPForbidden(text="only <mac>-boot.log and <mac>-app.log uploads are accepted")
+        raise web.HTTPForbidden(text="only <mac>-boot.log, <mac>-app.log and overrides/<mac>-phone.cfg, "
+                                     "-web.cfg uploads are accepted")
     mac, kind = m[1], m[2]
     _note(request, mac=mac, kind=kind)
     config = request.app[keys.CONFIG]
@@ -206,7 +218,8 @@ async def handle_upload(request: web.Request, raw: str) -> web.Response:
     try:
         async with guard.one_upload_at_a_time(mac):
             stored = await request.app[keys.STORE].store_upload(
-                mac, kind, body, ua.version if ua else None, user_agent, max_lines=reserved if wanted else None
+                mac, kind, body, ua.version if ua else None, user_agent, max_lines=reserved if wanted else None,
+                extensions=request.app[keys.TREE].manifest(gen).lines.get(mac),
             )
     finally:
         guard.lines.give_back(mac, reserved - (stored.lines if stored else 0))
@@ -223,9 +236,66 @@ async def handle_upload(request: web.Request, raw: str) -> web.Response:
     return web.json_response(answer, status=201)
 
 
-async def _read_body(request: web.Request, config) -> bytes:
-    """The upload's body: at most ``max_upload_bytes`` (413), complete within ``body_timeout`` (408)."""
-    cap = config.max_upload_bytes
+def handle_override_get(request: web.Request, mac: str, kind: str) -> web.Response:
+    # A known phone asks for both override files at every boot; with none stored (keep) that is
+    # the usual 404, which takes no miss token. An unknown MAC's 404 does: under discard a known
+    # MAC gets 200, so these names would otherwise tell MACs apart for free.
+    gen = _generation(request)
+    _note(request, mac=mac, kind=f"override-{kind}")
+    if not _known_mac(request, gen, mac):
+        request[keys.MISS_FREE] = False
+        raise web.HTTPNotFound(text=NOT_FOUND)
+    policy = request.app[keys.TREE].overrides_policy(gen)
+    store = request.app[keys.OVERRIDES]
+    try:
+        body = overrides.answer(policy, store.read(mac, kind))
+    except OSError as exc:
+        log.error("cannot read %s in %s: %s", overrides.file_name(mac, kind), store.root, exc.strerror or exc)
+        raise web.HTTPServiceUnavailable(text="the override file cannot be read: try again later",
+                                         headers={"Retry-After": str(STORE_RETRY_AFTER)}) from None
+    _note(request, overrides=policy)
+    if body is None:
+        request[keys.MISS_FREE] = True
+        raise web.HTTPNotFound(text=NOT_FOUND)
+    # as the other .cfg files are served: bytes for the phone, never a document a browser renders
+    return web.Response(body=body, content_type="application/octet-stream",
+                        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+
+async def handle_override_put(request: web.Request, mac: str, kind: str) -> web.Response:
+    """Keep a phone's override file (whatever the policy: `polygen overrides` shows it)."""
+    name = overrides.file_name(mac, kind)
+    _note(request, mac=mac, kind=f"override-{kind}")
+    config = request.app[keys.CONFIG]
+    gen = _generation(request)
+    if not _known_mac(request, gen, mac):
+        raise web.HTTPNotFound(text=f"unknown phone {mac}: not in the inventory")
+    guard = request.app[keys.GUARD]
+    if not guard.uploads.take(mac):  # one budget per phone for its logs and its override files
+        _note(request, limited="uploads")
+        raise too_many(guard.uploads.retry_after(mac), f"too many uploads for {mac}: slow down")
+    body = await _read_body(request, config, min(config.max_upload_bytes, overrides.MAX_BYTES))
+    try:
+        params = overrides.parse(body)
+    except overrides.OverrideError as exc:
+        _note(request, refused="body")
+        raise web.HTTPBadRequest(text=f"{name}: {exc}") from None
+    store = request.app[keys.OVERRIDES]
+    existed = store.path(mac, kind).exists()
+    try:
+        await asyncio.to_thread(store.write, mac, kind, body)
+    except OSError as exc:
+        log.error("cannot store %s in %s: %s", name, store.root, exc.strerror or exc)
+        raise web.HTTPServiceUnavailable(text="the override file could not be stored: try again later",
+                                         headers={"Retry-After": str(STORE_RETRY_AFTER)}) from None
+    _note(request, params=len(params), overrides=request.app[keys.TREE].overrides_policy(gen))
+    return web.Response(status=204 if existed else 201)
+
+
+async def _read_body(request: web.Request, config, cap: int | None = None) -> bytes:
+    """The upload's body: at most ``cap`` bytes (``max_upload_bytes`` by default; 413), complete
+    within ``body_timeout`` (408)."""
+    cap = cap or config.max_upload_bytes
     too_big = f"upload larger than {cap} bytes"
     if request.content_length is not None and request.content_length > cap:
         raise web.HTTPRequestEntityTooLarge(cap, request.content_length, text=too_big)

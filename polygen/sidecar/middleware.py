@@ -10,11 +10,9 @@ from aiohttp import web
 
 from polygen.errors import LogStoreUnavailable
 from polygen.sidecar import keys
-from polygen.sidecar.responses import error_response
+from polygen.sidecar.responses import STORE_RETRY_AFTER, error_response
 
 log = logging.getLogger("polygen.sidecar")
-
-STORE_RETRY_AFTER = 30  # seconds, in the 503 of an upload while the log database is unavailable
 
 
 class InFlight:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
+from polygen import overrides
 from polygen.useragent import dispatch
 
 log = logging.getLogger("polygen.sidecar")
@@ -27,6 +29,7 @@ _SAFE_REL_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z
 class Manifest:
     files: frozenset[str]  # relative paths the build wrote (and linked)
     macs: frozenset[str]  # the phones the inventory knows: one per <mac>-phone.cfg
+    lines: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # MAC -> its extensions
 
 
 _EMPTY_MANIFEST = Manifest(frozenset(), frozenset())
@@ -47,6 +50,7 @@ class OutTree:
         self.out = Path(out).absolute()
         self._manifest: tuple[tuple, Manifest] | None = None
         self._index: tuple[tuple, dict] | None = None
+        self._policy: tuple[tuple, str] | None = None
 
     def generation(self) -> Path | None:
         try:
@@ -80,7 +84,7 @@ class OutTree:
             return _EMPTY_MANIFEST
         names = frozenset(str(k) for k in files)
         macs = frozenset(m[1] for name in names if (m := _PHONE_CFG_RE.fullmatch(name)))
-        manifest = Manifest(names, macs)
+        manifest = Manifest(names, macs, phone_lines(data))
         self._manifest = (key, manifest)
         return manifest
 
@@ -101,6 +105,13 @@ class OutTree:
         self._index = (key, data)
         return data
 
+    def overrides_policy(self, gen: Path) -> str:
+        """``site.overrides`` of this generation (keep or discard)."""
+        key = self._key(gen / overrides.SERVE_FILE)
+        if self._policy is None or self._policy[0] != key:
+            self._policy = (key, overrides.read_policy(gen))
+        return self._policy[1]
+
     def bootstrap_for(self, gen: Path, user_agent: str | None) -> tuple[str, bytes]:
         """The bootstrap file (relative name, bytes) for this User-Agent: the model's, else the default."""
         index = self.ua_index(gen) or {}
@@ -114,6 +125,16 @@ class OutTree:
             if path is not None:
                 return rel, path.read_bytes()
         raise web.HTTPServiceUnavailable(text=f"the current build has no {DEFAULT_BOOTSTRAP}")
+
+
+def phone_lines(manifest: object) -> dict[str, tuple[str, ...]]:
+    """MAC -> the extensions on its lines, from the manifest's phone index (``polygen.write``);
+    empty for a build made before polygen wrote one."""
+    phones = manifest.get("phones") if isinstance(manifest, dict) else None
+    if not isinstance(phones, dict):
+        return {}
+    return {str(mac): tuple(str(x) for x in entry["lines"]) for mac, entry in phones.items()
+            if isinstance(entry, dict) and isinstance(entry.get("lines"), list)}
 
 
 def safe_file(gen: Path, rel: object) -> Path | None:

@@ -1,9 +1,10 @@
-"""The one JSON error shape of the sidecar, and the one 404 text."""
+"""The one JSON error shape of the sidecar, the one 404 text and the Retry-After of a 503."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+STORE_RETRY_AFTER = 30  # seconds, in the 503 of an upload while the log database is unavailable
 NOT_FOUND = "not found"  # the one 404 text of every lookup (MAC guessing: no hint why)
 
 
