@@ -40,7 +40,8 @@ from hypothesis import strategies as st
 
 from polygen import htpasswd, overrides
 from polygen.sidecar import SidecarConfig, create_app, keys
-from polygen.sidecar.handlers import UPLOAD_RE, KeyValueAccessLogger
+from polygen.sidecar.accesslog import KeyValueAccessLogger
+from polygen.sidecar.handlers import UPLOAD_RE
 from tests.conftest import sample_user_agents
 from tests.test_sidecar import MAC, MAC2, UNKNOWN, make_generation, point_out
 

@@ -20,6 +20,9 @@ From each phone's effective parameters (``tree``):
 3. The report: every parameter not mapped onto a first-class key and where it went (site
    settings, a phone's settings, built in because polygen writes the same value, the firmware
    default, the release's files), and every file no phone read, with the reason.
+
+Longer than 600 lines: the three steps work on one ``_Inference`` state (the phones' parameters,
+the site's majority values, what polygen writes); split, they would pass that state between modules.
 """
 
 from __future__ import annotations
