@@ -43,6 +43,7 @@ from bench import rundir
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
 MANIFEST = ".polygen-manifest.json"
+BUILD_RECORD = ".polygen-build.json"
 DIRECTORY_FILE = "contacts/000000000000-directory.xml"
 
 # the targets, set for 100k phones
@@ -168,7 +169,7 @@ def inodes(gen: Path) -> dict[str, int]:
                 rel = prefix + e.name
                 if e.is_dir(follow_symlinks=False):
                     stack.append((rel + "/", Path(e.path)))
-                elif rel != MANIFEST:
+                elif rel not in (MANIFEST, BUILD_RECORD):  # polygen's own, new in each generation
                     out[rel] = e.inode()
     return out
 

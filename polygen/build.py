@@ -31,6 +31,7 @@ class BuildOptions:
     group: str | None = None  # group of the files holding secrets (0640), e.g. www-data
     max_phone_loss: float | None = None  # unattended rebuilds refuse to drop more phones than this
     keep_auth: bool = False  # unattended rebuilds refuse to turn provisioning auth off or change its user
+    keep_rollback: bool = False  # unattended rebuilds do not put back what `polygen rollback` took down
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,28 @@ class BuildResult:
     changed: bool
     warnings: tuple[str, ...] = field(default=())
     paths: tuple[str, ...] = field(default=())
+    digest: str = ""  # of the generation served (polygen.write.digest): compare it between servers
+    commit: str | None = None  # the commit the generation served records (--git)
+    held: bool = False  # nothing swapped: it would have put back what `polygen rollback` took down
+
+    def served(self) -> str:
+        """``generation g000002, commit 1a2b3c4d5e6f, digest 0123456789abcdef``"""
+        parts = [f"generation {self.generation}"]
+        if self.commit:
+            parts.append(f"commit {self.commit[:12]}")
+        if self.digest:
+            parts.append(f"digest {self.digest[:16]}")
+        return ", ".join(parts)
 
     def summary(self) -> str:
+        phones = f"{self.phones} phone{'s' if self.phones != 1 else ''}"
+        if self.held:
+            return (f"{phones}: not served, it is what `polygen rollback` took down; a new commit or "
+                    f"`polygen build` serves the inventory again ({self.served()})")
         if not self.changed:
-            return (f"{self.phones} phone{'s' if self.phones != 1 else ''}: nothing changed "
-                    f"({self.unchanged} files unchanged, generation {self.generation})")
-        return (f"{self.phones} phone{'s' if self.phones != 1 else ''}: {self.written} files written, "
-                f"{self.unchanged} unchanged, {self.removed} removed (generation {self.generation})")
+            return f"{phones}: nothing changed ({self.unchanged} files unchanged, {self.served()})"
+        return (f"{phones}: {self.written} files written, "
+                f"{self.unchanged} unchanged, {self.removed} removed ({self.served()})")
 
 
 def prepare(opts: BuildOptions, inv: Inventory | None = None, *, make_cache: bool = True
@@ -196,14 +212,17 @@ def group_id(name: str | None) -> int | None:
 
 
 def run(opts: BuildOptions, progress: Callable[[int], None] | None = None,
-        on_plan: Callable[[Plan], None] | None = None) -> BuildResult:
+        on_plan: Callable[[Plan], None] | None = None, *, commit: str | None = None) -> BuildResult:
+    """``commit``: what the inventory was exported from (polygen.gitsource), recorded in the
+    generation."""
     key = _inputs_key(opts)  # before loading: an edit during the build makes the next one reload
     cached = _cached_load(opts, key)
     inv, p = prepare(opts, cached)
     if on_plan:
         on_plan(p)
     result: WriteResult = write(p.files(), opts.out, progress=progress, group=group_id(opts.group),
-                                max_phone_loss=opts.max_phone_loss, keep_auth=opts.keep_auth)
+                                max_phone_loss=opts.max_phone_loss, keep_auth=opts.keep_auth, commit=commit,
+                                keep_rollback=opts.keep_rollback)
     if cached is None:
         _store_cache(opts, key, inv)
     # located problems print as file:line: path: warning: …; the others (firmware, catalog) as text
@@ -211,7 +230,7 @@ def run(opts: BuildOptions, progress: Callable[[int], None] | None = None,
     if inv.site.auth is None:
         warnings += (no_auth_warning(inv.site_file),)
     return BuildResult(p.phones, result.written, result.unchanged, result.removed, result.generation,
-                       result.changed, warnings, result.paths)
+                       result.changed, warnings, result.paths, result.digest, result.commit, result.held)
 
 
 # ------------------------------------------------------------------ diff

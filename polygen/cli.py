@@ -97,6 +97,30 @@ group_option = click.option(
 )
 
 
+git_option = click.option(
+    "--git", is_flag=True, envvar="POLYGEN_GIT", show_envvar=True,
+    help="Build the inventory as committed (HEAD of the git repository holding it), not the files as "
+         "they are; templates, firmware and the secrets file come from the working tree.",
+)
+branch_option = click.option(
+    "--branch", default=None, metavar="NAME", envvar="POLYGEN_GIT_BRANCH", show_envvar=True,
+    help="Build this branch's last commit instead of HEAD (implies --git).",
+)
+
+
+def git_options(f):
+    return git_option(branch_option(f))
+
+
+def _git_source(inventory: Path, git: bool, branch: str | None):
+    """The GitSource of --git/--branch, or None."""
+    if not git and branch is None:
+        return None
+    from polygen.gitsource import locate
+
+    return locate(inventory, branch)
+
+
 def build_options(f):
     """The options every command that builds needs."""
     for deco in reversed((inventory_option, out_option, templates_option, firmware_option, secrets_option,
@@ -245,23 +269,31 @@ def check(inventory, firmware, secrets, fmt, strict):
 
 @cli.command()
 @build_options
+@git_options
 @handle_errors
-def build(inventory, out, templates, firmware, secrets, group):
+def build(inventory, out, templates, firmware, secrets, group, git, branch):
     """Render every file the phones fetch into OUT, atomically.
 
     OUT becomes a symlink to a complete generation; unchanged files are hard-linked from the
     previous one, and a build that changes nothing writes nothing. On any error OUT is left
-    exactly as it was.
+    exactly as it was. The summary names the generation, the commit (--git) and the digest of
+    every file's path, bytes and mode: servers that build the same commit print the same one.
 
     \b
     Example:
       polygen build -i inventory -o out --firmware firmware
+      polygen build --git       # the inventory as committed, not as it is on disk
       POLYGEN_OUT=/srv/polygen/out polygen build
     """
     from polygen.build import run
     from polygen.errors import InventoryError
 
     opts = _build_opts(inventory, out, templates, firmware, secrets, group)
+    source = _git_source(inventory, git, branch)
+    if source is not None:
+        from polygen.gitsource import run as git_run
+
+        run = functools.partial(git_run, source=source)
     bar = None
     interactive = sys.stderr.isatty()
 
@@ -298,8 +330,9 @@ def build(inventory, out, templates, firmware, secrets, group):
 def diff(inventory, out, templates, firmware, secrets, group, stat):
     """Show what a build would add, change or remove in OUT (passwords masked).
 
-    Exit status 0 whether or not there are changes; use it in a pull request to show the
-    effect of an inventory change.
+    Compares the inventory's files as they are (committed or not) with the generation OUT
+    serves, so an admin sees what a commit will do before making it. Exit status 0 whether or
+    not there are changes; use it in a pull request to show the effect of an inventory change.
 
     \b
     Example:
@@ -308,7 +341,9 @@ def diff(inventory, out, templates, firmware, secrets, group, stat):
     """
     from polygen.build import diff as compute
     from polygen.errors import InventoryError
+    from polygen.write import current_generation, generation_commit
 
+    live = current_generation(out)
     try:
         changes = compute(_build_opts(inventory, out, templates, firmware, secrets, group))
     except InventoryError as exc:
@@ -321,7 +356,11 @@ def diff(inventory, out, templates, firmware, secrets, group, stat):
         else:
             click.echo(c.diff, nl=False)
     counts = {k: sum(1 for c in changes if c.kind == k) for k in marks}
-    click.echo(f"{counts['add']} to add, {counts['change']} to change, {counts['remove']} to remove", err=True)
+    commit = generation_commit(live)
+    against = ("nothing built yet" if live is None
+               else f"against generation {live.name}" + (f", commit {commit[:12]}" if commit else ""))
+    click.echo(f"{counts['add']} to add, {counts['change']} to change, {counts['remove']} to remove ({against})",
+               err=True)
 
 
 # ================================================================ deployment: nginx / dhcp
@@ -457,7 +496,9 @@ def _input_limit_options(f):
 @build_options
 @db_option
 @click.option("--watch/--no-watch", default=False, envvar="POLYGEN_SERVE_WATCH", show_envvar=True,
-              help="Rebuild OUT when the inventory, templates or firmware change.")
+              help="Rebuild OUT when the inventory, templates or firmware change (with --git: on each "
+                   "new commit).")
+@git_options
 @click.option("--static/--no-static", default=True, envvar="POLYGEN_SERVE_STATIC", show_envvar=True,
               help="Also serve OUT read-only (GET/HEAD): no web server needed in front.")
 @click.option("--retention", default=None, metavar="DURATION", envvar="POLYGEN_SERVE_RETENTION",
@@ -482,7 +523,7 @@ def _input_limit_options(f):
               help="Listen on a --host other than loopback even without site.provisioning_auth, "
                    "letting anyone who knows a MAC read that phone's SIP passwords.")
 @handle_errors
-def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, db, watch, static, retention,
+def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, git, branch, db, watch, static, retention,
               max_upload, unknown_mac, miss_limit, upload_limit, poll, shutdown_timeout, insecure_no_auth,
               **limits):
     """Run the sidecar: bootstrap by User-Agent, log uploads into a database, static OUT.
@@ -497,25 +538,28 @@ def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, d
     \b
     Example:
       polygen build && polygen serve --host 0.0.0.0 --port 8080 --watch
+      polygen serve --watch --git    # serve each commit of the inventory, not its edits
       curl -A 'FileTransport PolycomVVX-VVX_410-UA/5.9.7.4477' http://127.0.0.1:8080/000000000000.cfg
       polygen serve --db postgresql://polygen@db1.example.com/polygen   # logs shared by servers
     """
     from polygen.logstore import parse_duration
     from polygen.sidecar.app import SidecarConfig, run
-    from polygen.watch import make_build, watch_paths
+    from polygen.watch import git_probe, make_build, watch_paths
 
     from polygen.exposure import serve_check
 
     opts = _build_opts(inventory, out, templates, firmware, secrets, group)
     for warning in serve_check(opts, host, watch, insecure_no_auth):
         click.echo(f"warning: {warning}", err=True)
-    paths, ignore = watch_paths(opts)
+    source = _git_source(inventory, git, branch) if watch else None  # --git is about rebuilds
+    paths, ignore = watch_paths(opts, git=source is not None)
     config = SidecarConfig(
         out=out, db=db, inventory=inventory, static=static, max_upload_bytes=max_upload,
         unknown_mac=unknown_mac, miss_limit=miss_limit, upload_limit=upload_limit,
         retention=parse_duration(retention) if retention else None,
-        rebuild=make_build(opts) if watch else None, watch_paths=tuple(paths),
-        watch_ignore=tuple(ignore), poll=poll, **limits,
+        rebuild=make_build(opts, source) if watch else None, watch_paths=tuple(paths),
+        watch_ignore=tuple(ignore), poll=poll,
+        watch_probe=git_probe(opts, source) if source is not None else None, **limits,
     )
     level = logging.getLogger("polygen").getEffectiveLevel()
     on_listening = None
@@ -531,23 +575,62 @@ def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, d
 
 @cli.command("watch")
 @build_options
+@git_options
 @click.option("--poll", is_flag=True, envvar="POLYGEN_WATCH_POLL", show_envvar=True,
               help="Poll for changes (Docker, network mounts) instead of inotify.")
 @handle_errors
-def watch_cmd(inventory, out, templates, firmware, secrets, group, poll):
+def watch_cmd(inventory, out, templates, firmware, secrets, group, git, branch, poll):
     """Build now, then rebuild OUT whenever the inventory, templates or firmware change.
 
-    A broken inventory logs every problem and keeps the last good build in OUT. Stop with
-    Ctrl-C or SIGTERM.
+    A broken inventory logs every problem and keeps the last good build in OUT. With --git
+    the inventory is built as committed, a second or so after each commit: edits not yet
+    committed never go live. A rebuild never undoes `polygen rollback` by itself: it leaves
+    the rolled-back build served until the inventory (with --git: the commit) changes.
+    Stop with Ctrl-C or SIGTERM.
 
     \b
     Example:
       polygen watch -i inventory -o out
+      polygen watch --git       # build each commit of the inventory's repository
       polygen watch --poll      # in Docker or on a network mount
     """
     from polygen.watch import run
 
-    run(_build_opts(inventory, out, templates, firmware, secrets, group), poll=poll)
+    opts = _build_opts(inventory, out, templates, firmware, secrets, group)
+    run(opts, poll=poll, source=_git_source(inventory, git, branch))
+
+
+@cli.command("rollback")
+@out_option
+@handle_errors
+def rollback_cmd(out):
+    """Serve the generation OUT served before the current one, atomically.
+
+    OUT is swapped back the way a build swaps it in (polygen keeps the current build and the
+    one it replaced). Unattended rebuilds (watch, serve --watch, a restart of the service) do
+    not put the build taken down back on their own: they leave the rollback in place until the
+    inventory (with --git: the commit) changes. `polygen build` by hand serves the inventory again.
+
+    \b
+    Example:
+      polygen rollback
+      polygen rollback -o /srv/polygen/out
+    """
+    from polygen.write import rollback
+
+    done = rollback(out)
+
+    def named(generation: str, commit: str | None) -> str:
+        return f"{generation} (commit {commit[:12]})" if commit else generation
+
+    click.echo(f"rolled back: {out} serves {named(done.generation, done.commit)} again, "
+               f"instead of {named(done.undone, done.undone_commit)}")
+    if done.undone_commit:
+        click.echo("watch --git and serve --watch --git leave it so until a new commit; "
+                   "`polygen build --git` serves the last commit again")
+    else:
+        click.echo("watch and serve --watch leave it so until the inventory, templates or firmware change; "
+                   "`polygen build` serves the inventory again")
 
 
 _LOG_FORMATS = click.Choice(["text", "json"])

@@ -1,12 +1,15 @@
 """Edit the inventory from the command line, keeping every file as it was written.
 
 Five edits: add a phone, give a phone a new MAC, remove a phone, add an extension (with a new
-random password in the secrets file), remove an extension. Each changes only the lines it must;
-a file is never re-serialised, because a full YAML dump re-indents, re-spaces comments and
-rewrites values such as ``~`` in the parts nobody touched. Where things are comes from the same
-YAML composer the inventory loader uses (so lines match ``polygen check``); a new entry is
-rendered by ruamel.yaml in the style of its siblings (indentation, flow or block lists, quoting;
-extensions always quoted, so ``0100`` stays text) and spliced in as lines.
+random password in the secrets file), remove an extension; and ``add_entries``, many extensions,
+phones and passwords added as one edit (``polygen import csv --merge``), the way the first and
+fourth add one. Each changes only the lines it must; a file is never re-serialised, because a
+full YAML dump re-indents, re-spaces comments and rewrites values such as ``~`` in the parts
+nobody touched. Where things are comes from the same YAML composer the inventory loader uses (so
+lines match ``polygen check``); a new entry is rendered by ruamel.yaml in the style of its
+siblings (indentation, flow or block lists, quoting; extensions always quoted, so ``0100`` stays
+text, and any value YAML 1.1 would read as something else, such as ``yes``) and spliced in as
+lines.
 
 Before anything is written, the inventory as it would be is loaded and checked in a private
 temporary copy; an edit that would leave an error is refused with every problem listed, and
@@ -30,7 +33,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from secrets import token_urlsafe
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping, Sequence
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -47,6 +50,7 @@ _BREAKS = ("\n", "\r", "\x85", "\u2028", "\u2029")
 EXT_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+\-]{0,63}$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029\ufffe\uffff]")
 _NULLS = ("", "~", "null", "Null", "NULL")
+_RESOLVER = yaml.resolver.Resolver()
 # 24 characters of A-Z a-z 0-9 - _ (144 bits): nothing to escape in YAML, XML or a SIP header
 SECRET_BYTES = 18
 SECRETS_HEADER = "# SIP passwords by extension; keep this file out of git and private (chmod 600)."
@@ -60,6 +64,27 @@ class EditResult:
     files: tuple[Path, ...]  # the files written, in the order they were written
     inventory: Inventory  # the inventory as checked after the edit
     warnings: tuple[Problem, ...] = ()  # the check's warnings on the lines this edit wrote
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Where ``add_entries`` put an entry."""
+
+    section: str  # extensions | phones
+    file: Path
+    index: int  # its position in that file's list
+    first: int  # the lines it takes, 1-based
+    last: int
+
+
+@dataclass(frozen=True)
+class Added:
+    """What ``add_entries`` did."""
+
+    placed: tuple[Placed, ...]  # the extensions, then the phones, each in the order given
+    files: tuple[Path, ...]  # the files written, in the order they were written (none on a dry run)
+    inventory: Inventory  # the inventory as checked after the edit
+    warnings: tuple[Problem, ...]  # every warning of the check (those in a new entry as ``blame`` tells them)
 
 
 # ---------------------------------------------------------------- public edits
@@ -90,13 +115,11 @@ def add_phone(directory: Path, mac: str, lines: Iterable[str], model: str | None
     if model is None:
         raise PolygenError(f"no model for {norm}: give it with --model, e.g. --model VVX410")
     model = _valid_text(model.strip(), "the model")
-    target = inv.target("phones", file, "phones.yaml")
-    change, first, last = _add_entry(target, "phones", {"mac": mac.strip(), "model": model, "lines": exts},
-                                     quoted=("lines[]",))
-    checked, warnings = _commit(inv, secrets, [change], target.path, range(first, last + 1))
+    added = _add(inv, phones=[{"mac": mac.strip(), "model": model, "lines": exts}], file=file, secrets=secrets)
+    (at,) = added.placed
     what = "line" if len(exts) == 1 else "lines"
-    return EditResult(f"{target.name}:{first}: added phone {norm} ({model}; {what} {', '.join(exts)})",
-                      (change.path,), checked, warnings)
+    return EditResult(f"{at.file}:{at.first}: added phone {norm} ({model}; {what} {', '.join(exts)})",
+                      added.files, added.inventory, _on(added.warnings, at.file, at.first, at.last))
 
 
 def replace_phone(directory: Path, old_mac: str, new_mac: str, *, secrets: Path | None = None) -> EditResult:
@@ -118,8 +141,9 @@ def replace_phone(directory: Path, old_mac: str, new_mac: str, *, secrets: Path 
                 _scalar(new_mac.strip(), quote))
     line = node.start_mark.line + 1
     change = _Change(entry.file.path, entry.file.data, str(text))
-    checked, warnings = _commit(inv, secrets, [change], entry.file.path, range(line, line + 1))
-    return EditResult(f"{entry.file.name}:{line}: phone {old} is now {new}", (change.path,), checked, warnings)
+    checked = _commit(inv, secrets, [change])
+    return EditResult(f"{entry.file.name}:{line}: phone {old} is now {new}", (change.path,), checked,
+                      _on(checked.warnings, entry.file.path, line, line))
 
 
 def remove_phone(directory: Path, mac: str, *, secrets: Path | None = None) -> EditResult:
@@ -129,7 +153,7 @@ def remove_phone(directory: Path, mac: str, *, secrets: Path | None = None) -> E
     inv = _Scan(directory)
     entry = inv.phone(norm)
     change = _remove_entry(entry)
-    checked, _ = _commit(inv, secrets, [change], entry.file.path, range(0))
+    checked = _commit(inv, secrets, [change])
     return EditResult(f"{entry.where}: removed phone {norm}", (change.path,), checked)
 
 
@@ -151,16 +175,13 @@ def add_extension(directory: Path, ext: str, first_name: str, last_name: str | N
     inv = _Scan(directory)
     if ext in inv.exts:
         raise PolygenError(f"extension {ext} is already in the inventory ({inv.exts[ext][0].where})")
-    target = inv.target("extensions", file, "extensions.yaml")
-    secrets_file = _secrets_path(directory, secrets)
-    store = _File.read(secrets_file, missing_ok=True)
-    change, first, last = _add_entry(target, "extensions", fields, quoted=("ext", "mailbox"))
-    # the password first: an extension without one would not build
-    changes = [_set_secret(store, ext, token_urlsafe(SECRET_BYTES)), change]
-    checked, warnings = _commit(inv, secrets, changes, target.path, range(first, last + 1))
+    added = _add(inv, extensions=[fields], passwords={ext: token_urlsafe(SECRET_BYTES)}, file=file,
+                 secrets=secrets)
+    (at,) = added.placed
     name = " ".join(x for x in (first_name, fields.get("last_name")) if x)
-    return EditResult(f"{target.name}:{first}: added extension {ext} ({name}); its password is in {store.name}",
-                      tuple(c.path for c in changes), checked, warnings)
+    return EditResult(f"{at.file}:{at.first}: added extension {ext} ({name}); its password is in "
+                      f"{_secrets_path(directory, secrets)}", added.files, added.inventory,
+                      _on(added.warnings, at.file, at.first, at.last))
 
 
 def remove_extension(directory: Path, ext: str, *, secrets: Path | None = None) -> EditResult:
@@ -179,9 +200,38 @@ def remove_extension(directory: Path, ext: str, *, secrets: Path | None = None) 
     dropped = _drop_secret(store, ext)
     if dropped is not None:
         changes.append(dropped)  # after the entry: a stray password is only a warning
-    checked, _ = _commit(inv, secrets, changes, entry.file.path, range(0))
+    checked = _commit(inv, secrets, changes)
     also = f" and its password from {store.name}" if dropped is not None else ""
     return EditResult(f"{entry.where}: removed extension {ext}{also}", tuple(c.path for c in changes), checked)
+
+
+def add_entries(directory: Path, *, extensions: Sequence[dict] = (), phones: Sequence[dict] = (),
+                passwords: Mapping[str, str] | None = None, new_files: Mapping[Path, str] | None = None,
+                file: str | None = None, secrets: Path | None = None, private: bool = False,
+                env: Mapping[str, str] | None = None, dry_run: bool = False,
+                blame: Callable[[Problem, str, int, str], Problem] | None = None) -> Added:
+    """Add many extensions and phones, their passwords and whole new files as one edit.
+
+    Entries are field -> value mappings as the inventory writes them (``{"ext": "2001",
+    "first_name": "Ada"}``, ``{"mac": …, "model": …, "lines": [...]}``), appended where
+    ``add_extension`` and ``add_phone`` put theirs and in the same style; ``passwords``
+    (extension -> password) go into the secrets file, made mode 0600 when ``private`` (else a
+    file that exists keeps its mode); ``new_files`` (paths inside ``directory`` that must not
+    exist yet) are written beside them. Everything is checked once, as a whole, and written only
+    if the inventory would have no error (``dry_run``: only checked); ``env`` is the environment
+    the check reads ``POLYGEN_SECRET_*`` from. ``blame(problem, section, i, rest)`` tells a
+    problem of the check found in the ``i``-th given entry of ``section`` (``rest``: the field
+    path after the entry, e.g. ``.lines[1]``) where its caller wants it told.
+    """
+    directory = Path(directory)
+    inv = _Scan(directory)
+    for path in new_files or {}:
+        if not Path(path).is_relative_to(directory) or ".." in Path(path).parts:
+            raise PolygenError(f"{path} is not inside {directory}; nothing written")
+        if Path(path).exists():
+            raise PolygenError(f"{path} already exists; nothing written")
+    return _add(inv, extensions=extensions, phones=phones, passwords=passwords, new_files=new_files, file=file,
+                secrets=secrets, private=private, env=env, dry_run=dry_run, blame=blame)
 
 
 # ---------------------------------------------------------------- arguments
@@ -593,9 +643,13 @@ def _yaml(style: _Style | None = None):
     return y
 
 
-def _quote(value: str, quote: str | None):
+def _quote(value, quote: str | None):
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
+    if not isinstance(value, str):
+        return value
+    if quote is None and _RESOLVER.resolve(ScalarNode, value, (True, False)) != "tag:yaml.org,2002:str":
+        quote = '"'  # plain, YAML 1.1 (PyYAML, most readers) would not read it as text: yes, 1:00, ~
     if quote == '"':
         return DoubleQuotedScalarString(value)
     if quote == "'":
@@ -645,6 +699,7 @@ class _Change:
     before: bytes | None  # the bytes read (None: a new file)
     after: str
     mode: int | None = None  # for a new file (None: 0666 less the umask)
+    private: bool = False  # 0600 whatever the file's mode was
 
 
 def _open_block(text: _Text, key: ScalarNode, value: Node, what: str) -> int:
@@ -657,31 +712,84 @@ def _open_block(text: _Text, key: ScalarNode, value: Node, what: str) -> int:
     return key.start_mark.line + 1
 
 
-def _add_entry(f: _File, section: str, fields: dict, quoted: tuple[str, ...]) -> tuple[_Change, int, int]:
-    """Append an item to ``section`` in ``f``; the change and the item's first and last line."""
+_QUOTED = {"extensions": ("ext", "mailbox"), "phones": ("lines[]",)}  # always quoted, unless siblings say
+_ENTRY_RE = re.compile(r"^(extensions|phones)\[(\d+)\]")
+
+
+def _add(inv: _Scan, *, extensions: Sequence[dict] = (), phones: Sequence[dict] = (),
+         passwords: Mapping[str, str] | None = None, new_files: Mapping[Path, str] | None = None,
+         file: str | None = None, secrets: Path | None = None, private: bool = False,
+         env: Mapping[str, str] | None = None, dry_run: bool = False,
+         blame: Callable[[Problem, str, int, str], Problem] | None = None) -> Added:
+    """Plan every splice (each file edited on top of the splices before), then check and write once."""
+    edited: dict[Path, _File] = {}  # each file as it is after the splices so far
+    before: dict[Path, bytes | None] = {}
+    placed: list[Placed] = []
+    given: dict[tuple[str, str, int], int] = {}  # (file, section, index in the file) -> index given
+    for section, entries in (("extensions", extensions), ("phones", phones)):
+        if not entries:
+            continue
+        target = inv.target(section, file, f"{section}.yaml")
+        f = edited.get(target.path, target)
+        before.setdefault(f.path, f.data)
+        start = len(f.sections.get(section) or ())
+        text, at, n, spans = _add_items(f, section, entries, _QUOTED[section])
+        # the lines of entries placed before in this file, below the new ones, move down
+        placed = [replace(p, first=p.first + n, last=p.last + n) if p.file == f.path and p.first > at else p
+                  for p in placed]
+        for i, (first, last) in enumerate(spans):
+            placed.append(Placed(section, f.path, start + i, first, last))
+            given[(str(f.path), section, start + i)] = i
+        edited[f.path] = _File(f.path, text.encode("utf-8"))
+    changes = []
+    if passwords:  # the passwords first: an extension without one would not build
+        store = _File.read(_secrets_path(inv.directory, secrets), missing_ok=True)
+        changes.append(_set_secrets(store, passwords, private))
+    changes += [_Change(Path(path), None, text) for path, text in (new_files or {}).items()]
+    changes += [_Change(path, before[path], f.text) for path, f in edited.items()]
+
+    def tell(p: Problem) -> Problem:
+        m = _ENTRY_RE.match(p.path)
+        i = given.get((p.file, m.group(1), int(m.group(2)))) if m else None
+        return p if i is None or blame is None else blame(p, m.group(1), i, p.path[m.end():])
+
+    checked = _commit(inv, secrets, changes, env=env, dry_run=dry_run, tell=tell)
+    return Added(tuple(placed), () if dry_run else tuple(c.path for c in changes), checked, checked.warnings)
+
+
+def _add_items(f: _File, section: str, items: Sequence[dict],
+               quoted: tuple[str, ...]) -> tuple[str, int, int, list[tuple[int, int]]]:
+    """Append ``items`` to ``section`` in ``f``: the new text, the line (0-based) the lines were
+    inserted at, how many, and each item's first and last line (1-based) in the new text."""
     text = _Text(f.text)
     pair = _get(f.top(), section)
+    new: list[str] = []
     if pair is None:  # a new section at the end of the file
-        new = [f"{section}:", *_render(fields, _Style(), quoted)]
+        style = _Style()
         if text.lines and not text.blank(len(text.lines) - 1):
-            new.insert(0, "")
+            new.append("")
+        new.append(f"{section}:")
         at = len(text.lines)
     else:
         key, value = pair
         if isinstance(value, SequenceNode) and not value.flow_style and value.value:
             style = _style(text, value)
             at = _span(text, value.value[-1])[1] + 1
-            new = ([""] if style.blank else []) + _render(fields, style, quoted)
         elif _empty(value):
             at = _open_block(text, key, value, f"{f.name}:{key.start_mark.line + 1}")
             col = key.start_mark.column
-            new = _render(fields, _Style(dash=col + 2, content=col + 4), quoted)
+            style = _Style(dash=col + 2, content=col + 4)
         else:
             raise PolygenError(f"{f.name}:{key.start_mark.line + 1}: {section}: is not a list of '- ' items; "
                                "add it by hand")
+    spans = []
+    for fields in items:
+        block = ([""] if style.blank else []) + _render(fields, style, quoted)
+        lead = next(i for i, ln in enumerate(block) if ln.lstrip().startswith("-"))
+        spans.append((at + len(new) + lead + 1, at + len(new) + len(block)))
+        new += block
     text.insert(at, new)
-    lead = next(i for i, ln in enumerate(new) if ln.lstrip().startswith("-"))
-    return _Change(f.path, f.data, str(text)), at + lead + 1, at + len(new)
+    return str(text), at, len(new), spans
 
 
 def _remove_entry(entry: _Entry) -> _Change:
@@ -706,36 +814,41 @@ def _secrets_map(f: _File) -> tuple[ScalarNode, Node] | None:
     return pair
 
 
-def _set_secret(f: _File, ext: str, password: str) -> _Change:
-    """``secrets: {ext: password}`` in the secrets file, which is created 0600 if missing."""
+def _set_secrets(f: _File, passwords: Mapping[str, str], private: bool) -> _Change:
+    """``secrets: {ext: password, …}`` in the secrets file, which is created 0600 if missing
+    (and made 0600 if ``private``); a password there already is replaced where it is."""
     text = _Text(f.text)
     pair = _secrets_map(f)
     quote = '"'
+    todo = dict(passwords)
     if pair is not None and isinstance(pair[1], MappingNode) and pair[1].value:
         keys = [k for k, _ in pair[1].value]
         quote = keys[-1].style if keys[-1].style in ('"', "'") else '"'
+        spliced = []
         for k, v in pair[1].value:
-            if isinstance(k, ScalarNode) and k.value == ext:  # a password left over: replaced
+            if isinstance(k, ScalarNode) and k.value in todo:  # a password left over: replaced
                 if not isinstance(v, ScalarNode) or v.start_mark.line != v.end_mark.line:
-                    raise PolygenError(f"{f.name}:{k.start_mark.line + 1}: secrets.{ext}: edit it by hand")
-                text.splice(v.start_mark.line, v.start_mark.column, v.end_mark.column, _scalar(password, '"'))
-                return _Change(f.path, f.data, str(text), 0o600)
-    entry = _scalar(ext, quote) + ": " + _scalar(password, '"')
-    if pair is None:
-        new = ([SECRETS_HEADER] if f.data is None else [""] if text.lines and not text.blank(len(text.lines) - 1)
-               else []) + ["secrets:", "  " + entry]
-        at = len(text.lines)
-    elif isinstance(pair[1], MappingNode) and pair[1].value and not pair[1].flow_style:
-        at = _end_line(text, pair[1]) + 1
-        new = [" " * pair[1].value[-1][0].start_mark.column + entry]
-    elif _empty(pair[1]):
-        at = _open_block(text, pair[0], pair[1], f"{f.name}:{pair[0].start_mark.line + 1}")
-        new = [" " * (pair[0].start_mark.column + 2) + entry]
-    else:
-        raise PolygenError(f"{f.name}:{pair[0].start_mark.line + 1}: secrets: is a {{ ... }} mapping; "
-                           "add the password by hand")
-    text.insert(at, new)
-    return _Change(f.path, f.data, str(text), 0o600)
+                    raise PolygenError(f"{f.name}:{k.start_mark.line + 1}: secrets.{k.value}: edit it by hand")
+                spliced.append((v.start_mark.line, v.start_mark.column, v.end_mark.column, todo.pop(k.value)))
+        for line, start, end, password in sorted(spliced, reverse=True):  # from the right: columns stay true
+            text.splice(line, start, end, _scalar(password, '"'))
+    if todo:
+        entries = [_scalar(ext, quote) + ": " + _scalar(password, '"') for ext, password in todo.items()]
+        if pair is None:
+            new = ([SECRETS_HEADER] if f.data is None else [""] if text.lines and not text.blank(len(text.lines) - 1)
+                   else []) + ["secrets:"] + ["  " + e for e in entries]
+            at = len(text.lines)
+        elif isinstance(pair[1], MappingNode) and pair[1].value and not pair[1].flow_style:
+            at = _end_line(text, pair[1]) + 1
+            new = [" " * pair[1].value[-1][0].start_mark.column + e for e in entries]
+        elif _empty(pair[1]):
+            at = _open_block(text, pair[0], pair[1], f"{f.name}:{pair[0].start_mark.line + 1}")
+            new = [" " * (pair[0].start_mark.column + 2) + e for e in entries]
+        else:
+            raise PolygenError(f"{f.name}:{pair[0].start_mark.line + 1}: secrets: is a {{ ... }} mapping; "
+                               "add the password by hand")
+        text.insert(at, new)
+    return _Change(f.path, f.data, str(text), 0o600, private)
 
 
 def _drop_secret(f: _File, ext: str) -> _Change | None:
@@ -759,20 +872,30 @@ def _drop_secret(f: _File, ext: str) -> _Change | None:
 
 
 # ---------------------------------------------------------------- check, then write
-def _commit(inv: _Scan, secrets: Path | None, changes: list[_Change], edited: Path,
-            new_lines: range) -> tuple[Inventory, tuple[Problem, ...]]:
-    """Check the inventory as it would be; write the changes only if it has no error."""
-    checked = _check(inv, secrets, changes)
-    for c in changes:  # nothing is written if any file changed meanwhile
-        _unchanged(c)
-    for c in changes:
-        _write(c)
-    name = str(edited)
-    warnings = tuple(w for w in checked.warnings if w.file == name and w.line in new_lines)
-    return checked, warnings
+def _same(p: Problem) -> Problem:
+    return p
 
 
-def _check(inv: _Scan, secrets: Path | None, changes: list[_Change]) -> Inventory:
+def _commit(inv: _Scan, secrets: Path | None, changes: list[_Change], *, env: Mapping[str, str] | None = None,
+            dry_run: bool = False, tell: Callable[[Problem], Problem] = _same) -> Inventory:
+    """Check the inventory as it would be; write the changes only if it has no error. ``tell``
+    moves each problem of the check to where the caller wants it told."""
+    checked = _check(inv, secrets, changes, env, tell)
+    if not dry_run:
+        for c in changes:  # nothing is written if any file changed meanwhile
+            _unchanged(c)
+        for c in changes:
+            _write(c)
+    return replace(checked, warnings=tuple(map(tell, checked.warnings)))
+
+
+def _on(warnings: Iterable[Problem], path: Path, first: int, last: int) -> tuple[Problem, ...]:
+    """The warnings on lines ``first`` to ``last`` of ``path``: those of the lines an edit wrote."""
+    return tuple(w for w in warnings if w.file == str(path) and w.line in range(first, last + 1))
+
+
+def _check(inv: _Scan, secrets: Path | None, changes: list[_Change], env: Mapping[str, str] | None = None,
+           tell: Callable[[Problem], Problem] = _same) -> Inventory:
     directory = inv.directory
     secrets_file = _secrets_path(directory, secrets)
     after = {c.path: c.after.encode("utf-8") for c in changes}
@@ -789,13 +912,14 @@ def _check(inv: _Scan, secrets: Path | None, changes: list[_Change]) -> Inventor
             given = Path(tmp) / "secrets" / secrets_file.name
             given.parent.mkdir()
             given.write_bytes(after[secrets_file] if secrets_file in after else secrets_file.read_bytes())
-            mode = stat.S_IMODE(secrets_file.stat().st_mode) if secrets_file.exists() else 0o600
+            private = any(c.private for c in changes if c.path == secrets_file)
+            mode = 0o600 if private or not secrets_file.exists() else stat.S_IMODE(secrets_file.stat().st_mode)
             given.chmod(mode)  # so that the readable-by-everyone warning says the truth
             moved[str(given)] = str(secrets_file)
         try:
-            return _moved(load(root, secrets=given), moved)
+            return _moved(load(root, secrets=given, env=env), moved)
         except InventoryError as exc:
-            problems = [_move(p, moved) for p in exc.problems]
+            problems = [tell(_move(p, moved)) for p in exc.problems]
             n = sum(1 for p in problems if p.severity == "error")
             raise InventoryError(f"nothing written: the inventory would have {n} error{'s' if n != 1 else ''} "
                                  "after this edit", problems) from None
@@ -833,7 +957,9 @@ def _write(c: _Change) -> None:
         st = target.stat()
     except FileNotFoundError:
         st = None
-    if st is not None:
+    if c.private:
+        mode = 0o600
+    elif st is not None:
         mode = stat.S_IMODE(st.st_mode)
     elif c.mode is not None:
         mode = c.mode

@@ -7,6 +7,11 @@ last good generation in place, and the sidecar keeps serving it. Events from ``o
 ``.<name>.gens`` staging directories are ignored so a build cannot trigger itself, and so are
 open/close-without-write events (a build reading the inventory must not trigger the next one).
 
+With ``--git`` the inventory's working tree is not watched at all: a probe thread asks git for
+the commit (``git rev-parse``, a few milliseconds) every ``GIT_POLL`` seconds and a new one starts
+the quiet period; templates and firmware are watched as files. Editors' saves, uncommitted
+changes and the index do not matter; a commit goes live a second or so later.
+
 ``build`` is injectable, so tests drive the loop with events and ``threading.Event`` waits.
 """
 
@@ -26,6 +31,7 @@ log = logging.getLogger("polygen.watch")
 DEFAULT_QUIET_PERIOD = 0.3
 OBSERVER_CHECK = 5.0  # seconds between checks that the observer thread is alive
 UNATTENDED_MAX_PHONE_LOSS = 0.5
+GIT_POLL = 1.0  # seconds between two looks at the commit (--git)
 _GENS_RE = re.compile(r"\..*\.gens")
 _IGNORED_EVENT_TYPES = frozenset({"opened", "closed_no_write"})
 
@@ -50,6 +56,8 @@ class Watcher:
         poll: bool = False,
         initial_build: bool = True,
         on_build: Callable[[object, BaseException | None], None] | None = None,
+        probe: Callable[[], object] | None = None,
+        probe_interval: float = GIT_POLL,
     ):
         self.paths = [Path(p).absolute() for p in paths]
         self.build = build
@@ -58,6 +66,8 @@ class Watcher:
         self.poll = poll
         self.initial_build = initial_build
         self.on_build = on_build
+        self.probe = probe  # polled every probe_interval seconds; a new value is a change
+        self.probe_interval = probe_interval
         self.builds = 0
         self.failures = 0
         self.last_error: BaseException | None = None
@@ -66,6 +76,8 @@ class Watcher:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._observer = None
+        self._prober: threading.Thread | None = None
+        self._probe_stop = threading.Event()
 
     # ------------------------------------------------------------------ events
     def ignored(self, path: str | Path) -> bool:
@@ -124,15 +136,39 @@ class Watcher:
 
     def start(self) -> Watcher:
         self._observer = self._start_observer()
+        if self.probe is not None:
+            self._probe_stop.clear()
+            first = self._probe_once()  # before the first build: what that build will see
+            self._prober = threading.Thread(target=self._probe_loop, args=(first,), name="polygen-probe", daemon=True)
+            self._prober.start()
         self._thread = threading.Thread(target=self._run, name="polygen-builder", daemon=True)
         self._thread.start()
         return self
+
+    def _probe_once(self) -> object:
+        try:
+            return self.probe()
+        except Exception as exc:  # a probe that fails keeps being asked; its repair is a change
+            log.debug("probe failed: %s", exc)
+            return ("failed", repr(exc))
+
+    def _probe_loop(self, last: object) -> None:
+        while not self._probe_stop.wait(self.probe_interval):
+            value = self._probe_once()
+            if value != last:
+                log.debug("change: %r -> %r", last, value)
+                last = value
+                self.notify()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop watching; a build in progress is allowed to finish (up to ``timeout``)."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+        self._probe_stop.set()
+        if self._prober is not None:
+            self._prober.join(timeout)
+            self._prober = None
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout)
@@ -225,6 +261,8 @@ def failure_summary(error: BaseException) -> str:
 def describe(result: object) -> str:
     """A one-line summary of a BuildResult (or whatever an injected build returned)."""
     fields = ("generation", "phones", "written", "unchanged", "removed")
+    if getattr(result, "commit", None):
+        fields += ("commit",)
     parts = []
     for name in fields:
         if hasattr(result, name):
@@ -237,27 +275,36 @@ def describe(result: object) -> str:
     return " ".join(parts) if parts else repr(result)
 
 
-def make_build(options) -> Callable[[], object]:
-    """A ``build()`` for Watcher that runs ``polygen.build.run(options)`` and logs each warning
-    once: when a build first has it. A first build that changes nothing logs none: the build that
-    made that generation printed them (``make run``'s ``polygen build``), and its ``rebuilt:``
-    line counts them."""
+def make_build(options, source=None) -> Callable[[], object]:
+    """A ``build()`` for Watcher that runs ``polygen.build.run(options)`` (with a
+    ``polygen.gitsource.GitSource``: the inventory as committed) and logs each warning once: when
+    a build first has it. A first build that changes nothing logs none: the build that made that
+    generation printed them (``make run``'s ``polygen build``), and its ``rebuilt:`` line counts
+    them."""
 
     import dataclasses
 
     if dataclasses.is_dataclass(options) and hasattr(options, "keep_auth"):
         # an editor's half-written save must not unprovision half the site, nor open it to
-        # anyone who knows a MAC (SECURITY.md); `polygen build` by hand confirms such a change
+        # anyone who knows a MAC (SECURITY.md); `polygen build` by hand confirms such a change.
+        # Nor may a restart or a touched template quietly undo a `polygen rollback`.
         loss = options.max_phone_loss
-        options = dataclasses.replace(options, keep_auth=True,
+        options = dataclasses.replace(options, keep_auth=True, keep_rollback=True,
                                       max_phone_loss=UNATTENDED_MAX_PHONE_LOSS if loss is None else loss)
     logged: set[str] | None = None  # the warnings of the last build; None before the first
 
     def build() -> object:
         nonlocal logged
-        from polygen.build import run
+        if source is not None:
+            from polygen.gitsource import run as git_run
 
-        result = run(options)
+            result = git_run(options, source)
+        else:
+            from polygen.build import run
+
+            result = run(options)
+        if getattr(result, "held", False):
+            log.info("%s", result.summary())
         warnings = tuple(getattr(result, "warnings", ()) or ())
         if logged is None and not getattr(result, "changed", True):
             logged = set(warnings)
@@ -270,21 +317,33 @@ def make_build(options) -> Callable[[], object]:
     return build
 
 
-def watch_paths(options) -> tuple[list[Path], list[Path]]:
-    """(paths to watch, paths to ignore) for BuildOptions-like ``options``."""
+def watch_paths(options, git: bool = False) -> tuple[list[Path], list[Path]]:
+    """(paths to watch, paths to ignore) for BuildOptions-like ``options``; with ``git`` the
+    inventory is left to the probe (``git_probe``)."""
     out = Path(options.out)
-    paths = [Path(options.inventory), Path(options.templates), Path(options.firmware)]
+    paths = ([] if git else [Path(options.inventory)]) + [Path(options.templates), Path(options.firmware)]
     ignore = [out, out.parent / f".{out.name}.gens"]
     return paths, ignore
 
 
-def run(options, *, poll: bool = False, quiet_period: float = DEFAULT_QUIET_PERIOD) -> None:
-    """``polygen watch``: build now, then on every change, until SIGINT/SIGTERM."""
-    paths, ignore = watch_paths(options)
+def git_probe(options, source) -> Callable[[], object]:
+    """The Watcher probe of a build from git: the commit, and the working tree's secrets file."""
+    from polygen.gitsource import probe
+
+    return lambda: probe(source, options.secrets)
+
+
+def run(options, *, poll: bool = False, quiet_period: float = DEFAULT_QUIET_PERIOD, source=None,
+        probe_interval: float = GIT_POLL) -> None:
+    """``polygen watch``: build now, then on every change, until SIGINT/SIGTERM. ``source``: a
+    ``polygen.gitsource.GitSource``, to build each new commit."""
+    paths, ignore = watch_paths(options, git=source is not None)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    watcher = Watcher(paths, make_build(options), ignore=ignore, quiet_period=quiet_period, poll=poll)
+    watcher = Watcher(paths, make_build(options, source), ignore=ignore, quiet_period=quiet_period, poll=poll,
+                      probe=git_probe(options, source) if source is not None else None,
+                      probe_interval=probe_interval)
     watcher.start()
     try:
         while not stop.wait(1.0):

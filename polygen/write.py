@@ -10,6 +10,13 @@ Ownership does not depend on the umask: every directory polygen makes is 0755 (0
 group), every file it renders gets the plan's mode and the group, and the manifest records each
 file's owner and group, so a file whose owner or group must change gets a new inode instead of a
 hard link (the inode is shared with the previous generation).
+
+Each generation also holds a build record (``.polygen-build.json``, never served): the commit it
+was built from (``polygen build --git``), the generation it replaced (what ``rollback`` returns
+to) and its digest, a sha256 over every file's path, bytes and mode, equal on every machine that
+builds the same inputs. ``rollback`` swaps ``out`` back to the replaced generation and leaves a
+hold beside the generations, so that unattended rebuilds do not quietly put back what it took
+down.
 """
 
 from __future__ import annotations
@@ -28,13 +35,17 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from polygen import htpasswd
 from polygen.errors import BuildError
-from polygen.plan import OutputFile
+
+if TYPE_CHECKING:  # the sidecar reads build records without loading the planner
+    from polygen.plan import OutputFile
 
 MANIFEST = ".polygen-manifest.json"
+BUILD_RECORD = ".polygen-build.json"  # commit, digest, the generation replaced (never served)
+ROLLBACK_HOLD = "rollback.json"  # beside the generations: what `polygen rollback` took down
 DOTFILES = (".htpasswd",)  # the only hidden files a plan may hold; web servers never serve dotfiles
 _GEN_RE = re.compile(r"^g(\d{6,})$")
 _SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)*$")
@@ -52,6 +63,9 @@ class WriteResult:
     removed: int
     changed: bool
     paths: tuple[str, ...] = ()  # written, for tests and the bench
+    digest: str = ""  # of the generation served after the write (digest()); "" on a dry run
+    commit: str | None = None  # the commit the served generation records
+    held: bool = False  # an unattended build that would have undone a rollback: nothing swapped
 
 
 def gens_dir(out: Path) -> Path:
@@ -79,6 +93,70 @@ def read_manifest(gen: Path | None) -> dict[str, list]:
         raise BuildError(f"{gen / MANIFEST} is damaged ({exc}); remove {gen} and build again") from exc
 
 
+def digest(manifest: dict[str, list]) -> str:
+    """sha256 over the sorted (path, sha256 of the bytes, mode) of every file: what a phone can
+    fetch, and nothing of the machine (owners, times, the inventory's location). Two servers that
+    build the same commit with the same templates and firmware print the same digest."""
+    h = hashlib.sha256()
+    for path in sorted(manifest):
+        entry = manifest[path]
+        sha = entry[1] if entry[1] is not None else f"size:{entry[2]}"  # a link made before links were hashed
+        h.update(f"{path}\0{sha}\0{entry[3]:04o}\n".encode())
+    return h.hexdigest()
+
+
+def _json_object(path: Path) -> dict:
+    """A small JSON object polygen wrote, or {} when it is missing or damaged."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _put_json(path: Path, data: dict, mode: int, group: int | None) -> None:
+    """Write (or replace, atomically) a small JSON object."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    _create(str(tmp), json.dumps(data, sort_keys=True, indent=1).encode() + b"\n", mode, group)
+    os.rename(tmp, path)
+
+
+def read_record(gen: Path | None) -> dict:
+    """The build record of a generation: {"commit", "digest", "previous"}; {} if it has none."""
+    return {} if gen is None else _json_object(gen / BUILD_RECORD)
+
+
+def generation_commit(gen: Path | None) -> str | None:
+    """The commit a generation was built from (``--git``), or None."""
+    commit = read_record(gen).get("commit")
+    return commit if isinstance(commit, str) else None
+
+
+def served_commit(out: Path) -> str | None:
+    """The commit the generation ``out`` serves was built from (``--git``), or None: no build
+    yet, or built from the files as they were."""
+    return generation_commit(current_generation(Path(out)))
+
+
+def generation_digest(gen: Path) -> str:
+    """The digest of a generation: recorded by its build, or computed from its manifest."""
+    return read_record(gen).get("digest") or digest(read_manifest(gen))
+
+
+def _write_record(gen: Path, record: dict, group: int | None) -> None:
+    _put_json(gen / BUILD_RECORD, record, 0o640, group)
+
+
+def _holds(hold: dict, commit: str | None, new_digest: str) -> bool:
+    """Would this build put back what `polygen rollback` took down? The same commit, or the same
+    bytes."""
+    if not hold:
+        return False
+    return (commit is not None and commit == hold.get("commit")) or new_digest == hold.get("digest")
+
+
 def _check_out(out: Path) -> None:
     if out.is_symlink():
         target = Path(os.readlink(out))
@@ -99,7 +177,14 @@ def build_lock(out: Path):
     """One build at a time per out/ (a CLI build and a watching sidecar may overlap)."""
     g = gens_dir(out)
     g.mkdir(parents=True, exist_ok=True)
-    fd = os.open(g / "lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, LOCK_MODE)
+    with file_lock(g / "lock"):
+        yield
+
+
+@contextmanager
+def file_lock(path: Path):
+    """An exclusive flock on ``path`` (made 0600), held for the ``with`` block."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, LOCK_MODE)
     with os.fdopen(fd, "a") as fh:
         if stat.S_IMODE(os.fstat(fd).st_mode) != LOCK_MODE:
             os.fchmod(fd, LOCK_MODE)
@@ -220,6 +305,14 @@ def _open_new(path: str, mode: int, gid: int | None):
     return os.fdopen(fd, "wb", buffering=1 << 16)
 
 
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _link(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)
@@ -231,19 +324,24 @@ def _link(src: Path, dst: Path) -> None:
 
 def write(files: Iterable[OutputFile], out: Path, *, progress: Callable[[int], None] | None = None,
           dry_run: bool = False, group: int | None = None, max_phone_loss: float | None = None,
-          keep_auth: bool = False) -> WriteResult:
+          keep_auth: bool = False, commit: str | None = None, keep_rollback: bool = False) -> WriteResult:
     """``group``: the gid of every file and directory of the generation (e.g. www-data's, so
     nginx can read the 0640 files); None: the builder's own group.
     ``max_phone_loss``: refuse (BuildError, nothing swapped) a build that would remove more than
     this fraction of the phones' files; ``keep_auth``: refuse one that would turn provisioning auth
-    off or change its user. Unattended rebuilds use both against half-saved inventories."""
+    off or change its user. Unattended rebuilds use both against half-saved inventories.
+    ``commit``: the commit the files were built from, recorded in the generation (a build that
+    changes no file records it in the generation served). ``keep_rollback``: swap nothing when
+    the build is of the commit, or has the bytes, that `polygen rollback` took down (``held``)."""
     out = Path(out)
     _check_out(out)
     with build_lock(out):
-        return _write_locked(files, out, progress, dry_run, group, max_phone_loss, keep_auth)
+        return _write_locked(files, out, progress, dry_run, group, max_phone_loss, keep_auth, commit,
+                             keep_rollback)
 
 
-def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=None, keep_auth=False) -> WriteResult:
+def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=None, keep_auth=False,
+                  commit: str | None = None, keep_rollback: bool = False) -> WriteResult:
     g = gens_dir(out)
     prev = current_generation(out)
     old = read_manifest(prev)
@@ -298,7 +396,8 @@ def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=Non
                 dst = stage() / f.path
                 if f.link is not None:
                     _link(f.link, dst)
-                    manifest[f.path] = [f.key, None, f.link.stat().st_size, f.mode]
+                    # hashed once per new link (firmware changes rarely): the digest covers its bytes
+                    manifest[f.path] = [f.key, _file_sha256(f.link), f.link.stat().st_size, f.mode]
                 else:
                     # same bytes from new inputs (e.g. a template comment changed elsewhere):
                     # keep the old inode so the phone sees an unchanged file, unless its owner or
@@ -320,6 +419,14 @@ def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=Non
             if progress and n % 256 == 0:
                 progress(256)
         removed = [p for p in old if p not in manifest]
+        changed = bool(written or removed) or (prev is None) or any(old[p] != manifest[p] for p in keep)
+        new_digest = "" if dry_run else digest(manifest)
+        if not dry_run and prev is not None and changed and keep_rollback and _holds(_json_object(g / ROLLBACK_HOLD), commit, new_digest):
+            if staging is not None:
+                shutil.rmtree(staging)
+            served = read_record(prev)
+            return WriteResult(prev.name, 0, len(old), 0, False, (), generation_digest(prev), served.get("commit"),
+                               held=True)
         if max_phone_loss is not None:
             had = sum(1 for p in old if p.endswith("-phone.cfg"))
             lost = sum(1 for p in removed if p.endswith("-phone.cfg"))
@@ -332,12 +439,20 @@ def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=Non
             if weaker:
                 raise BuildError(f"refusing to {weaker} in an unattended rebuild (a half-saved site file?); "
                                  "the last build stays served. Run `polygen build` to apply it deliberately")
-        changed = bool(written or removed) or (prev is None) or any(old[p] != manifest[p] for p in keep)
-        if dry_run or not changed:
+        if dry_run:
             if staging is not None:
                 shutil.rmtree(staging)
-            return WriteResult(prev.name if prev else "", len(written), len(keep), len(removed), changed and not dry_run,
+            return WriteResult(prev.name if prev else "", len(written), len(keep), len(removed), False,
                                tuple(written))
+        if not changed:
+            if staging is not None:
+                shutil.rmtree(staging)
+            served = read_record(prev)
+            if commit is not None and served.get("commit") != commit:
+                # the same bytes from a new commit: the generation served now stands for it
+                served = {**served, "commit": commit, "digest": new_digest}
+                _write_record(prev, served, group)
+            return WriteResult(prev.name, 0, len(keep), 0, False, (), new_digest, served.get("commit"))
         st = stage()
         src_root, dst_root = f"{prev}/", f"{st}/"  # plain strings: 100k Path joins cost a second
         for rel in keep:
@@ -346,11 +461,14 @@ def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=Non
         # one-shot dumps uses the C encoder; json.dump streams through the Python one
         _create(str(st / MANIFEST), json.dumps({"version": 1, "files": manifest}, separators=(",", ":"),
                                                sort_keys=True).encode(), 0o640, group)
+        _write_record(st, {"version": 1, "commit": commit, "digest": new_digest,
+                           "previous": prev.name if prev else None}, group)
         name = _next_name(g)
         final = g / name
         os.rename(st, final)
         staging = None
         _swap(out, final)
+        (g / ROLLBACK_HOLD).unlink(missing_ok=True)  # a new build is live: the rollback is over
     except BaseException as exc:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
@@ -363,7 +481,47 @@ def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=Non
         with contextlib.suppress(OSError):
             if os.stat(prev).st_gid != gid:
                 os.chmod(prev, 0o700)
-    return WriteResult(name, len(written), len(keep), len(removed), True, tuple(written))
+    return WriteResult(name, len(written), len(keep), len(removed), True, tuple(written), new_digest, commit)
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    generation: str  # served now
+    commit: str | None
+    undone: str  # served before
+    undone_commit: str | None
+
+
+def rollback(out: Path) -> RolledBack:
+    """Serve again the generation the current one replaced: the same atomic swap as a build.
+
+    The generation taken down stays on disk, and a hold beside the generations names its commit
+    and digest: unattended rebuilds (``write(keep_rollback=True)``) swap nothing while they would
+    put it back. A deliberate build, or any build with other bytes, ends the hold."""
+    out = Path(out)
+    _check_out(out)
+    if current_generation(out) is None:
+        raise BuildError(f"nothing to roll back: '{out}' has no build yet")
+    with build_lock(out):
+        g = gens_dir(out)
+        cur = current_generation(out)
+        record = read_record(cur)
+        previous = record.get("previous") if isinstance(record.get("previous"), str) else None
+        if previous is None and not record:  # built before generations recorded what they replaced
+            older = sorted(p.name for p in g.iterdir() if _GEN_RE.fullmatch(p.name) and p.name < cur.name)
+            previous = older[-1] if older else None
+        target = g / previous if previous is not None and _GEN_RE.fullmatch(previous) else None
+        if target is None or not target.is_dir():
+            raise BuildError(f"nothing to roll back to: {out} serves {cur.name}, and the generation before it is "
+                             "not kept (polygen keeps the current build and the one it replaced)")
+        if stat.S_IMODE(os.stat(target).st_mode) == 0o700:
+            raise BuildError(f"cannot roll back to {target.name}: a later build gave the files another group "
+                             "(--group) and took this generation's access away; run `polygen build` instead")
+        read_manifest(target)  # a damaged generation is refused before it is served
+        _put_json(g / ROLLBACK_HOLD, {"generation": cur.name, "commit": record.get("commit"),
+                                      "digest": generation_digest(cur)}, 0o644, None)  # no secret in it
+        _swap(out, target)
+    return RolledBack(target.name, read_record(target).get("commit"), cur.name, record.get("commit"))
 
 
 def _auth_weakened(prev: Path | None, old: dict, manifest: dict, staging: Path | None) -> str | None:

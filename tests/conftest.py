@@ -63,6 +63,22 @@ def sample_user_agents() -> list[str]:
     return [line.split("\t")[0] for line in lines if line.strip() and not line.startswith("#")]
 
 
+def tree_digest(out: Path) -> str:
+    """The digest a build prints, computed from the files as a phone would fetch them: sha256
+    over the sorted path, sha256 of the bytes and mode of every file in ``out`` (polygen's own
+    records aside)."""
+    import hashlib
+    import stat
+
+    h = hashlib.sha256()
+    files = sorted(p for p in Path(out).rglob("*")
+                   if p.is_file() and p.name not in (".polygen-manifest.json", ".polygen-build.json"))
+    for p in sorted(files, key=lambda p: p.relative_to(out).as_posix()):
+        sha = hashlib.sha256(p.read_bytes()).hexdigest()
+        h.update(f"{p.relative_to(out).as_posix()}\0{sha}\0{stat.S_IMODE(p.stat().st_mode):04o}\n".encode())
+    return h.hexdigest()
+
+
 @pytest.fixture(autouse=True)
 def _fixed_tz_year(monkeypatch):
     # DST rules come from the tz database for a reference year; pin it so golden files are stable

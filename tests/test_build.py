@@ -12,7 +12,7 @@ import pytest
 
 from polygen.build import BuildOptions, run
 from polygen.errors import BuildError, InventoryError
-from polygen.write import MANIFEST, current_generation, gens_dir
+from polygen.write import BUILD_RECORD, MANIFEST, current_generation, gens_dir
 
 
 def tree(out: Path) -> dict[str, bytes]:
@@ -121,7 +121,8 @@ def test_noop_rebuild_writes_nothing(build_opts):
     assert r1.changed and r1.written > 0
     assert not r2.changed and r2.written == 0 and r2.unchanged == r1.written
     assert current_generation(build_opts.out) == gen
-    assert r2.summary() == f"4 phones: nothing changed ({r1.written} files unchanged, generation {gen.name})"
+    assert r2.summary() == (f"4 phones: nothing changed ({r1.written} files unchanged, generation {gen.name}, "
+                            f"digest {r1.digest[:16]})")
 
 
 def test_one_phone_change_writes_only_that_phone(build_opts):
@@ -133,7 +134,7 @@ def test_one_phone_change_writes_only_that_phone(build_opts):
     assert r.paths == ("64167f000410-phone.cfg",)
     after = {p.name: p.stat().st_ino for p in build_opts.out.rglob("*") if p.is_file()}
     changed = {n for n in after if before.get(n) != after[n]}
-    assert changed == {"64167f000410-phone.cfg", MANIFEST}
+    assert changed == {"64167f000410-phone.cfg", MANIFEST, BUILD_RECORD}
 
 
 def test_removed_phone_files_disappear(build_opts):

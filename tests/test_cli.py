@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from polygen.cli import cli
 
-from .conftest import TEMPLATES
+from .conftest import TEMPLATES, tree_digest
 
 
 def invoke(args, env=None):
@@ -27,9 +27,10 @@ def test_build_prints_a_summary_and_then_nothing_changed(inventory_dir, firmware
     args = build_args(inventory_dir, firmware_dir, tmp_path)
     r = invoke(["build", *args])
     assert r.exit_code == 0, r.output
-    assert r.stdout == "4 phones: 18 files written, 0 unchanged, 0 removed (generation g000001)\n"
+    digest = tree_digest(tmp_path / "out")[:16]
+    assert r.stdout == f"4 phones: 18 files written, 0 unchanged, 0 removed (generation g000001, digest {digest})\n"
     r = invoke(["build", *args])
-    assert r.stdout == "4 phones: nothing changed (18 files unchanged, generation g000001)\n"
+    assert r.stdout == f"4 phones: nothing changed (18 files unchanged, generation g000001, digest {digest})\n"
 
 
 def test_build_options_come_from_the_environment(inventory_dir, firmware_dir, tmp_path):
@@ -65,7 +66,9 @@ def test_build_with_a_broken_firmware_link_names_it_and_keeps_out(inventory_dir,
     (firmware_dir / "9.9.9").mkdir()
     (firmware_dir / "9.9.9" / "sip.ld").symlink_to("/nonexistent/9.9.9/sip.ld")  # no phone runs 9.9.9
     r = invoke(["build", *args])
-    assert (r.exit_code, r.stdout) == (0, "4 phones: 18 files written, 0 unchanged, 0 removed (generation g000001)\n")
+    digest = tree_digest(tmp_path / "out")[:16]
+    assert (r.exit_code, r.stdout) == (0, f"4 phones: 18 files written, 0 unchanged, 0 removed (generation g000001, "
+                                          f"digest {digest})\n")
     link = firmware_dir / "3.3.5" / "sip.ld"  # the IP 330 fetches it
     link.unlink()
     link.symlink_to(tmp_path / "unmounted" / "sip.ld")
@@ -92,7 +95,7 @@ def test_diff_masks_secrets(inventory_dir, firmware_dir, tmp_path):
     assert '-  <reg reg.1.address="1001" reg.1.auth.userId="1001" reg.1.auth.password="********" ' \
            'reg.1.displayName="Ada Lovelace"' in r.stdout
     assert "+    <item><fn>Augusta</fn><ln>Lovelace</ln><ct>1001</ct></item>" in r.stdout
-    assert r.stderr == "0 to add, 2 to change, 0 to remove\n"
+    assert r.stderr == "0 to add, 2 to change, 0 to remove (against generation g000001)\n"
     r = invoke(["diff", "--stat", *args])
     assert r.stdout.splitlines() == ["M contacts/000000000000-directory.xml", "M 0004f2000330-phone.cfg"]
 
@@ -108,7 +111,7 @@ def test_diff_masks_the_phones_admin_password(inventory_dir, firmware_dir, tmp_p
     assert "Example-admin-1" not in r.output
     assert '+  <device device.set="1" device.auth.localAdminPassword.set="1" ' \
            'device.auth.localAdminPassword="********"/>' in r.stdout.splitlines()
-    assert r.stderr == "0 to add, 4 to change, 0 to remove\n"  # the phones' own files only (all UC)
+    assert r.stderr == "0 to add, 4 to change, 0 to remove (against generation g000001)\n"  # the phones' own files only (all UC)
     r = invoke(["diff", "--stat", *args])
     assert r.stdout.splitlines() == ["M 0004f2000330-phone.cfg", "M 0004f2000331-phone.cfg",
                                      "M 0004f2005000-phone.cfg", "M 64167f000410-phone.cfg"]
@@ -116,7 +119,7 @@ def test_diff_masks_the_phones_admin_password(inventory_dir, firmware_dir, tmp_p
 
 def test_diff_before_any_build_lists_every_file_as_added(inventory_dir, firmware_dir, tmp_path):
     r = invoke(["diff", "--stat", *build_args(inventory_dir, firmware_dir, tmp_path)])
-    assert r.exit_code == 0 and r.stderr == "18 to add, 0 to change, 0 to remove\n"
+    assert r.exit_code == 0 and r.stderr == "18 to add, 0 to change, 0 to remove (nothing built yet)\n"
     assert not (tmp_path / "out").exists()  # diff never writes
 
 

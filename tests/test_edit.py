@@ -19,7 +19,8 @@ from click.testing import CliRunner
 
 from polygen import edit
 from polygen.cli import cli
-from polygen.errors import PolygenError
+from polygen.errors import InventoryError, PolygenError
+from polygen.inventory import Problem, load
 
 from .conftest import EXAMPLE, ROOT, TEMPLATES, make_firmware
 from .test_inventory import SITE
@@ -558,6 +559,82 @@ def test_a_file_without_a_final_line_break(inv):
     ok("ext", "add", "1002", "--first-name", "Charles")
     assert exts.read_text() == ('extensions:\n  - ext: "1001"\n    first_name: Ada\n    secret: s\n'
                                 '  - ext: "1002"\n    first_name: Charles\n')
+
+
+# ---------------------------------------------------------------- many entries at once
+ODD = """\
+# top
+phones:   # the phones
+    -   mac: '0004f2000330'   # one
+        model: IP330
+        lines: ['1001']
+# end
+extensions:
+- {ext: "1001", first_name: Ada, secret: s}   # flow items
+"""
+
+
+def test_add_entries_plans_every_splice_and_checks_once(inv, monkeypatch):
+    f = inv("all.yaml", ODD)
+    loads = []
+
+    def counted(*args, **kw):
+        loads.append(args)
+        return load(*args, **kw)
+
+    monkeypatch.setattr(edit, "load", counted)
+    added = edit.add_entries(
+        Path("inv"), extensions=[{"ext": "2001", "first_name": "Zed"}, {"ext": "2002", "first_name": "yes"}],
+        phones=[{"mac": "0004f2000331", "model": "IP330", "lines": ["2001"]},
+                {"mac": "0004f2000332", "model": "IP330", "lines": ["2002"]}],
+        passwords={"2001": "pw-1", "2002": "pw-2"})
+    assert len(loads) == 1
+    assert f.read_text() == ODD.replace("# end\n", "    -   mac: '0004f2000331'\n        model: IP330\n"
+                                                 "        lines: ['2001']\n    -   mac: '0004f2000332'\n"
+                                                 "        model: IP330\n        lines: ['2002']\n# end\n") + (
+        '- {ext: "2001", first_name: Zed}\n- {ext: "2002", first_name: "yes"}\n')
+    # the extensions were placed first, then the phones above them moved them down
+    lines = f.read_text().splitlines()
+    assert [(p.section, p.index, p.first, p.last) for p in added.placed] == [
+        ("extensions", 1, 15, 15), ("extensions", 2, 16, 16), ("phones", 1, 6, 8), ("phones", 2, 9, 11)]
+    assert [lines[p.first - 1].split()[1:3] for p in added.placed] == [
+        ["{ext:", '"2001",'], ["{ext:", '"2002",'], ["mac:", "'0004f2000331'"], ["mac:", "'0004f2000332'"]]
+    assert added.files == (Path("inv/secrets.yaml"), Path("inv/all.yaml"))
+    assert Path("inv/secrets.yaml").read_text() == f'{edit.SECRETS_HEADER}\nsecrets:\n  "2001": "pw-1"\n  "2002": "pw-2"\n'
+    assert stat.S_IMODE(Path("inv/secrets.yaml").stat().st_mode) == 0o600
+    assert {p.mac for p in added.inventory.phones} == {"0004f2000330", "0004f2000331", "0004f2000332"}
+
+
+def test_add_entries_tells_problems_where_the_caller_wants(inv):
+    inv("e.yaml", 'extensions:\n  - {ext: "1001", first_name: Ada, secret: s, mailbox: "1000"}\n')
+    inv("p.yaml", "phones: []\n")
+    before = snapshot(Path("inv"))
+    seen = []
+
+    def blame(p, section, i, rest):
+        seen.append((section, i, rest))
+        return Problem("rows.csv", 10 + i, rest, p.message, p.severity)
+
+    with pytest.raises(InventoryError) as exc:
+        edit.add_entries(Path("inv"), extensions=[{"ext": "2001", "first_name": "Zed", "mailbox": "1000"}],
+                         phones=[{"mac": "0004f2000330", "model": "IP330", "lines": ["2001", "1001", "2002"]}],
+                         passwords={"2001": "pw"}, blame=blame)
+    assert str(exc.value) == "nothing written: the inventory would have 3 errors after this edit"
+    assert [str(p) for p in exc.value.problems] == [
+        "rows.csv:10: .mailbox: directory contact '1000' is also used by extension '1001' (inv/e.yaml:2); the "
+        "phone directory needs unique contacts: set another mailbox or directory: false",
+        "rows.csv:10: .lines[2]: no extension '2002' in the inventory (did you mean '2001'?)",
+        "rows.csv:10: .lines: 3 lines, but the SoundPoint IP 330 supports 2",
+    ]
+    assert seen == [("extensions", 0, ".mailbox"), ("phones", 0, ".lines[2]"), ("phones", 0, ".lines")]
+    assert snapshot(Path("inv")) == before
+    # a dry run checks and writes nothing; a new file that exists is refused
+    added = edit.add_entries(Path("inv"), extensions=[{"ext": "2001", "first_name": "Zed"}],
+                             passwords={"2001": "pw"}, dry_run=True)
+    assert (added.files, [p.first for p in added.placed]) == ((), [3])
+    assert snapshot(Path("inv")) == before
+    with pytest.raises(PolygenError, match=r"^inv/site.yaml already exists; nothing written$"):
+        edit.add_entries(Path("inv"), new_files={Path("inv/site.yaml"): "site: {}\n"})
 
 
 # ---------------------------------------------------------------- help and README

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from polygen.write import MANIFEST, current_generation
+from polygen.write import BUILD_RECORD, MANIFEST, current_generation
 
 from .conftest import TEMPLATES
 
@@ -46,7 +46,7 @@ def snapshot(out: Path) -> dict[str, str]:
     gen = current_generation(out)
     assert gen is not None, "out does not point to a generation"
     files = {p.relative_to(gen).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-             for p in gen.rglob("*") if p.is_file() and p.name != MANIFEST}
+             for p in gen.rglob("*") if p.is_file() and p.name not in (MANIFEST, BUILD_RECORD)}
     manifest = json.loads((gen / MANIFEST).read_text())["files"]
     assert set(files) == set(manifest), "generation and manifest disagree"
     for rel, sha in files.items():

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from polygen.build import BuildOptions, run
-from polygen.write import MANIFEST
+from polygen.write import BUILD_RECORD, MANIFEST
 
 from .conftest import EXAMPLE, TEMPLATES
 
@@ -16,7 +16,7 @@ GOLDEN = Path(__file__).parent / "golden" / "out"
 
 def _files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name not in (MANIFEST, BUILD_RECORD)}
 
 
 def test_example_build_matches_golden(tmp_path):

@@ -4,7 +4,9 @@ secrets file, adding to an inventory while keeping its comments, and the way bac
 from __future__ import annotations
 
 import difflib
+import os
 import shutil
+import stat
 import textwrap
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from polygen.importing.csvin import import_csv, parse_map
 from polygen.inventory import load
 
 from .conftest import EXAMPLE
+from .test_edit import changes, git
 
 SITE = {"name": "Example Corp", "provisioning_url": "http://prov.example.com/", "sip_server": "pbx.example.com",
         "timezone": "America/New_York"}
@@ -190,7 +193,120 @@ def added_lines_only(old: str, new: str) -> list[str]:
     return [d[2:] for d in diff if d.startswith("+ ")]
 
 
-def test_merge_adds_to_the_inventory_keeping_its_comments(here):
+MORE = """\
+    mac,model,ext,first_name,last_name,mailbox,secret
+    64:16:7f:00:02:01,VVX 410,2001,Zed,yes,,pw-2001
+    64:16:7f:00:02:01,VVX 410,2002,Ann,Other,0102,"p,w""2002"
+    ,,2003,Con,Ference,,pw-2003
+    """
+
+
+@pytest.fixture
+def repo(here, monkeypatch):
+    """The example inventory in a git repository, with a secrets file that has a comment (tracked
+    here only so that `git diff` shows what happened to it too)."""
+    for var in [v for v in os.environ if v.startswith("POLYGEN_")]:
+        monkeypatch.delenv(var)
+    shutil.copytree(EXAMPLE, here / "inventory", ignore=shutil.ignore_patterns("secrets.yaml"))
+    write(here / "inventory/secrets.yaml", '# ours\nsecrets:\n  "1002": "from-file"   # rotated in May\n')
+    (here / "inventory/secrets.yaml").chmod(0o640)
+    git(here, "init", "-q")
+    git(here, "add", "-A")
+    git(here, "commit", "-qm", "example")
+    return here
+
+
+def test_merge_adds_to_the_inventory_keeping_every_line(repo):
+    write(repo / "more.csv", MORE)
+    r = CliRunner().invoke(cli, ["import", "csv", "more.csv", "--merge"])
+    assert (r.exit_code, r.stderr) == (0, ""), r.output
+    assert r.stdout == textwrap.dedent("""\
+        more.csv: 1 phones, 3 extensions into inventory
+          inventory/extensions.yaml: 3 extensions
+          inventory/phones.yaml: 1 phone
+          inventory/secrets.yaml: 3 passwords (mode 0600)
+          inventory/.gitignore: lists the secrets file, which must stay out of git
+        """)
+    # only added lines, in the style of the entries around them (a YAML 1.1 boolean quoted)
+    assert changes(repo) == [
+        "inventory/extensions.yaml", "@@ -29,0 +30,10 @@",
+        '+  - ext: "2001"', "+    first_name: Zed", '+    last_name: "yes"',
+        '+  - ext: "2002"', "+    first_name: Ann", "+    last_name: Other", '+    mailbox: "0102"',
+        '+  - ext: "2003"', "+    first_name: Con", "+    last_name: Ference",
+        "inventory/phones.yaml", "@@ -16,0 +17,3 @@",
+        "+  - mac: 64:16:7f:00:02:01", "+    model: VVX410", '+    lines: ["2001", "2002"]',
+        "inventory/secrets.yaml", "@@ -3,0 +4,3 @@",
+        '+  "2001": "pw-2001"', '+  "2002": "p,w\\"2002"', '+  "2003": "pw-2003"',
+    ]
+    loaded = load(repo / "inventory", env={})
+    assert [loaded.extensions[e].secret for e in ("1002", "2001", "2002")] == ["from-file", "pw-2001", 'p,w"2002']
+    assert loaded.extensions["2001"].last_name == "yes"
+
+
+def test_merge_edits_as_phone_add_and_ext_add_do(repo, tmp_path):
+    """The same entries added by `ext add` and `phone add` change the same lines the same way."""
+    shutil.copytree(repo, tmp_path / "by-hand", symlinks=True)
+    write(repo / "more.csv", MORE)
+    assert CliRunner().invoke(cli, ["import", "csv", "more.csv", "--merge"]).exit_code == 0
+    os.chdir(tmp_path / "by-hand")
+    for args in (["ext", "add", "2001", "--first-name", "Zed", "--last-name", "yes"],
+                 ["ext", "add", "2002", "--first-name", "Ann", "--last-name", "Other", "--mailbox", "0102"],
+                 ["ext", "add", "2003", "--first-name", "Con", "--last-name", "Ference"],
+                 ["phone", "add", "64:16:7f:00:02:01", "--model", "VVX410", "--line", "2001", "--line", "2002"]):
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 0, r.output
+    merged, by_hand = changes(repo), changes(tmp_path / "by-hand")
+    tracked = merged.index("inventory/secrets.yaml")  # the passwords differ: ext add makes random ones
+    assert merged[:tracked] == by_hand[:by_hand.index("inventory/secrets.yaml")]
+
+
+def test_a_merge_that_would_break_the_inventory_writes_nothing(repo):
+    write(repo / "more.csv", """\
+        mac,model,ext,first_name,mailbox,secret
+        64:16:7f:00:02:01,VVX410,2001,Zed,,pw-2001
+        64:16:7f:00:02:01,VVX410,2002,Ann,1000,pw-2002
+        64:16:7f:00:02:02,VVX410,1001,,,
+        """)
+    before = {p: (p.read_bytes(), p.stat().st_mode) for p in (repo / "inventory").iterdir()}
+    r = CliRunner().invoke(cli, ["import", "csv", "more.csv", "--merge"])
+    assert (r.exit_code, r.stdout) == (1, "")
+    assert r.stderr.splitlines() == [
+        "more.csv:3: mailbox: directory contact '1000' is also used by extension '1005' "
+        "(inventory/extensions.yaml:20); the phone directory needs unique contacts: set another mailbox or "
+        "directory: false",
+        "more.csv:4: ext: extension '1001' is also a line of phone 0004f2000330 (inventory/phones.yaml:5); put it "
+        "on one phone, or set shared: true on the extension (inventory/extensions.yaml:4) to make it a shared line",
+        "Error: nothing written: the inventory would have 2 errors after this edit",
+    ]
+    assert {p: (p.read_bytes(), p.stat().st_mode) for p in (repo / "inventory").iterdir()} == before
+    assert git(repo, "status", "--porcelain") == "?? more.csv\n"
+    # a dry run of a good file checks the same and writes nothing either; a warning is told at its row
+    write(repo / "more.csv", MORE.replace("64:16:7f:00:02:01", "00:11:22:00:02:01"))
+    r = CliRunner().invoke(cli, ["import", "csv", "more.csv", "--merge", "--dry-run"])
+    assert (r.exit_code, r.stdout.splitlines()[1:]) == (0, ["  (dry run: nothing written)"])
+    assert r.stderr == "more.csv:2: mac: warning: 00:11:22 is not a Polycom/Poly OUI; check the MAC\n"
+    assert {p: (p.read_bytes(), p.stat().st_mode) for p in (repo / "inventory").iterdir()} == before
+
+
+def test_merged_passwords_go_only_to_the_secrets_file(repo, tmp_path):
+    store = tmp_path / "private" / "sip.yaml"
+    store.parent.mkdir()
+    write(store, 'secrets:\n  "1002": "from-file"\n')
+    store.chmod(0o644)
+    write(repo / "more.csv", MORE)
+    r = CliRunner().invoke(cli, ["import", "csv", "more.csv", "--merge"], env={"POLYGEN_SECRETS": str(store)})
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[-1] == f"  {store}: 3 passwords (mode 0600)"  # outside: no .gitignore
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    assert store.read_text() == 'secrets:\n  "1002": "from-file"\n  "2001": "pw-2001"\n  "2002": "p,w\\"2002"\n' \
+                                '  "2003": "pw-2003"\n'
+    for f in (repo / "inventory").iterdir():
+        assert "pw-2001" not in f.read_text() and "p,w" not in f.read_text(), f
+    assert not (repo / "inventory/.gitignore").exists()
+    assert load(repo / "inventory", store, env={}).extensions["2003"].secret == "pw-2003"
+
+
+def test_merge_puts_a_shared_line_on_a_new_phone(here):
     inv = here / "inventory"
     shutil.copytree(EXAMPLE, inv)
     # a shared line, so that the new phone may carry it too
@@ -206,9 +322,9 @@ def test_merge_adds_to_the_inventory_keeping_its_comments(here):
         """)
     draft, written = import_csv(Path("more.csv"), Path("inventory"), merge=True, env={})
     assert added_lines_only(old["phones.yaml"], (inv / "phones.yaml").read_text()) == [
-        '  - mac: "00:04:f2:00:09:99"', "    model: VVX410", '    lines: ["2001", "1001"]']
+        '  - mac: 00:04:f2:00:09:99', "    model: VVX410", '    lines: ["2001", "1001"]']
     assert added_lines_only(old["extensions.yaml"], (inv / "extensions.yaml").read_text()) == [
-        '  - ext: "2001"', "    first_name: Zed", "    last_name: \"O'Neil\""]
+        '  - ext: "2001"', "    first_name: Zed", "    last_name: O'Neil"]
     assert added_lines_only(old["secrets.yaml"], (inv / "secrets.yaml").read_text()) == ['  "2001": "pw-2001"']
     assert (inv / "secrets.yaml").stat().st_mode & 0o777 == 0o600
     loaded = load(inv, env={})
@@ -320,15 +436,32 @@ def test_cli_import_csv_errors_exit_1_and_write_nothing(here):
     assert not (here / "site2").exists() and not (here / "inventory").exists()
 
 
-def test_merge_into_one_file_holding_both_lists(here):
+@pytest.mark.parametrize("order", [("extensions.yaml", "phones.yaml"), ("phones.yaml", "extensions.yaml")])
+def test_merge_into_one_file_holding_both_lists(here, order):
     inv = here / "inv"
     inv.mkdir()
-    text = "".join((EXAMPLE / n).read_text() for n in ("site.yaml", "extensions.yaml", "phones.yaml"))
+    text = "".join((EXAMPLE / n).read_text() for n in ("site.yaml", *order))
     write(inv / "all.yaml", text)
     write(here / "more.csv", "mac,model,ext,first_name,secret\n0004f2000999,IP330,2001,Zed,z\n")
     draft, written = import_csv(Path("more.csv"), inv, merge=True, env={})
     assert [(p.name, what) for p, what in written.files] == [("all.yaml", "1 extension, 1 phone"),
                                                              ("secrets.yaml", "1 password (mode 0600)")]
-    assert len(added_lines_only(text, (inv / "all.yaml").read_text())) == 5
+    ext = ['  - ext: "2001"', "    first_name: Zed"]
+    phone = ["  - mac: 00:04:f2:00:09:99", "    model: IP330", '    lines: ["2001"]']
+    assert added_lines_only(text, (inv / "all.yaml").read_text()) == (
+        ext + phone if order[0] == "extensions.yaml" else phone + ext)
     loaded = load(inv, env={})
     assert "2001" in loaded.extensions and any(p.mac == "0004f2000999" for p in loaded.phones)
+
+
+def test_merge_into_files_without_a_site_adds_site_yaml(here):
+    (here / "inv").mkdir()
+    shutil.copy(EXAMPLE / "extensions.yaml", here / "inv")
+    write(here / "m.csv", "mac,model,ext,first_name,secret\n0004f2000999,IP330,2001,Zed,z\n")
+    draft, written = import_csv(Path("m.csv"), Path("inv"), merge=True, site=SITE, env={})
+    assert [(str(p), what) for p, what in written.files] == [
+        ("inv/site.yaml", "the site"), ("inv/extensions.yaml", "1 extension"), ("inv/phones.yaml", "1 phone"),
+        ("inv/secrets.yaml", "1 password (mode 0600)")]
+    assert added_lines_only((EXAMPLE / "extensions.yaml").read_text(), (here / "inv/extensions.yaml").read_text()) \
+        == ['  - ext: "2001"', "    first_name: Zed"]
+    assert load(Path("inv"), env={}).site.name == "Example Corp"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from polygen.importing import merge, yamltext
+from polygen.importing import yamltext
 from polygen.yamlnodes import load_file
 
 # what a YAML file can carry at all (the emitter escapes the rest)
@@ -36,9 +36,3 @@ def test_names_stay_plain_and_numbers_quoted():
         'extensions:\n  - ext: "0100"\n    first_name: Ada\n    last_name: "yes"\n'
         '    display_name: Front Desk\n    lines: ["1", "2"]\n')
 
-
-def test_added_items_keep_the_file_as_it_was():
-    text = "# top\nphones:   # the phones\n    -   mac: x   # one\n        model: IP330\n# end\n"
-    new = merge.add_items(text, "phones", yamltext.items([{"mac": "y", "model": "VVX410"}]), "t")
-    assert new.startswith("# top\nphones:   # the phones\n")
-    assert "# one" in new and "# end" in new and '"y"' in new

@@ -51,6 +51,7 @@ def make_generation(gens: Path, name: str, tag: str) -> Path:
         "firmware/5.9.7/sip.ld": "firmware-bytes\n",
         "firmware/5.9.7/sip.ver": "5.9.7.4477\n",
         ".polygen-manifest.json": '{"secret": "manifest"}\n',
+        ".polygen-build.json": '{"commit": "manifest of the build"}\n',
     }
     for rel, text in files.items():
         path = gen / rel
@@ -317,7 +318,7 @@ def test_a_phone_without_its_own_directory_gets_the_shared_one(served, out_tree)
 
 @pytest.mark.parametrize("path", [
     "/", "/bootstrap/", "/firmware/", "/firmware/5.9.7/", "/contacts/",
-    "/.polygen-manifest.json", "/ua-index.json", f"/{MAC}.cfg", f"/{MAC}-web.cfg",
+    "/.polygen-manifest.json", "/.polygen-build.json", "/ua-index.json", f"/{MAC}.cfg", f"/{MAC}-web.cfg",
     "/000000000000-license.cfg", f"/{MAC.upper()}-phone.cfg", "/bootstrap/.hidden.cfg",
 ])
 def test_not_served(served, path):

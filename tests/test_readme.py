@@ -42,7 +42,10 @@ How it stays off the real system (the documented mapping)
     * ``http://prov.example.com/`` in ``polygen simulate`` and ``curl`` is the test nginx, and
       ``127.0.0.1:8080`` in ``curl`` the test sidecar. ``curl`` observes a service that rebuilds
       asynchronously (``--watch``), so a ``curl`` whose output differs is retried for 10 s.
-    * Normalised before comparing: ISO times and the phones' 10-digit time stamps.
+    * Normalised before comparing: ISO times and the phones' 10-digit time stamps. A build's
+      digest and a commit (git's time stamps make them differ on each run) stand in for the
+      README's consistently: the same one shown twice is the same both times
+      (tests/sessiontokens.py).
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import make_firmware
+from tests.sessiontokens import Tokens
 from tests.daemons import Nginx, find_binary, free_port, is_root, require_binary, wait_for_port, write_nginx_main_conf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,6 +175,7 @@ class Guide:
         self.journal = tmp / "journal-polygen.log"
         self.done: dict[int, str | None] = {}  # step index -> None (ok) or the failure
         self.user, self.group = _owner()
+        self.tokens = Tokens()  # the README's digests and commits -> this run's
         # fake release zip, Debian-like dhcpd.conf, nginx main config with conf.d/*.conf
         fw = make_firmware(tmp / "fw-src", releases=("5.9.7",)) / "5.9.7"
         with zipfile.ZipFile(self.home / Path(ZIP).name, "w") as z:
@@ -260,12 +265,13 @@ class Guide:
         while True:
             rc, out = self.shell(translated)
             out = self.unmap(out)
-            if rc == 0 and (not step.expected or matches(step.expected, out)) or time.monotonic() > deadline:
+            if rc == 0 and (not step.expected or matches(step.expected, out, self.tokens)) \
+                    or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         assert rc == 0, f"README line {step.line}: `{cmd}` exited {rc}; ran `{translated}`:\n{out}"
         if step.expected and not os.environ.get("POLYGEN_README_SHOW"):
-            assert matches(step.expected, out), (
+            assert matches(step.expected, out, self.tokens), (
                 f"README line {step.line}: `{cmd}` printed\n{out}\nwhich is not what the README shows:\n"
                 + "\n".join(step.expected))
         return out
@@ -373,11 +379,20 @@ def normalise(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.rstrip("\n").splitlines())
 
 
-def matches(expected: list[str], out: str) -> bool:
-    """Exact after normalise(); a README line ``...`` stands for any number of lines."""
-    parts = [re.escape(normalise(ln)) if ln != "..." else r"(?:.*\n)*?" for ln in expected]
-    pattern = "".join(p if p.startswith("(?:") else p + r"\n" for p in parts)
-    return re.fullmatch(pattern, normalise(out) + "\n") is not None
+def matches(expected: list[str], out: str, tokens: Tokens | None = None) -> bool:
+    """Exact after normalise(); a README line ``...`` stands for any number of lines; hashes
+    stand in for the README's consistently (``tokens``, remembered on a match)."""
+    tokens = tokens if tokens is not None else Tokens()
+    pattern, shown = "", []
+    for ln in expected:
+        if ln == "...":
+            pattern += r"(?:.*\n)*?"
+            continue
+        line, hashes = tokens.pattern(normalise(ln))
+        pattern += line + r"\n"
+        shown += hashes
+    m = re.fullmatch(pattern, normalise(out) + "\n")
+    return m is not None and tokens.bind(shown, list(m.groups()))
 
 
 def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
@@ -518,6 +533,19 @@ def test_parse_guide_handles_continuations_and_heredocs(monkeypatch, tmp_path):
         ("echo a \\\n  b", ["a b"], None), ("cat <<'EOF'\nx\nEOF", ["x"], None),
         ("", [], ("/srv/polygen/inventory/site.yaml", "site:\n  k: 1\n"))]
     assert matches(["a", "...", "z"], "a\nb\nc\nz\n") and not matches(["a", "z"], "a\nb\nz")
+
+
+def test_hashes_stand_in_for_the_readmes_consistently():
+    tokens = Tokens()
+    c1, c2 = "1" * 40, "2" * 40
+    assert matches([f'{{"commit": "{c1}"}}', f"(commit {c1[:12]}, digest {'a' * 16})"],
+                    f'{{"commit": "{"e" * 40}"}}\n(commit {"e" * 12}, digest {"f" * 16})\n', tokens)
+    assert not matches([f"commit {c1[:12]}"], f"commit {'d' * 12}\n", tokens)  # the same one shown: the same
+    assert not matches([f"commit {c2[:12]}"], f"commit {'e' * 12}\n", tokens)  # another one shown: another
+    assert matches([f"commit {c2[:12]}", "digest 0123456789abcdef"], f"commit {'d' * 12}\ndigest {'9' * 16}\n",
+                   tokens)
+    assert not matches(["digest 0123456789abcdef"], "digest 0123456789abcdeg\n")  # hex only, and elsewhere exact
+    assert not matches(["commit 0123456789ab"], "commit: 0123456789ab\n")
 
 
 # ---------------------------------------------------------------- deploy/

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from polygen.cli import cli
 
 from .conftest import EXAMPLE, ROOT, TEMPLATES
+from .sessiontokens import Tokens
 
 README = (ROOT / "README.md").read_text()
 
@@ -29,7 +30,9 @@ def block_with(command: str) -> list[str]:
 def replay(lines: list[str], cwd) -> None:
     """Run each `$ …` line and compare what it prints (stdout and stderr, as a terminal shows
     them; firmware warnings aside) with the lines under it. `cat FILE` shows a file the README
-    gives: the lines under it are written to FILE first."""
+    gives: the lines under it are written to FILE first. Digests stand in consistently
+    (tests/sessiontokens.py)."""
+    tokens = Tokens()
     steps: list[tuple[str, list[str]]] = []
     for line in lines:
         if line.startswith("$ "):
@@ -45,7 +48,7 @@ def replay(lines: list[str], cwd) -> None:
         extra = ["-t", str(TEMPLATES)] if argv[1] in ("build", "diff") else []
         r = CliRunner().invoke(cli, argv[1:] + extra, catch_exceptions=False)
         got = [ln for ln in r.output.splitlines() if not ln.startswith("warning: firmware/")]
-        assert got == shown, f"{command}\n" + "\n".join(got)
+        assert got == tokens.expected(shown, got), f"{command}\n" + "\n".join(got)
 
 
 @pytest.fixture

@@ -253,7 +253,8 @@ async def test_no_build_yet(aiohttp_client, tmp_path):
     assert counts(tmp_path / "logs.db") == (0, 0)
     r = await client.get("/healthz")
     assert r.status == 503
-    assert await r.json() == {"status": "unavailable", "generation": None, "phones": 0, "db": True}
+    assert await r.json() == {"status": "unavailable", "generation": None, "commit": None, "phones": 0,
+                                "db": True}
 
 
 # ---------------------------------------------------------------------------- uploads
@@ -453,7 +454,7 @@ async def test_static_off(aiohttp_client, site, tmp_path):
 async def test_healthz(client):
     r = await client.get("/healthz")
     assert r.status == 200
-    assert await r.json() == {"status": "ok", "generation": "g000001", "phones": 2, "db": True}
+    assert await r.json() == {"status": "ok", "generation": "g000001", "commit": None, "phones": 2, "db": True}
 
 
 async def test_retention_prunes_on_schedule(aiohttp_client, site, tmp_path):
@@ -576,7 +577,7 @@ async def test_real_server_concurrent_uploads_and_restart(many_macs_site, tmp_pa
     try:
         async with aiohttp.ClientSession() as session:
             health = await server.wait_ready(session)
-            assert health == {"status": "ok", "generation": "g000001", "phones": 40, "db": True}
+            assert health == {"status": "ok", "generation": "g000001", "commit": None, "phones": 40, "db": True}
 
             async def phone(mac: str) -> None:
                 body = b""
@@ -778,7 +779,7 @@ async def test_healthz_tells_a_failed_or_refused_rebuild(aiohttp_client, build_o
                            watch_paths=tuple(paths), watch_ignore=tuple(ignore), quiet_period=0.1)
     client = await aiohttp_client(create_app(config))
     assert (await rebuild.next()).generation == "g000001"
-    ok = {"status": "ok", "generation": "g000001", "phones": 4, "db": True}
+    ok = {"status": "ok", "generation": "g000001", "commit": None, "phones": 4, "db": True}
     assert await healthz_until(client, lambda b: True) == (200, ok)
 
     site.write_text(with_auth.replace(auth, ""))

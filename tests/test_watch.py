@@ -107,6 +107,33 @@ def test_file_change_triggers_build(dirs):
         assert rec.wait()
 
 
+def test_a_new_probe_value_triggers_a_build_and_the_same_one_does_not(dirs):
+    """--git's probe: polled, a build when its value changes (the commit), none while it stays;
+    a probe that raises keeps being asked, and its repair is a change."""
+    value = ["c1"]
+    asked = threading.Event()
+
+    def probe():
+        asked.set()
+        if value[0] is None:
+            raise OSError("git is gone")
+        return value[0]
+
+    rec = Recorder()
+    with make_watcher([], rec, probe=probe, probe_interval=0.02):
+        for _ in range(3):  # polled, unchanged: nothing to build
+            asked.clear()
+            assert asked.wait(WAIT)
+        assert rec.calls == 0
+        value[0] = "c2"
+        assert rec.wait()
+        value[0] = None
+        assert rec.wait()  # an error is a change too
+        value[0] = "c2"
+        assert rec.wait()
+    assert rec.calls == 3
+
+
 def test_polling_observer(dirs):
     rec = Recorder()
     with make_watcher([dirs], rec, poll=True):

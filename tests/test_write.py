@@ -18,7 +18,7 @@ import pytest
 
 from polygen import write
 from polygen.build import BuildOptions, run
-from polygen.write import MANIFEST, current_generation, gens_dir, read_manifest
+from polygen.write import BUILD_RECORD, MANIFEST, current_generation, gens_dir, read_manifest
 
 from .conftest import EXAMPLE, TEMPLATES, make_firmware
 
@@ -54,7 +54,7 @@ def generation_entries(out: Path) -> tuple[list[Path], list[Path]]:
     """(directories, rendered files) of the current generation, the generation itself and
     .out.gens included; firmware links are the firmware's own files, not polygen's."""
     gen = current_generation(out)
-    links = {p for p, entry in read_manifest(gen).items() if entry[1] is None}
+    links = {p for p, entry in read_manifest(gen).items() if len(entry) == 4}  # a link records no owner
     dirs, files = [gens_dir(out), gen], []
     for root, dnames, fnames in os.walk(gen):
         dirs += [Path(root, n) for n in dnames]
@@ -71,7 +71,7 @@ def test_modes_do_not_depend_on_the_umask(umask, site):
     run(options(site))
     dirs, files = generation_entries(out)
     assert modes(dirs) == {str(d): 0o755 for d in dirs}
-    secret = {PHONE, "0004f2000330-phone.cfg", MANIFEST}
+    secret = {PHONE, "0004f2000330-phone.cfg", MANIFEST, BUILD_RECORD}
     assert {p.name: m for p, m in zip(files, modes(files).values()) if p.name in secret} == dict.fromkeys(secret, 0o640)
     assert modes([out / "000000000000.cfg", out / "contacts/000000000000-directory.xml"]) == {
         str(out / "000000000000.cfg"): 0o644, str(out / "contacts/000000000000-directory.xml"): 0o644}

@@ -11,8 +11,9 @@
 * ``defaults`` what a phone has for the parameters polygen always writes when no file sets them
 * ``compare``  two effective configurations, parameter by parameter
 * ``commit``   checking the result with the full inventory load in a private copy, then writing it
-               (new files, or added to an existing inventory), passwords only into the secrets file
-* ``yamltext`` / ``merge``  YAML text for new files / additions to existing files keeping comments
+               (new files, or added to an existing inventory with ``polygen.edit``'s edits, which
+               keep every other line), passwords only into the secrets file
+* ``yamltext`` YAML text for new files
 
 Nothing is written unless the whole result loads without an error.
 """

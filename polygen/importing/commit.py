@@ -1,11 +1,12 @@
 """Check an import with the full inventory load, then write it, all or nothing.
 
 A ``Draft`` holds what an import made: new list entries (each remembering the row or file it
-came from), maybe a site, and the passwords. ``commit`` lays it out as files of the target
-inventory (new files, or with ``merge`` added to the files that already hold such entries,
-keeping their comments), loads the result in a private temporary copy with ``inventory.load``,
-and writes only when that load has no error. Problems in what the import added are reported at
-the place the entry came from (``phones.csv:17: MAC Address: …``). Passwords go only into the
+came from), maybe a site, and the passwords. ``commit`` lays it out as new files of the target
+inventory, loads the result in a private temporary copy with ``inventory.load``, and writes only
+when that load has no error; ``merge`` adds the entries to an existing inventory with the edits
+of ``polygen.edit`` (the ones ``phone add`` and ``ext add`` make: every other line, comments
+included, stays as it was), checked the same way, as a whole, first. Problems in what the
+import added are reported at the place the entry came from (``phones.csv:17: MAC Address: …``). Passwords go only into the
 secrets file (mode 0600), never into a file meant for git, and the inventory's ``.gitignore``
 is made to list that file.
 """
@@ -20,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from polygen.errors import InventoryError, PolygenError
-from polygen.importing import merge as merging
 from polygen.importing import yamltext
 from polygen.inventory import SECRETS_FILENAMES, Inventory, Problem, inventory_files, load
 
@@ -108,17 +108,11 @@ def existing(into: Path) -> Existing:
     return found
 
 
-def _entry_counts(path: Path) -> dict[str, int]:
-    from polygen.yamlnodes import Map, Seq, load_file
-
-    doc, _ = load_file(path)
-    if not isinstance(doc, Map):
-        return {}
-    return {s: len(doc[s]) for s in SECTIONS if isinstance(doc.get(s), Seq)}
-
-
 def _what(draft: Draft, section: str) -> str:
-    n = draft.count(section)
+    return _count(draft.count(section), section)
+
+
+def _count(n: int, section: str) -> str:
     noun = {"extensions": "extension", "phones": "phone", "contacts": "contact"}[section]
     return f"{n} {noun}{'s' if n != 1 else ''}"
 
@@ -126,21 +120,18 @@ def _what(draft: Draft, section: str) -> str:
 class _Layout:
     """The text of every file the import writes, and which entry is at which index of which file."""
 
-    def __init__(self, draft: Draft, into: Path, merge: bool, secrets: Path | None):
+    def __init__(self, draft: Draft, into: Path, secrets: Path | None):
         self.into = into
         self.texts: dict[Path, str] = {}
         self.what: dict[Path, str] = {}
         self.placed: dict[tuple[Path, str, int], Entry] = {}
         self.secrets = secrets_path(into, secrets)
-        existing = inventory_files(into) if into.is_dir() else []
-        counts = {f: _entry_counts(f) for f in existing} if merge else {}
-        if not merge:
-            clash = [p for p in self._new_files(draft) if p.exists()]
-            if (draft.secrets or draft.provisioning_password or draft.admin_password) and self.secrets.exists():
-                clash.append(self.secrets)
-            if clash:
-                raise PolygenError(f"{', '.join(map(str, clash))} already exist{'s' if len(clash) == 1 else ''}: "
-                                   "add to that inventory with --merge, or import --into a new directory")
+        clash = [p for p in self._new_files(draft) if p.exists()]
+        if (draft.secrets or draft.provisioning_password or draft.admin_password) and self.secrets.exists():
+            clash.append(self.secrets)
+        if clash:
+            raise PolygenError(f"{', '.join(map(str, clash))} already exist{'s' if len(clash) == 1 else ''}: "
+                               "add to that inventory with --merge, or import --into a new directory")
         if draft.site is not None:
             doc = {"site": draft.site, **({"models": draft.models} if draft.models else {})}
             self._set(into / "site.yaml", yamltext.dump(doc, draft.comment), "the site")
@@ -148,19 +139,11 @@ class _Layout:
             entries = [e for e in draft.entries if e.section == section]
             if not entries:
                 continue
-            holders = [f for f in existing if counts.get(f, {}).get(section)]
-            target = max(holders, key=lambda f: counts[f][section]) if holders else into / f"{section}.yaml"
-            start = counts.get(target, {}).get(section, 0)
-            if target.exists() and merge:
-                # one file may hold several sections: each edit goes on top of the one before
-                current = self.texts.get(target) or target.read_text(encoding="utf-8")
-                text = merging.add_items(current, section, yamltext.items([e.data for e in entries]), str(target))
-            else:
-                text = yamltext.dump({section: [e.data for e in entries]}, draft.comment)
-            what = _what(draft, section)
-            self._set(target, text, f"{self.what[target]}, {what}" if target in self.what else what)
+            target = into / f"{section}.yaml"
+            self._set(target, yamltext.dump({section: [e.data for e in entries]}, draft.comment),
+                      _what(draft, section))
             for i, e in enumerate(entries):
-                self.placed[(target, section, start + i)] = e
+                self.placed[(target, section, i)] = e
         if draft.secrets or draft.provisioning_password or draft.admin_password:
             self._secrets(draft)
 
@@ -178,21 +161,14 @@ class _Layout:
         what = ", ".join(x for x in (f"{n} password{'s' if n != 1 else ''}" if n else "",
                                      "the provisioning password" if draft.provisioning_password else "",
                                      "the phones' admin password" if draft.admin_password else "") if x)
-        single = {k: v for k, v in (("provisioning_password", draft.provisioning_password),
-                                    ("admin_password", draft.admin_password)) if v}
-        if path.exists():
-            text = path.read_text(encoding="utf-8")
-            if draft.secrets:
-                text = merging.set_keys(text, "secrets", draft.secrets, str(path))
-            for key, value in single.items():
-                text = merging.set_key(text, key, value, str(path))
-        else:
-            doc: dict = {"secrets": dict(draft.secrets)} if draft.secrets else {}
-            text = yamltext.dump(doc | single, SECRETS_COMMENT)
-        self._set(path, text, what + " (mode 0600)")
+        doc: dict = {"secrets": dict(draft.secrets)} if draft.secrets else {}
+        doc |= {k: v for k, v in (("provisioning_password", draft.provisioning_password),
+                                  ("admin_password", draft.admin_password)) if v}
+        self._set(path, yamltext.dump(doc, SECRETS_COMMENT), what + " (mode 0600)")
 
 
-_PATH_RE = re.compile(r"^(extensions|phones|contacts)\[(\d+)\](?:\.([A-Za-z_]+))?(?:\[(\d+)\])?")
+_PATH_RE = re.compile(r"^(extensions|phones|contacts)\[(\d+)\]")
+_FIELD_RE = re.compile(r"^(?:\.([A-Za-z_]+))?(?:\[(\d+)\])?")
 
 
 def _relocate(p: Problem, layout: _Layout, tmp: Path, tmp_secrets: Path) -> Problem:
@@ -207,23 +183,30 @@ def _relocate(p: Problem, layout: _Layout, tmp: Path, tmp_secrets: Path) -> Prob
     file = Path(back(p.file))
     m = _PATH_RE.match(p.path)
     entry = layout.placed.get((file, m.group(1), int(m.group(2)))) if m else None
+    p = Problem(str(file), p.line, p.path, back(p.message), p.severity)
+    return _at_origin(p, entry, p.path[m.end():]) if m else p
+
+
+def _at_origin(p: Problem, entry: Entry | None, rest: str) -> Problem:
+    """A problem in an entry the import added, told at the row (or place) the entry came from;
+    ``rest``: its path after the entry (``.lines[1]``)."""
     if entry is None or entry.origin is None:
-        return Problem(str(file), p.line, p.path, back(p.message), p.severity)
+        return p
     origin = entry.origin
-    fld = m.group(3)
+    fld, index = _FIELD_RE.match(rest).groups()
     line = origin.line
-    if fld == "lines" and m.group(4) is not None and int(m.group(4)) < len(origin.line_rows):
-        line = origin.line_rows[int(m.group(4))]
+    if fld == "lines" and index is not None and int(index) < len(origin.line_rows):
+        line = origin.line_rows[int(index)]
     column = origin.columns.get(fld, fld) if fld else ""
-    return Problem(origin.file, line, column, back(p.message), p.severity)
+    return Problem(origin.file, line, column, p.message, p.severity)
 
 
-def check(draft: Draft, into: Path, *, merge: bool = False, secrets: Path | None = None,
+def check(draft: Draft, into: Path, *, secrets: Path | None = None,
           env: dict | None = None) -> tuple[_Layout, Inventory, list[Problem]]:
-    """Lay the draft out and load the inventory it makes in a private copy; raise InventoryError
-    with every problem (at its origin) when it has an error."""
+    """Lay the draft out as new files and load the inventory they make in a private copy; raise
+    InventoryError with every problem (at its origin) when it has an error."""
     into = Path(into)
-    layout = _Layout(draft, into, merge, secrets)
+    layout = _Layout(draft, into, secrets)
     with tempfile.TemporaryDirectory(prefix="polygen-import-") as td:
         tmp = Path(td) / "inventory"
         tmp.mkdir(mode=0o700)
@@ -255,11 +238,10 @@ def check(draft: Draft, into: Path, *, merge: bool = False, secrets: Path | None
     return layout, inv, warnings
 
 
-def commit(draft: Draft, into: Path, *, merge: bool = False, secrets: Path | None = None,
-           env: dict | None = None) -> Written:
+def commit(draft: Draft, into: Path, *, secrets: Path | None = None, env: dict | None = None) -> Written:
     """Check, then write every file of the draft (each atomically: a temporary file, then rename)."""
     into = Path(into)
-    layout, inv, warnings = check(draft, into, merge=merge, secrets=secrets, env=env)
+    layout, inv, warnings = check(draft, into, secrets=secrets, env=env)
     staged: list[tuple[Path, Path]] = []
     try:
         for path, text in layout.texts.items():
@@ -281,6 +263,39 @@ def commit(draft: Draft, into: Path, *, merge: bool = False, secrets: Path | Non
         os.replace(tmp, path)
     gitignore = _ignore_secrets(into, layout.secrets) if layout.secrets in layout.texts else None
     return Written([(p, layout.what[p]) for p in layout.texts], inv, warnings, gitignore)
+
+
+def merge(draft: Draft, into: Path, *, secrets: Path | None = None, env: dict | None = None,
+          dry_run: bool = False) -> Written:
+    """Add the draft's extensions, phones and passwords (and its site, as a new site.yaml) to the
+    inventory in ``into``: one ``edit.add_entries``, checked as a whole before anything is written
+    (``dry_run``: only checked). Passwords go to the secrets file only, which ends mode 0600."""
+    from polygen import edit
+
+    into = Path(into)
+    if draft.count("contacts") or draft.models or draft.provisioning_password or draft.admin_password:
+        raise PolygenError("only extensions, phones and their passwords can be added to an inventory")
+    given = {s: [e for e in draft.entries if e.section == s] for s in ("extensions", "phones")}
+    site = into / "site.yaml"
+    new_files = {site: yamltext.dump({"site": draft.site}, draft.comment)} if draft.site is not None else {}
+    added = edit.add_entries(
+        into, extensions=[e.data for e in given["extensions"]], phones=[e.data for e in given["phones"]],
+        passwords=draft.secrets, new_files=new_files, secrets=secrets, private=True, env=env, dry_run=dry_run,
+        blame=lambda p, section, i, rest: _at_origin(p, given[section][i], rest))
+    if dry_run:
+        return Written([], added.inventory, list(added.warnings))
+    what: dict[Path, list[str]] = {site: ["the site"]} if new_files else {}
+    for section, entries in given.items():  # all of a section go to one file
+        if entries:
+            path = next(p.file for p in added.placed if p.section == section)
+            what.setdefault(path, []).append(_count(len(entries), section))
+    files = [(path, ", ".join(w)) for path, w in what.items()]
+    gitignore = None
+    if draft.secrets:
+        n, store = len(draft.secrets), secrets_path(into, secrets)
+        files.append((store, f"{n} password{'s' if n != 1 else ''} (mode 0600)"))
+        gitignore = _ignore_secrets(into, store)
+    return Written(files, added.inventory, list(added.warnings), gitignore)
 
 
 def _ignore_secrets(into: Path, secrets: Path) -> Path | None:

@@ -345,14 +345,17 @@ SITE_OPTIONS = ("name", "provisioning_url", "sip_server", "timezone")
 def import_csv(path: Path, into: Path, *, merge: bool = False, mapping: dict[str, str] | None = None,
                secrets: Path | None = None, site: dict[str, str] | None = None, env: dict | None = None,
                display: str | None = None, dry_run: bool = False):
-    """Read the CSV, check the inventory it makes (with ``into``'s files when merging) and write it
-    (``dry_run``: only check).
+    """Read the CSV, check the inventory it makes and write it (``dry_run``: only check): new
+    files, or with ``merge`` the entries added to ``into``'s files as ``phone add`` and ``ext add``
+    add theirs (``commit.merge``).
 
     ``site`` (name, provisioning_url, sip_server, timezone) makes a ``site.yaml`` for an
     inventory that has none. Returns (Draft, commit.Written, whose files are empty on a dry run);
     raises InventoryError with every problem.
     """
     from polygen.importing.commit import Written, check, commit, existing
+    from polygen.importing.commit import merge as add
+    from polygen.inventory import inventory_files
 
     into = Path(into)
     have = existing(into)
@@ -373,10 +376,12 @@ def import_csv(path: Path, into: Path, *, merge: bool = False, mapping: dict[str
     draft = read_csv(path, mapping=mapping, display=display, existing_exts=have.exts, existing_macs=have.macs)
     if site:
         draft.site = {k: site[k] for k in SITE_OPTIONS}
-    if dry_run:
-        _, inv, warnings = check(draft, into, merge=merge, secrets=secrets, env=env)
+    if merge and into.is_dir() and inventory_files(into):
+        written = add(draft, into, secrets=secrets, env=env, dry_run=dry_run)
+    elif dry_run:
+        _, inv, warnings = check(draft, into, secrets=secrets, env=env)
         written = Written([], inv, warnings)
     else:
-        written = commit(draft, into, merge=merge, secrets=secrets, env=env)
+        written = commit(draft, into, secrets=secrets, env=env)
     written.warnings[:0] = draft.warnings
     return draft, written

@@ -160,6 +160,8 @@ def _unused_reason(rel: str, root: Path) -> str:
         return "the web server's users (provisioning credentials come from device.prov.*)"
     if name in ("ua-index.json", ".polygen-manifest.json"):
         return "polygen's own index; a build writes it again"
+    if name == ".polygen-build.json":
+        return "polygen's own record of the build; a build writes it again"
     if low.endswith(".xml") and "directory" in low:
         return "a directory no phone fetches"
     if low.endswith(".cfg"):

@@ -87,7 +87,3 @@ def dump(doc: dict, comment: str = "") -> str:
     head = [f"# {ln}".rstrip() for ln in comment.splitlines()] if comment else []
     return "\n".join(head + _mapping(doc, 0)) + "\n"
 
-
-def items(entries: list[dict], indent: int = 2) -> str:
-    """List items alone (``- key: value`` lines), to add to an existing list."""
-    return "\n".join(_items(entries, indent)) + "\n"

@@ -47,6 +47,7 @@ class SidecarConfig:
     watch_paths: tuple[Path, ...] = ()
     watch_ignore: tuple[Path, ...] = ()
     poll: bool = False  # PollingObserver instead of the native one
+    watch_probe: Callable[[], object] | None = None  # polled too: a new value is a change (--git: the commit)
     quiet_period: float = 0.3
     miss_limit: int = DEFAULT_MISS_LIMIT  # 404s (and wrong passwords) per client per window; 0: off
     miss_window: float = 60.0  # seconds
@@ -144,7 +145,7 @@ async def _watcher_ctx(app: web.Application) -> AsyncIterator[None]:
             return result
 
         watcher = Watcher(config.watch_paths, build, ignore=config.watch_ignore,
-                          quiet_period=config.quiet_period, poll=config.poll)
+                          quiet_period=config.quiet_period, poll=config.poll, probe=config.watch_probe)
         await asyncio.to_thread(watcher.start)
     app[keys.WATCHER] = watcher
     yield

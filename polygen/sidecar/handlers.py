@@ -40,6 +40,7 @@ from polygen.sidecar import keys
 from polygen.sidecar.guard import is_public, require_auth, too_many
 from polygen.sidecar.guard import note as _note
 from polygen.useragent import dispatch, parse_user_agent
+from polygen.write import generation_commit
 
 log = logging.getLogger("polygen.sidecar")
 access_log = logging.getLogger("polygen.access")
@@ -307,6 +308,7 @@ async def handle_healthz(request: web.Request) -> web.Response:
     body = {
         "status": "unavailable" if not serving else "degraded" if failure else "ok",
         "generation": gen.name if gen is not None else None,
+        "commit": generation_commit(gen),  # what it was built from (--git), or null
         "phones": len(tree.manifest(gen).macs) if gen is not None else 0,
         "db": db_ok,
     }
