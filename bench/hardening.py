@@ -121,8 +121,8 @@ def main(argv=None) -> int:
     fuzz = [f for f in by["fuzzing"]["figures"] if f["what"] == "fuzz"]
     if fuzz:
         total = sum(int(f["iterations"]) for f in fuzz)
-        per_mode = ", ".join(f"{f['mode']}: {f['iterations']} in {f['seconds']}s, {f['uploads_stored']} stored"
-                             for f in fuzz)
+        per_mode = ", ".join(f"{f['mode']}: {f['iterations']} in {f['seconds']}s, {f['uploads_stored']} stored, "
+                             f"{f.get('overrides_stored', 0)} override files" for f in fuzz)
         row("fuzz iterations", f"{total} ({per_mode})")
     else:
         row("fuzz iterations", "NOT RUN")

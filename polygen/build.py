@@ -222,7 +222,7 @@ def run(opts: BuildOptions, progress: Callable[[int], None] | None = None,
         on_plan(p)
     result: WriteResult = write(p.files(), opts.out, progress=progress, group=group_id(opts.group),
                                 max_phone_loss=opts.max_phone_loss, keep_auth=opts.keep_auth, commit=commit,
-                                keep_rollback=opts.keep_rollback)
+                                keep_rollback=opts.keep_rollback, index=p.index() if p.index else None)
     if cached is None:
         _store_cache(opts, key, inv)
     # located problems print as file:line: path: warning: …; the others (firmware, catalog) as text

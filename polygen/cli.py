@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -82,6 +83,14 @@ db_option = click.option(
     show_envvar=True,
     help="Database of uploaded phone logs: a SQLite file, or a PostgreSQL URL "
          "(postgresql://user@host/dbname) that several servers share.",
+)
+
+
+overrides_dir_option = click.option(
+    "--overrides-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+    envvar="POLYGEN_OVERRIDES_DIR", show_envvar=True,
+    help="Where the phones' override files are kept [default: polygen-overrides beside a SQLite --db, "
+         "else in the working directory].",
 )
 
 
@@ -398,9 +407,12 @@ _file_type = click.Path(path_type=Path, dir_okay=False)
               show_envvar=True, help="404s and wrong passwords per client address per minute that nginx "
                                      "allows by itself while the sidecar is down (the sidecar's own "
                                      "--miss-limit holds otherwise); 0: no limit.")
+@click.option("--access-log", type=_file_type, default=None, envvar="POLYGEN_NGINX_ACCESS_LOG", show_envvar=True,
+              help="Also log every request of this server as JSON lines in this file, for "
+                   "`polygen serve --nginx-log` (so `polygen status` sees the configs nginx served).")
 @handle_errors
 def nginx_cmd(out, server_name, listen, sidecar, auth_file, no_auth, tls_cert, tls_key, client_ca, client_verify,
-              miss_limit):
+              miss_limit, access_log):
     """Print an nginx config that serves OUT to the phones.
 
     Static files from OUT, 000000000000.cfg chosen by User-Agent (works while the sidecar is
@@ -415,12 +427,14 @@ def nginx_cmd(out, server_name, listen, sidecar, auth_file, no_auth, tls_cert, t
       polygen build
       polygen nginx --server-name prov.example.com > /etc/nginx/conf.d/polygen.conf
       nginx -t && systemctl reload nginx
+      polygen nginx --access-log /var/log/nginx/polygen-access.log > /etc/nginx/conf.d/polygen.conf
     """
     from polygen.nginx import render_nginx
 
     click.echo(render_nginx(out, server_name=server_name, listen=listen, sidecar=sidecar,
                             auth_file=auth_file, auth=not no_auth, tls_cert=tls_cert, tls_key=tls_key,
-                            client_ca=client_ca, client_verify=client_verify, miss_limit=miss_limit),
+                            client_ca=client_ca, client_verify=client_verify, miss_limit=miss_limit,
+                            access_log=access_log),
                nl=False)
 
 
@@ -522,15 +536,25 @@ def _input_limit_options(f):
 @click.option("--insecure-no-auth", is_flag=True, envvar="POLYGEN_SERVE_INSECURE_NO_AUTH", show_envvar=True,
               help="Listen on a --host other than loopback even without site.provisioning_auth, "
                    "letting anyone who knows a MAC read that phone's SIP passwords.")
+@click.option("--nginx-log", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              envvar="POLYGEN_SERVE_NGINX_LOG", show_envvar=True,
+              help="nginx's JSON access log (`polygen nginx --access-log`): read as it grows, so "
+                   "`polygen status` sees the requests nginx answered itself.")
+@click.option("--sightings-flush", type=click.FloatRange(0, min_open=True), default=5.0,
+              envvar="POLYGEN_SERVE_SIGHTINGS_FLUSH", show_envvar=True,
+              help="Seconds between writes of what the servers saw of the phones (one batch each).")
+@overrides_dir_option
 @handle_errors
 def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, git, branch, db, watch, static, retention,
               max_upload, unknown_mac, miss_limit, upload_limit, poll, shutdown_timeout, insecure_no_auth,
-              **limits):
+              nginx_log, sightings_flush, overrides_dir, **limits):
     """Run the sidecar: bootstrap by User-Agent, log uploads into a database, static OUT.
 
     GET /000000000000.cfg answers the bootstrap for the phone's model; PUT <mac>-boot.log and
     <mac>-app.log are stored in --db, a SQLite file or a PostgreSQL URL several servers share
-    (query them with `polygen logs`); with --static every
+    (query them with `polygen logs`); the phones' override files (PUT and GET
+    overrides/<mac>-phone.cfg, -web.cfg) are kept in --overrides-dir and answered as
+    site.overrides says (`polygen overrides` shows them); with --static every
     other file of OUT is served too, so this alone is a complete provisioning server. Log lines
     go to stdout as key=value. SIGTERM stops it cleanly. Without site.provisioning_auth it
     listens on loopback only, unless --insecure-no-auth.
@@ -541,6 +565,7 @@ def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, g
       polygen serve --watch --git    # serve each commit of the inventory, not its edits
       curl -A 'FileTransport PolycomVVX-VVX_410-UA/5.9.7.4477' http://127.0.0.1:8080/000000000000.cfg
       polygen serve --db postgresql://polygen@db1.example.com/polygen   # logs shared by servers
+      polygen serve --no-static --nginx-log /var/log/nginx/polygen-access.log   # nginx in front
     """
     from polygen.logstore import parse_duration
     from polygen.sidecar.app import SidecarConfig, run
@@ -558,8 +583,9 @@ def serve_cmd(host, port, inventory, out, templates, firmware, secrets, group, g
         unknown_mac=unknown_mac, miss_limit=miss_limit, upload_limit=upload_limit,
         retention=parse_duration(retention) if retention else None,
         rebuild=make_build(opts, source) if watch else None, watch_paths=tuple(paths),
-        watch_ignore=tuple(ignore), poll=poll,
-        watch_probe=git_probe(opts, source) if source is not None else None, **limits,
+        watch_ignore=tuple(ignore), poll=poll, nginx_log=nginx_log, sightings_flush=sightings_flush,
+        watch_probe=git_probe(opts, source) if source is not None else None, overrides_dir=overrides_dir,
+        **limits,
     )
     level = logging.getLogger("polygen").getEffectiveLevel()
     on_listening = None
@@ -641,7 +667,8 @@ _LOG_FORMATS = click.Choice(["text", "json"])
 @click.option("--mac", "macs", multiple=True, metavar="MAC", envvar="POLYGEN_LOGS_MAC", show_envvar=True,
               help="Only this phone (repeat for several; any spelling, 00:04:f2:… or 0004f2…).")
 @click.option("--ext", "exts", multiple=True, metavar="EXT", envvar="POLYGEN_LOGS_EXT", show_envvar=True,
-              help="Only the phones carrying this extension, found in the inventory (repeatable).")
+              help="Only what phones uploaded while they carried this extension (repeatable); a phone "
+                   "since replaced still counts.")
 @inventory_option
 @click.option("--since", default=None, metavar="WHEN", envvar="POLYGEN_LOGS_SINCE", show_envvar=True,
               help="Received since a duration ago (1h, 30m, 2d) or a local date/time (2026-11-01, 2026-11-01T10:00).")
@@ -652,10 +679,13 @@ _LOG_FORMATS = click.Choice(["text", "json"])
 @click.option("--limit", type=click.IntRange(0), default=100, envvar="POLYGEN_LOGS_LIMIT", show_envvar=True,
               help="The newest N lines, printed oldest first (0: all).")
 @click.option("--format", "fmt", type=_LOG_FORMATS, default="text", envvar="POLYGEN_LOGS_FORMAT",
-              show_envvar=True, help="text: one line each; json: an array of objects.")
+              show_envvar=True, help="text: one line each; json: an array of objects (one object a line "
+                                     "with --follow).")
+@click.option("-f", "--follow", is_flag=True, envvar="POLYGEN_LOGS_FOLLOW", show_envvar=True,
+              help="Then print new lines as they are stored, until Ctrl-C.")
 @click.pass_context
 @handle_errors
-def logs_cmd(ctx, db, macs, exts, inventory, since, level, grep, limit, fmt):
+def logs_cmd(ctx, db, macs, exts, inventory, since, level, grep, limit, fmt, follow):
     """Show the log lines phones uploaded (newest LIMIT, oldest first).
 
     \b
@@ -664,27 +694,41 @@ def logs_cmd(ctx, db, macs, exts, inventory, since, level, grep, limit, fmt):
       polygen logs --db postgresql://polygen@db1.example.com/polygen --mac 0004f2abcdef
       polygen logs --ext 1001 --level 4 --grep register
       polygen logs --since 2026-11-01 --format json | jq .
+      polygen logs --follow --level 4
       polygen logs prune --older-than 30d
     """
     if ctx.invoked_subcommand is not None:
         return
-    from polygen.logstore import (format_json, format_text, macs_for_extensions, normalise_macs,
-                                  open_store, parse_since)
+    from polygen.logstore import format_json, format_text, macs_for_extensions, normalise_macs, open_store, parse_since
 
-    selected = None
-    if macs or exts:
-        selected = normalise_macs(macs)
-        if exts:
-            selected += [m for m in macs_for_extensions(inventory, exts) if m not in selected]
+    selected = normalise_macs(macs) if macs else None
+    # for uploads stored before polygen recorded the phone's lines: the phones carrying it now
+    carried = macs_for_extensions(inventory, exts) if exts and inventory.is_dir() else {}
+    ext_macs = sorted({mac for found in carried.values() for mac in found})
     since_ts = parse_since(since) if since else None
     _require_db(db, f": start `polygen serve --db {db}` first")
+    filters = {"mac": selected, "ext": list(exts) or None, "ext_macs": ext_macs, "level": level, "grep": grep}
     with open_store(db) as store:
-        rows = store.query(mac=selected, since=since_ts, level=level, grep=grep, limit=limit or None)
-    if fmt == "json":
-        click.echo(format_json(rows))
-    else:
+        for ext in exts:
+            if not carried.get(ext.strip()) and not store.has_extension(ext):
+                raise PolygenError(f"no phone carries extension {ext}, in {inventory} or in the uploads "
+                                   f"stored in {store.name}")
+        rows = store.query(since=since_ts, limit=limit or None, **filters)
+        if fmt == "json" and not follow:
+            click.echo(format_json(rows))
+            return
+        show = (lambda row: click.echo(format_json([row], indent=None)[1:-1])) if fmt == "json" else \
+            (lambda row: click.echo(format_text(row)))
         for row in rows:
-            click.echo(format_text(row))
+            show(row)
+        if follow:
+            from polygen.logstore import follow as follow_rows
+
+            try:
+                for row in follow_rows(store, rows, since=since_ts, **filters):
+                    show(row)
+            except KeyboardInterrupt:  # how --follow ends: no "Interrupted.", exit 0
+                return
 
 
 @logs_cmd.command("prune")
@@ -710,6 +754,183 @@ def logs_prune_cmd(db, older_than):
         click.echo(f"pruned {deleted} rows older than {older_than} from {store.name}")
 
 
+# ---------------------------------------------------------------- status (polygen/status.py)
+_STATES = ("ok", "never-seen", "stale", "unknown", "mismatch", "errors")
+
+
+def _state_list(ctx, param, value) -> tuple[str, ...]:
+    """``stale,unknown`` or repeated options -> the states, each checked."""
+    states = tuple(s.strip() for v in value for s in v.split(",") if s.strip())
+    for state in states:
+        if state not in _STATES:
+            raise click.BadParameter(f"'{state}' is not a state; use {', '.join(_STATES)}")
+    return states
+
+
+@cli.command("status")
+@out_option
+@db_option
+@click.option("--stale", default="2d", metavar="DURATION", envvar="POLYGEN_STATUS_STALE", show_envvar=True,
+              help="A phone not seen for this long is stale; its logs of this period tell its errors.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              envvar="POLYGEN_STATUS_FORMAT", show_envvar=True, help="table for people; json or csv for programs.")
+@click.option("--mac", "macs", multiple=True, metavar="MAC", envvar="POLYGEN_STATUS_MAC", show_envvar=True,
+              help="Only this phone (repeatable; any spelling).")
+@click.option("--ext", "exts", multiple=True, metavar="EXT", envvar="POLYGEN_STATUS_EXT", show_envvar=True,
+              help="Only the phones carrying this extension (repeatable).")
+@click.option("--state", "states", multiple=True, callback=_state_list, metavar="STATE[,STATE]",
+              envvar="POLYGEN_STATUS_STATE", show_envvar=True,
+              help=f"Only phones in these states: {', '.join(_STATES)}.")
+@click.option("--fail-on", multiple=True, callback=_state_list, metavar="STATE[,STATE]",
+              envvar="POLYGEN_STATUS_FAIL_ON", show_envvar=True,
+              help="Exit 1 when a phone shown is in one of these states (for monitoring), e.g. stale,unknown,mismatch.")
+@click.option("--html", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
+              envvar="POLYGEN_STATUS_HTML", show_envvar=True,
+              help="Write the status as one self-contained HTML page to FILE instead of printing it.")
+@handle_errors
+def status_cmd(out, db, stale, fmt, macs, exts, states, fail_on, html):
+    """One line per phone: its state, models, lines, firmware, when and where it was last seen.
+
+    Phones come from the build served in OUT and from what the servers saw (the log
+    database). A phone is unknown (seen, not in the inventory), mismatch (its User-Agent
+    reports another model than the inventory's), errors (an error-level line or a
+    registration failure in its logs within --stale), stale (not seen within --stale),
+    never-seen, or ok. Times are UTC.
+
+    \b
+    Example:
+      polygen status
+      polygen status --state unknown,mismatch --format json
+      polygen status --fail-on stale,unknown,mismatch > /dev/null   # a monitoring check
+      polygen status --html /var/www/status.html
+    """
+    import time
+
+    from polygen.logstore import normalise_macs, open_store, parse_duration
+    from polygen.status import fleet, format_csv, format_json, format_table, read_served, select, summary
+
+    stale_after = parse_duration(stale)
+    wanted = normalise_macs(macs)
+    served = read_served(out)
+    _require_db(db, f": start `polygen serve --db {db}` first")
+    now = time.time()
+    with open_store(db) as store:
+        rows = fleet(served, store.sightings(), store.problems(now - stale_after), now=now, stale_after=stale_after)
+    rows = select(rows, macs=wanted, exts=exts, states=states)
+    if html is not None:
+        from polygen.status import iso
+        from polygen.statuspage import render_status_html
+
+        page = render_status_html(rows, generation=served.generation, commit=served.commit, generated_at=iso(now),
+                                  site_name=served.site_name)
+        _write_file(html, page)
+        click.echo(f"{html}: {summary(rows)}")
+    elif fmt == "json":
+        click.echo(format_json(rows))
+    elif fmt == "csv":
+        click.echo(format_csv(rows), nl=False)
+    else:
+        click.echo(format_table(rows))
+    failing = [row for row in rows if row["state"] in fail_on]
+    if failing:
+        raise PolygenError(f"{summary(failing)} (--fail-on {','.join(fail_on)})")
+
+
+def _write_file(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` at once (a reader never sees half a page)."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+# ---------------------------------------------------------------- overrides (polygen/overrides.py)
+def _override_store(db, overrides_dir):
+    from polygen.overrides import OverrideStore, default_dir
+
+    return OverrideStore(overrides_dir or default_dir(db))
+
+
+@cli.group("overrides", invoke_without_command=True)
+@db_option
+@overrides_dir_option
+@out_option
+@click.option("--mac", "macs", multiple=True, metavar="MAC", envvar="POLYGEN_OVERRIDES_MAC", show_envvar=True,
+              help="Only this phone (repeat for several; any spelling, 00:04:f2:… or 0004f2…).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              envvar="POLYGEN_OVERRIDES_FORMAT", show_envvar=True,
+              help="text: each file and its parameters; json: an array of objects.")
+@click.pass_context
+@handle_errors
+def overrides_cmd(ctx, db, overrides_dir, out, macs, fmt):
+    """Show the settings phones changed themselves, parameter by parameter.
+
+    A phone uploads <mac>-phone.cfg when its user changes a setting on its menus and
+    <mac>-web.cfg for a change in its web interface; `polygen serve` keeps them in
+    --overrides-dir. With site.overrides: keep (the default) the phone gets them back at boot,
+    where they beat the inventory; with discard it gets an empty file. Credentials are masked.
+
+    
+    Example:
+      polygen overrides
+      polygen overrides --mac 64:16:7f:00:04:10 --format json
+      polygen overrides clear --mac 64167f000410
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from polygen.logstore import normalise_macs
+    from polygen.overrides import DEFAULT_POLICY, format_entries, read_policy
+
+    store = _override_store(db, overrides_dir)
+    entries = store.entries(normalise_macs(macs) if macs else None)
+    gen = out.resolve() if out.is_dir() else None
+    policy = read_policy(gen) if gen is not None else DEFAULT_POLICY
+    click.echo(format_entries(entries, fmt), nl=False)
+    if fmt == "text" and policy == "discard" and entries:
+        click.echo("note: site.overrides is discard: the phones get an empty override file at boot, "
+                   "not these", err=True)
+
+
+@overrides_cmd.command("clear")
+@db_option
+@overrides_dir_option
+@click.option("--mac", "macs", multiple=True, required=True, metavar="MAC", envvar="POLYGEN_OVERRIDES_MAC",
+              show_envvar=True, help="The phone whose local changes to drop (repeat for several).")
+@click.option("--kind", type=click.Choice(["phone", "web", "both"]), default="both",
+              envvar="POLYGEN_OVERRIDES_KIND", show_envvar=True,
+              help="phone: changes made on its menus; web: in its web interface.")
+@handle_errors
+def overrides_clear_cmd(db, overrides_dir, macs, kind):
+    """Drop a phone's own changes: its override file becomes an empty one.
+
+    At its next boot the phone gets a file that sets nothing, and the inventory's values apply
+    again (until its user changes a setting once more).
+
+    
+    Example:
+      polygen overrides clear --mac 64:16:7f:00:04:10
+      polygen overrides clear --mac 64167f000410 --kind web
+    """
+    from polygen.logstore import normalise_macs
+    from polygen.overrides import EMPTY, KINDS, file_name
+
+    store = _override_store(db, overrides_dir)
+    store.prepare()
+    kinds = KINDS if kind == "both" else (kind,)
+    for mac in normalise_macs(macs):
+        for k in kinds:
+            store.write(mac, k, EMPTY)
+            click.echo(f"cleared {store.root / file_name(mac, k)}")
+
+
 # ---------------------------------------------------------------- simulate (lead)
 @cli.command("simulate")
 @click.option("--url", required=True, envvar="POLYGEN_SIMULATE_URL", show_envvar=True,
@@ -725,27 +946,41 @@ def logs_prune_cmd(db, older_than):
               show_envvar=True, help="Report a missing firmware image as a warning, not a failure.")
 @click.option("--timeout", type=click.FloatRange(0.1), default=10.0, envvar="POLYGEN_SIMULATE_TIMEOUT",
               show_envvar=True, help="Seconds to wait for each request.")
+@click.option("--change", "changes", multiple=True, metavar="NAME=VALUE", envvar="POLYGEN_SIMULATE_CHANGE",
+              show_envvar=True, help="After the boot, a user changes this setting on the phone's menus: the "
+                                     "phone uploads its override file (repeatable).")
 @handle_errors
-def simulate_cmd(url, mac, model, ua, allow_missing_firmware, timeout):
+def simulate_cmd(url, mac, model, ua, allow_missing_firmware, timeout, changes):
     """Play a phone's boot against a server and print what it would get.
 
     Requests <mac>.cfg, 000000000000.cfg with the User-Agent, the firmware (the model's split
     image <part>.sip.ld first, then sip.ld, as a phone does), every CONFIG_FILES
     entry in order, the override and directory files, and PUTs a boot log; then prints each
     request with its status and the effective registration (passwords masked). Exit status 1
-    if any step fails: run it before plugging a phone in.
+    if any step fails: run it before plugging a phone in. With --change, a user then changes
+    settings on the phone, which uploads them as its override file; the next simulated boot
+    fetches it back.
 
     \b
     Example:
       polygen simulate --url http://127.0.0.1:8080/ --mac 00:04:f2:00:03:30 --model IP330
       polygen simulate --url http://prov.example.com/ --mac 0004f2000330 \\
           --ua 'FileTransport PolycomSoundPointIP-SPIP_330-UA/3.3.5.0247'
+      polygen simulate --url http://127.0.0.1:8080/ --mac 64167f000410 --model VVX410 \\
+          --change up.backlight.idleIntensity=3
     """
     from polygen.catalog import Catalog
     from polygen.errors import PolygenError
     from polygen.inventory import normalise_mac
-    from polygen.simulate import HttpTransport, boot, format_report
+    from polygen.simulate import HttpTransport, boot, format_report, local_change
 
+    wanted = {}
+    for change in changes:
+        name, eq, value = change.partition("=")
+        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name.strip(), re.ASCII):
+            raise click.BadParameter(f"{change!r}: expected NAME=VALUE, e.g. up.backlight.idleIntensity=3",
+                                     param_hint="--change")
+        wanted[name.strip()] = value
     norm = normalise_mac(mac)
     if norm is None:
         raise PolygenError(f"'{mac}' is not a MAC address (12 hex digits)")
@@ -756,7 +991,10 @@ def simulate_cmd(url, mac, model, ua, allow_missing_firmware, timeout):
         if m is None:
             raise PolygenError(f"unknown model '{model}'")
         ua = m.user_agent
-    report = boot(HttpTransport(url, timeout), norm, ua, firmware_required=not allow_missing_firmware)
+    transport = HttpTransport(url, timeout)
+    report = boot(transport, norm, ua, firmware_required=not allow_missing_firmware)
+    if wanted:
+        local_change(transport, report, wanted)
     click.echo(format_report(report))
     if not report.ok:
         sys.exit(1)
@@ -807,26 +1045,43 @@ def phone_cmd():
               show_envvar=True, help="An extension on the phone, in key order; repeat for more lines "
                                      "(env: space-separated).")
 @click.option("--model", default=None, envvar="POLYGEN_PHONE_MODEL", show_envvar=True,
-              help="Catalog model or alias (IP330, VVX410, SPIP_331, ...). Required.")
+              help="Catalog model or alias (IP330, VVX410, SPIP_331, ...) [default: the model the phone "
+                   "reported when it asked the server for its files, from --db].")
 @inventory_option
 @secrets_option
 @_file_option("POLYGEN_PHONE_FILE", "phones", "phones.yaml")
+@click.option("--db", type=_DatabaseType(), default="polygen-logs.db", envvar="POLYGEN_DB", show_envvar=True,
+              help="Log database whose sightings give the model a phone reported (`polygen status`).")
 @handle_errors
-def phone_add_cmd(mac, lines, model, inventory, secrets, file):
+def phone_add_cmd(mac, lines, model, inventory, secrets, file, db):
     """Add the phone MAC with its lines to the inventory.
 
     The entry is written like the phones before it (indentation, [..] or - lists, quoting)
     at the end of the phones: list of the file holding the most phones, or of --file.
+    Without --model, a phone that already asked the server for its files (shown as unknown
+    by `polygen status`) gets the model its User-Agent reported.
 
     \b
     Example:
       polygen phone add 64:16:7f:00:02:01 --model VVX410 --line 2001 --line 1003
       polygen phone add 0004f2000201 --model IP331 --line 2002 --file floor2.yaml
+      polygen status --state unknown && polygen phone add 64:16:7f:00:02:01 --line 2001
     """
     from polygen.edit import add_phone
 
-    # the model a phone reports when it boots is not recorded yet: --model is needed
-    _edit(add_phone, inventory, mac, lines, model, file=file, secrets=secrets)
+    _edit(add_phone, inventory, mac, lines, model, file=file, secrets=secrets,
+          lookup_reported_model=None if model else functools.partial(_reported_model, db))
+
+
+def _reported_model(db, mac: str) -> str | None:
+    """The model token a phone's User-Agent reported, from the sightings in ``db`` (None: the
+    database does not exist, or never saw the phone)."""
+    from polygen.logstore import open_store
+
+    if isinstance(db, Path) and not db.exists():
+        return None
+    with open_store(db) as store:
+        return store.reported_model(mac)
 
 
 @phone_cmd.command("replace")

@@ -132,6 +132,7 @@ class Site:
     dialing: Dialing = Dialing()
     voicemail: str | None = None  # what the Messages key dials
     admin_password: str | None = field(default=None, repr=False)
+    overrides: str = "keep"  # the phones' own changes at a reboot: "keep" or "discard" (polygen.overrides)
     # the digit map the site files carry (generated, or site.dialing.digitmap): set by load()
     digitmap: str | None = None
     digitmap_timeout: str | None = None
@@ -326,7 +327,7 @@ class _Ctx:
 # ------------------------------------------------------------------ sections
 TOP_KEYS = ("site", "extensions", "phones", "models", "contacts")
 SITE_KEYS = ("name", "provisioning_url", "sip_server", "timezone", "ntp_server", "polling", "settings",
-             "provisioning_auth", "dialing", "voicemail", "admin_password")
+             "provisioning_auth", "dialing", "voicemail", "admin_password", "overrides")
 DIALING_KEYS = ("emergency", "outside_prefix", "feature_codes", "digitmap")
 ADMIN_PASSWORD_ENV = "POLYGEN_ADMIN_PASSWORD"
 MAX_ADMIN_PASSWORD = 32  # device.auth.localAdminPassword is String_0_32 (XSD)
@@ -471,10 +472,16 @@ def _site(ctx: _Ctx, m: Map, found: _Secrets | None = None, env=None) -> Site | 
                   f"(e.g. \"*97\", quoted), at most {MAX_MWI_NUMBER} characters")
         voicemail = None
     admin = _admin_password(ctx, m, found, env)
+    overrides = ctx.text(m, "overrides", "site", "keep")
+    if overrides not in ("keep", "discard"):
+        ctx.error(m["overrides"].loc, "site.overrides",
+                  f"expected keep (a setting changed on a phone survives its reboot) or discard "
+                  f"(the inventory's value comes back), found '{overrides}'")
+        overrides = "keep"
     if None in (url, host, tz):
         return None
     return Site(name, url, host, port, tz, ntp, polling, settings, auth,
-                dialing=dialing, voicemail=voicemail, admin_password=admin)
+                dialing=dialing, voicemail=voicemail, admin_password=admin, overrides=overrides)
 
 
 def _admin_password(ctx: _Ctx, m: Map, found: _Secrets, env) -> str | None:

@@ -35,7 +35,7 @@ import os
 import re
 import sqlite3
 import time as _time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +43,8 @@ from pathlib import Path
 from polygen.errors import LogStoreError, PolygenError
 from polygen.logparse import count_lines, parse_log_line, text_lines
 from polygen.safetext import json_dumps, mask, visible
+from polygen.sightings import COLUMNS as SIGHTING_COLUMNS
+from polygen.sightings import Sighting
 
 __all__ = [
     "CUT_MODULE",
@@ -69,7 +71,7 @@ __all__ = [
 log = logging.getLogger("polygen.logstore")
 
 KINDS = ("boot", "app")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 5000
 DB_MODE = 0o600  # the phones' logs are the polygen user's alone; SQLite gives -wal/-shm the same mode
 PRUNE_BATCH = 5000
@@ -123,6 +125,36 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             last_sha256 TEXT NOT NULL,
             last_lines INTEGER NOT NULL,
             PRIMARY KEY (mac, kind)
+        )""",
+    ),
+    2: (
+        # what the servers saw of each phone (polygen.sightings): one row per phone and kind
+        """CREATE TABLE sightings (
+            mac TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('config', 'directory', 'upload', 'boot')),
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            requests INTEGER NOT NULL,
+            address TEXT,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            ua_model TEXT,
+            firmware TEXT,
+            user_agent TEXT,
+            ua_seen REAL,
+            PRIMARY KEY (mac, kind)
+        )""",
+        "CREATE INDEX sightings_last_seen ON sightings (last_seen)",
+        # the extensions the phone carried when it uploaded (" 1005 1003 "), for `logs --ext`
+        "ALTER TABLE uploads ADD COLUMN extensions TEXT",
+        # error-level lines (event class 4 minor error .. 6 fatal), for `polygen status`
+        "CREATE INDEX log_lines_problems ON log_lines (mac, received_at) WHERE level >= 4",
+        # how far an nginx access log has been read (polygen.accesslog), per server and file
+        """CREATE TABLE tail_offsets (
+            source TEXT PRIMARY KEY,
+            inode TEXT NOT NULL,
+            position INTEGER NOT NULL
         )""",
     ),
 }
@@ -228,6 +260,8 @@ class BaseLogStore:
     name: str  # the database as shown to people: a path, or a URL without its password
     _PH = "?"  # the driver's parameter placeholder
     _LIKE = "LIKE"  # case-insensitive (ASCII at least) substring match
+    _CONTAINS = "instr({}, {}) > 0"  # exact substring match: (text, part)
+    _LEAST, _GREATEST = "min", "max"  # the smaller / larger of two values
 
     @classmethod
     def open(cls, db) -> BaseLogStore:
@@ -258,6 +292,14 @@ class BaseLogStore:
         """Insert ``rows`` (``LINE_COLUMNS``) into log_lines in bulk."""
         raise NotImplementedError
 
+    def _batch(self) -> contextlib.AbstractContextManager:
+        """One transaction (yielding a connection with ``execute``) for a batch of writes."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _executemany(conn, sql: str, rows: Iterable[Sequence]) -> None:
+        raise NotImplementedError
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -276,8 +318,13 @@ class BaseLogStore:
         user_agent: str | None,
         received_at: float | None = None,
         max_lines: int | None = None,
+        extensions: Sequence[str] | None = None,
     ) -> StoredUpload:
         """Store one uploaded log file in one transaction (see the module docstring for append mode).
+
+        ``extensions`` are the lines the served build gives the phone as it uploads (None: the
+        build does not know it); ``query(ext=...)`` finds its lines by them after the extension
+        moved to another phone.
 
         Blank lines are not stored. With ``max_lines``, at most that many lines are stored; if more
         follow, one marker row says from which line on nothing was stored, and the append state
@@ -298,9 +345,9 @@ class BaseLogStore:
             plan = plan_upload(prev, body, max_lines)
             upload_id = conn.execute(
                 "INSERT INTO uploads (mac, kind, fw_version, user_agent, received_at, bytes, lines,"
-                f" skipped_prefix_bytes) VALUES ({', '.join([p] * 8)}) RETURNING id",
+                f" skipped_prefix_bytes, extensions) VALUES ({', '.join([p] * 9)}) RETURNING id",
                 (mac, kind, _no_nul(fw_version), _no_nul(user_agent), received_at, len(body),
-                 len(plan.lines), plan.skipped),
+                 len(plan.lines), plan.skipped, _ext_list(extensions)),
             ).fetchone()[0]
             self._insert_lines(conn, ((upload_id, mac, kind, n, received_at, *rest) for n, *rest in plan.rows()))
             conn.execute(
@@ -327,7 +374,8 @@ class BaseLogStore:
         if older_than_seconds < 0:
             raise ValueError("older_than_seconds must be >= 0")
         cutoff = (_time.time() if now is None else now) - older_than_seconds
-        deleted = 0
+        # a phone's sightings go with its logs: unknown MACs (a scanner's too) do not pile up
+        deleted = self._write(f"DELETE FROM sightings WHERE last_seen < {self._PH}", (cutoff,))
         for table in ("log_lines", "uploads"):
             while True:
                 n = self._write(
@@ -349,22 +397,37 @@ class BaseLogStore:
         level: int | None = None,
         grep: str | None = None,
         limit: int | None = 100,
+        ext: str | Sequence[str] | None = None,
+        ext_macs: Sequence[str] = (),
     ) -> list[Row]:
         """The newest ``limit`` matching lines, returned oldest first.
 
-        ``mac`` is one MAC or a list (an empty list matches nothing); ``level`` keeps lines whose
-        level is at least that (unparsed lines have no level and are left out); ``grep`` is a
-        case-insensitive substring (SQLite folds ASCII letters only, PostgreSQL all of Unicode).
+        ``mac`` is one MAC or a list; ``ext`` one extension or a list: the lines of uploads made
+        while the phone carried it (``store_upload(extensions=...)``), and, for uploads stored
+        without that record, the lines of ``ext_macs``. Given both, a line matching either is
+        kept; empty lists match nothing. ``level`` keeps lines whose level is at least that
+        (unparsed lines have no level and are left out); ``grep`` is a case-insensitive
+        substring (SQLite folds ASCII letters only, PostgreSQL all of Unicode).
         """
         p = self._PH
         where: list[str] = []
         params: list = []
-        if mac is not None:
-            macs = [mac] if isinstance(mac, str) else list(mac)
-            if not macs:
+        if mac is not None or ext is not None:
+            who: list[str] = []
+            macs = [] if mac is None else [mac] if isinstance(mac, str) else list(mac)
+            if macs:
+                who.append(f"l.mac IN ({', '.join([p] * len(macs))})")
+                params.extend(m.lower() for m in macs)
+            exts = [] if ext is None else [ext] if isinstance(ext, str) else list(ext)
+            for e in exts:
+                who.append(self._CONTAINS.format("u.extensions", p))
+                params.append(f" {e} ")
+            if exts and ext_macs:
+                who.append(f"(u.extensions IS NULL AND l.mac IN ({', '.join([p] * len(ext_macs))}))")
+                params.extend(ext_macs)
+            if not who:
                 return []
-            where.append(f"l.mac IN ({', '.join([p] * len(macs))})")
-            params.extend(m.lower() for m in macs)
+            where.append("(" + " OR ".join(who) + ")")
         if kind is not None:
             where.append(f"l.kind = {p}")
             params.append(kind)
@@ -401,6 +464,88 @@ class BaseLogStore:
             sql += f" WHERE mac = {self._PH}"
             params = (mac,)
         return [tuple(r) for r in self._fetch(sql + " ORDER BY received_at, id", params)]
+
+    # ------------------------------------------------------------------ what the servers saw
+    def record_sightings(self, rows: Sequence[Sighting], offsets: Sequence[tuple[str, str, int]] = ()) -> None:
+        """Add coalesced sightings (``polygen.sightings``) to their rows, and record how far the
+        access logs they came from were read (``offsets``: ``(source, inode, position)``), in
+        one transaction: a crash before the commit reads those log lines again, and counts them
+        once. Rows are written in (MAC, kind) order, so writers on several servers lock them in
+        the same order."""
+        p = self._PH
+        cols = ", ".join(SIGHTING_COLUMNS)
+        newer = "excluded.last_seen >= sightings.last_seen"
+        with_ua = "excluded.ua_model IS NOT NULL AND (sightings.ua_model IS NULL OR excluded.ua_seen >= sightings.ua_seen)"
+        sql = (
+            f"INSERT INTO sightings ({cols}) VALUES ({', '.join([p] * len(SIGHTING_COLUMNS))})"
+            " ON CONFLICT (mac, kind) DO UPDATE SET"
+            f" first_seen = {self._LEAST}(sightings.first_seen, excluded.first_seen),"
+            f" last_seen = {self._GREATEST}(sightings.last_seen, excluded.last_seen),"
+            " requests = sightings.requests + excluded.requests,"
+            + ",".join(f" {c} = CASE WHEN {newer} THEN excluded.{c} ELSE sightings.{c} END"
+                       for c in ("address", "method", "path", "status")) + ","
+            + ",".join(f" {c} = CASE WHEN {with_ua} THEN excluded.{c} ELSE sightings.{c} END"
+                       for c in ("ua_model", "firmware", "user_agent", "ua_seen"))
+        )
+        ordered = sorted(rows, key=lambda r: (r.mac, r.kind))
+        with self._batch() as conn:
+            if ordered:
+                self._executemany(conn, sql, [tuple(_no_nul(v) if isinstance(v, str) else v for v in r.as_tuple())
+                                              for r in ordered])
+            for source, inode, position in offsets:
+                conn.execute(
+                    f"INSERT INTO tail_offsets (source, inode, position) VALUES ({p}, {p}, {p})"
+                    " ON CONFLICT (source) DO UPDATE SET inode = excluded.inode, position = excluded.position",
+                    (source, inode, position),
+                )
+
+    def sightings(self, mac: str | None = None) -> list[Sighting]:
+        """Every sighting row (of one phone), by MAC and kind."""
+        sql = f"SELECT {', '.join(SIGHTING_COLUMNS)} FROM sightings"
+        params: Sequence = ()
+        if mac is not None:
+            sql += f" WHERE mac = {self._PH}"
+            params = (mac,)
+        return [Sighting(*r) for r in self._fetch(sql + " ORDER BY mac, kind", params)]
+
+    def has_extension(self, ext: str) -> bool:
+        """Did a phone carrying ``ext`` upload anything (that is still stored)?"""
+        return bool(self._fetch(f"SELECT 1 FROM uploads WHERE {self._CONTAINS.format('extensions', self._PH)}"
+                                " LIMIT 1", (f" {ext} ",)))
+
+    def seen_macs(self) -> set[str]:
+        """The MACs of every phone with a sighting."""
+        return {mac for (mac,) in self._fetch("SELECT DISTINCT mac FROM sightings")}
+
+    def reported_model(self, mac: str) -> str | None:
+        """The model token the phone's newest User-Agent reported (``VVX_410``), if it was seen."""
+        rows = self._fetch(f"SELECT ua_model FROM sightings WHERE mac = {self._PH} AND ua_model IS NOT NULL"
+                           " ORDER BY last_seen DESC LIMIT 1", (mac,))
+        return rows[0][0] if rows else None
+
+    def problems(self, since: float) -> dict[str, Row]:
+        """Each phone's newest problem line received since ``since``: an error-level line (event
+        class 4, minor error, or above) or a registration failure at any level."""
+        p = self._PH
+        newest = self._fetch(
+            f"SELECT max(id) FROM log_lines WHERE received_at >= {p}"
+            f" AND (level >= 4 OR text {self._LIKE} {p}) GROUP BY mac", (since, "%regist%fail%"))
+        ids = [i for (i,) in newest]
+        found: dict[str, Row] = {}
+        for start in range(0, len(ids), 500):  # a bounded IN list per query
+            chunk = ids[start:start + 500]
+            for r in self._fetch(
+                    "SELECT l.id, l.upload_id, l.mac, l.kind, l.line_no, l.received_at, l.time, l.module,"
+                    " l.level, l.missed, l.text, l.parsed, u.fw_version"
+                    " FROM log_lines AS l JOIN uploads AS u ON u.id = l.upload_id"
+                    f" WHERE l.id IN ({', '.join([p] * len(chunk))})", chunk):
+                found[r[2]] = Row(*r[:11], bool(r[11]), r[12])
+        return found
+
+    def tail_offset(self, source: str) -> tuple[str, int] | None:
+        """``(inode, position)`` an access log ``source`` was read up to, or None."""
+        rows = self._fetch(f"SELECT inode, position FROM tail_offsets WHERE source = {self._PH}", (source,))
+        return (rows[0][0], int(rows[0][1])) if rows else None
 
 
 def _create_private(path: Path) -> None:
@@ -523,6 +668,13 @@ class LogStore(BaseLogStore):
     def _insert_lines(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
         conn.executemany(f"INSERT INTO log_lines ({LINE_COLUMNS}) VALUES ({', '.join('?' * 11)})", rows)
 
+    def _batch(self):
+        return self._transaction()
+
+    @staticmethod
+    def _executemany(conn: sqlite3.Connection, sql: str, rows: Iterable[Sequence]) -> None:
+        conn.executemany(sql, rows)
+
 
 class _Transaction:
     """``BEGIN IMMEDIATE`` … ``COMMIT``; rollback on any exception (like sqlite-utils ``atomic()``)."""
@@ -540,6 +692,14 @@ class _Transaction:
         else:
             self._conn.execute("ROLLBACK")
         return False
+
+
+def _ext_list(extensions: Sequence[str] | None) -> str | None:
+    """Extensions as stored in uploads.extensions: `` 1005 1003 `` (each between spaces, which
+    no extension contains), so a substring test for `` 1003 `` matches exactly one."""
+    if extensions is None:
+        return None
+    return " " + " ".join(extensions) + " "
 
 
 def _like_escape(text: str) -> str:
@@ -629,19 +789,12 @@ def normalise_macs(macs: Iterable[str]) -> list[str]:
     return result
 
 
-def macs_for_extensions(inventory_dir: Path, exts: Iterable[str], secrets: Path | None = None) -> list[str]:
-    """The MACs of the phones that carry any of ``exts``, from the inventory."""
+def macs_for_extensions(inventory_dir: Path, exts: Iterable[str], secrets: Path | None = None) -> dict[str, list[str]]:
+    """Each of ``exts`` -> the MACs of the phones that carry it in the inventory now."""
     from polygen.inventory import load
 
-    wanted = [str(e).strip() for e in exts]
     inventory = load(Path(inventory_dir), secrets)
-    macs: list[str] = []
-    for ext in wanted:
-        found = [p.mac for p in inventory.phones if ext in p.lines]
-        if not found:
-            raise PolygenError(f"no phone in {inventory_dir} carries extension {ext}")
-        macs.extend(m for m in found if m not in macs)
-    return macs
+    return {ext: [p.mac for p in inventory.phones if ext in p.lines] for ext in (str(e).strip() for e in exts)}
 
 
 def _iso(ts: float) -> str:
@@ -659,8 +812,39 @@ def format_text(row: Row) -> str:
             f"{visible(row.module or '-'):<5} {visible(row.time or '-'):<10} {visible(mask(row.text))}")
 
 
-def format_json(rows: Sequence[Row]) -> str:
+def format_json(rows: Sequence[Row], indent: int | None = 2) -> str:
     """A JSON array of rows; ``received`` is ``received_at`` in ISO 8601. Control characters are
     JSON escapes (C1 and DEL too), credentials masked."""
     return json_dumps([{**r.as_dict(), "text": mask(r.text), "received": _iso(r.received_at)} for r in rows],
-                      indent=2)
+                      indent=indent)
+
+
+FOLLOW_INTERVAL = 1.0  # seconds between polls of `polygen logs --follow`
+FOLLOW_LOOKBACK = 10.0  # seconds of lines each poll looks at again
+
+
+def follow(store: BaseLogStore, shown: Sequence[Row], *, since: float | None = None,
+           interval: float = FOLLOW_INTERVAL, lookback: float = FOLLOW_LOOKBACK,
+           sleep: Callable[[float], None] = _time.sleep, **filters) -> Iterator[Row]:
+    """The lines stored from now on that match ``filters`` (``query``'s), oldest first, without
+    end: ``shown`` were printed already.
+
+    Each poll asks for the lines received in the last ``lookback`` seconds before the newest one
+    seen, and yields those not yet seen. A newer id alone would miss lines: on PostgreSQL several
+    writers commit, and an upload that took its ids first can become visible after one that took
+    later ids."""
+    seen: dict[int, float] = {r.id: r.received_at for r in shown}
+    newest = max(seen.values(), default=_time.time())
+    # what is already stored around the start was shown, or left out by --limit: not new
+    for r in store.query(since=newest - lookback, limit=None, **filters):
+        seen.setdefault(r.id, r.received_at)
+    while True:
+        sleep(interval)
+        start = newest - lookback if since is None else max(since, newest - lookback)
+        for r in store.query(since=start, limit=None, **filters):
+            if r.id not in seen:
+                seen[r.id] = r.received_at
+                newest = max(newest, r.received_at)
+                yield r
+        cutoff = newest - 2 * lookback
+        seen = {i: at for i, at in seen.items() if at >= cutoff}

@@ -20,6 +20,7 @@ from polygen.errors import PolygenError
 from polygen.logstore import describe_db
 
 DEFAULT_DB = Path("polygen-logs.db")
+DEFAULT_OUT = Path("out")
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,9 @@ def next_steps(*, host: str, port: int, out: Path, db: Path | str, inventory: Pa
         if phone.firmware_missing:
             simulate += " --allow-missing-firmware"
     shown = describe_db(db)  # a PostgreSQL URL without its password
-    logs = f"{prog} logs" + ("" if db == DEFAULT_DB else f" --db {shlex.quote(shown)}")
+    db_arg = "" if db == DEFAULT_DB else f" --db {shlex.quote(shown)}"
+    logs = f"{prog} logs{db_arg}"
+    status = f"{prog} status{db_arg}" + ("" if out == DEFAULT_OUT else f" -o {shlex.quote(str(out))}")
     other = port + 1 if port < 65535 else port - 1
     served = f"serves {out}/" + (f", rebuilt when {inventory}/ changes" if watch else "")
     return "\n".join([
@@ -124,5 +127,6 @@ def next_steps(*, host: str, port: int, out: Path, db: Path | str, inventory: Pa
         f"  the server:     {url_for(host, port)} {served}",
         f"  boot a phone:   {simulate}",
         f"  read its logs:  {logs}   (the phones' uploads are stored in {shown})",
+        f"  see the fleet:  {status}   (every phone's state; --html status.html writes a page)",
         f"  another port:   PORT={other} make run, or --port {other}",
     ])

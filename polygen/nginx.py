@@ -24,8 +24,11 @@ What the server does, and why:
 * ``PUT`` of ``[logs/]<mac>-{boot,app}.log`` goes to the sidecar with the URI rebuilt from the
   strict captures (never ``$request_uri``), 1 MiB at most; so does ``HEAD``, which phones send
   before an app-log upload and the sidecar answers. Other methods are refused (403), so
-  uploaded logs are never readable over HTTP. Override uploads (``PUT <mac>-phone.cfg``) are
-  refused: DESIGN.md.
+  uploaded logs are never readable over HTTP.
+* The phones' override files, ``overrides/<mac>-{phone,web}.cfg`` (PUT when a user changes a
+  setting, GET and HEAD at boot), go to the sidecar the same way, 64 KiB at most: it keeps them
+  outside out/ and answers them as ``site.overrides`` says (polygen.overrides). A ``PUT`` of the
+  generated ``<mac>-phone.cfg`` at the root is refused (403).
 * Guessing (MACs, and passwords with auth) is slowed by the **sidecar's miss limiter**, the same
   bucket per client address that ``polygen serve --miss-limit`` keeps (SECURITY.md), so nginx
   and the sidecar allow exactly the same guess rate. nginx's own ``limit_req`` cannot do it: it
@@ -73,7 +76,8 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from polygen import __version__, htpasswd
+from polygen import __version__, htpasswd, overrides
+from polygen.accesslog import LOG_FORMAT, LOG_FORMAT_NAME
 from polygen.errors import PolygenError
 from polygen.useragent import TOKEN_RE, dispatch_pattern
 from polygen.sidecar.guard import GUARD_PATH, MISS_PATH, UNAUTHORIZED_PATH
@@ -118,6 +122,7 @@ CERT_MAC_RE = (
 )
 CERT_MAC_VALUE = "".join(f"$polygen_cm{i}" for i in range(1, 7))
 LOG_RE = r"^/(?:logs/)?(?<polygen_mac>[0-9a-f]{12})-(?<polygen_log>boot|app)\.log$"
+OVERRIDES_RE = rf"^/{overrides.DIRECTORY}/(?<polygen_mac>[0-9a-f]{{12}})-(?<polygen_override>phone|web)\.cfg$"
 
 
 def read_ua_index(out_dir: Path) -> dict[str, str]:
@@ -180,8 +185,12 @@ def render_nginx(
     client_ca: Path | None = None,
     client_verify: str | None = None,
     miss_limit: int = MISS_LIMIT,
+    access_log: Path | None = None,
 ) -> str:
     """Render the nginx config (http-context lines + one ``server {}``) for ``out_dir``.
+
+    ``access_log``: a file where nginx logs every request of this server as one JSON object a
+    line (``polygen.accesslog``), for ``polygen serve --nginx-log``.
 
     Basic auth: ``auth_file`` if given, else ``out_dir/.htpasswd`` when the build wrote one (named
     through the symlink); ``auth=False`` disables it.
@@ -220,6 +229,7 @@ def render_nginx(
         if client_verify not in CLIENT_VERIFY_MODES:
             raise PolygenError(f"invalid --client-verify {client_verify!r}: expected on or optional")
     root = _quote(_abspath(out_dir), "out directory")
+    access_log = _quoted_path(access_log, "access log")
     for label, p in (("auth file", auth_file), ("TLS certificate", tls_cert), ("TLS key", tls_key),
                      ("client CA file", client_ca)):
         if p is not None and not Path(p).exists():
@@ -254,6 +264,14 @@ def render_nginx(
         contacts_re=CONTACTS_RE,
         shared_directory=SHARED_DIRECTORY,
         log_re=LOG_RE,
+        overrides_re=OVERRIDES_RE,
+        overrides_directory=overrides.DIRECTORY,
+        overrides_max_kib=overrides.MAX_BYTES // 1024,
+        access_log=access_log,
+        log_format=LOG_FORMAT,
+        log_format_name=LOG_FORMAT_NAME,
+        # "~" would start a regex in the map of logged server names
+        logged_name="\\" + names[0] if names[0].startswith("~") else names[0],
         guard_path=GUARD_PATH,
         miss_path=MISS_PATH,
         unauthorized_path=UNAUTHORIZED_PATH,

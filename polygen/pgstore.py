@@ -97,6 +97,32 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (mac, kind)
         )""",
     ),
+    2: (
+        """CREATE TABLE sightings (
+            mac TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('config', 'directory', 'upload', 'boot')),
+            first_seen DOUBLE PRECISION NOT NULL,
+            last_seen DOUBLE PRECISION NOT NULL,
+            requests BIGINT NOT NULL,
+            address TEXT,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            ua_model TEXT,
+            firmware TEXT,
+            user_agent TEXT,
+            ua_seen DOUBLE PRECISION,
+            PRIMARY KEY (mac, kind)
+        )""",
+        "CREATE INDEX sightings_last_seen ON sightings (last_seen)",
+        "ALTER TABLE uploads ADD COLUMN extensions TEXT",
+        "CREATE INDEX log_lines_problems ON log_lines (mac, received_at) WHERE level >= 4",
+        """CREATE TABLE tail_offsets (
+            source TEXT PRIMARY KEY,
+            inode TEXT NOT NULL,
+            position BIGINT NOT NULL
+        )""",
+    ),
 }
 
 
@@ -126,6 +152,8 @@ class PgLogStore(BaseLogStore):
 
     _PH = "%s"
     _LIKE = "ILIKE"
+    _CONTAINS = "strpos({}, {}) > 0"
+    _LEAST, _GREATEST = "LEAST", "GREATEST"
 
     def __init__(self, url: str, read_only: bool = False):
         self.url = url
@@ -263,3 +291,13 @@ class PgLogStore(BaseLogStore):
         with conn.cursor().copy(f"COPY log_lines ({LINE_COLUMNS}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator:
+        with self._session() as conn, conn.transaction():
+            yield conn
+
+    @staticmethod
+    def _executemany(conn, sql: str, rows: Iterable[Sequence]) -> None:
+        with conn.cursor() as cursor:
+            cursor.executemany(sql, rows)

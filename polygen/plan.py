@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from polygen import __version__, htpasswd
+from polygen import __version__, htpasswd, overrides
 from polygen.catalog import Model
 from polygen.dialcheck import site_params as dialplan_params
 from polygen.directory import directory_entries, phone_directory
@@ -59,6 +59,21 @@ class Plan:
     count: int
     phones: int
     warnings: list[str] = field(default_factory=list)
+    # the phone index the manifest keeps (write(index=...)): what the sidecar and `polygen status`
+    # know of each phone of the generation without the inventory or its secrets
+    index: Callable[[], dict] | None = None
+
+
+def phone_index(inv: Inventory) -> dict:
+    """``{"site": {"name"}, "phones": {mac: {"model", "ua_token", "release", "lines"}}}``: each
+    phone's catalog model, the User-Agent token it should report, the firmware release it is
+    given, and the extensions on its lines."""
+    models = inv.catalog.models
+    return {
+        "site": {"name": inv.site.name},
+        "phones": {p.mac: {"model": p.model, "ua_token": models[p.model].ua_token,
+                           "release": models[p.model].firmware, "lines": list(p.lines)} for p in inv.phones},
+    }
 
 
 def _digest(*parts) -> str:
@@ -224,7 +239,9 @@ def site_sections(inv: Inventory, dialect: str) -> list[tuple[str, list[tuple[st
 
 
 def _bootstrap_context(label: str, base: dict, models: list[dict]) -> dict:
-    dirs = {"log": LOG_DIR, "contacts": CONTACTS_DIR, "overrides": "", "calls": CALLS_DIR}
+    # the phones' override uploads have a directory of their own, apart from the generated
+    # <mac>-phone.cfg of CONFIG_FILES (DESIGN.md, "Decisions")
+    dirs = {"log": LOG_DIR, "contacts": CONTACTS_DIR, "overrides": overrides.DIRECTORY, "calls": CALLS_DIR}
     return {"label": label, "base": base, "models": models, "dirs": dirs}
 
 
@@ -283,6 +300,9 @@ def plan(inv: Inventory, renderer: Renderer, releases: Releases, group: str | No
         index_text = json.dumps(index, indent=2, sort_keys=True) + "\n"
         yield OutputFile(UA_INDEX, _digest(version, index_text), PUBLIC_MODE, "User-Agent index",
                          lambda: [index_text])
+        serve_text = overrides.policy_text(inv.site.overrides)  # read by the sidecar, never served
+        yield OutputFile(overrides.SERVE_FILE, _digest(version, serve_text), PUBLIC_MODE, "what the servers do",
+                         lambda: [serve_text])
         site_mode = SECRET_MODE if inv.site.auth else PUBLIC_MODE  # it carries the provisioning password
         for d in dialects:
             yield OutputFile(SITE_FILE[d], _digest(version, tdig, site_key, d), site_mode, f"site ({d})",
@@ -334,6 +354,6 @@ def plan(inv: Inventory, renderer: Renderer, releases: Releases, group: str | No
                              secret=True)
 
     own_directories = sum(1 for p in inv.phones if any(k.kind == "speed_dial" for k in p.keys))
-    count = 1 + len(model_ctx) + 1 + len(dialects) + 1 + len(fw_files) + len(inv.phones) + bool(inv.site.auth) \
+    count = 1 + len(model_ctx) + 2 + len(dialects) + 1 + len(fw_files) + len(inv.phones) + bool(inv.site.auth) \
         + own_directories
-    return Plan(files, count, len(inv.phones), warnings)
+    return Plan(files, count, len(inv.phones), warnings, functools.partial(phone_index, inv))

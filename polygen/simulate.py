@@ -2,10 +2,12 @@
 
 ``boot(transport, mac, user_agent)`` requests ``<mac>.cfg``, then ``000000000000.cfg`` with the
 User-Agent, reads the master config and its per-model element, fetches the firmware, the
-CONFIG_FILES in order (the first value of a parameter wins), the override files (which beat
-CONFIG_FILES), both directory files, follows ``device.prov.*`` redirects and PUTs a boot log. The
-firmware is asked for as a phone does: its split image ``<part>.sip.ld`` first, then ``sip.ld``.
-The result is the list of requests and the effective registration. The transport is pluggable:
+CONFIG_FILES in order (the first value of a parameter wins), the override files from
+OVERRIDES_DIRECTORY (which beat CONFIG_FILES), both directory files, follows ``device.prov.*``
+redirects and PUTs a boot log. The firmware is asked for as a phone does: its split image
+``<part>.sip.ld`` first, then ``sip.ld``. The result is the list of requests and the effective
+registration. ``local_change`` then plays a user changing settings on the phone: it PUTs the
+phone's override file, as the phone does, for the next boot to fetch. The transport is pluggable:
 HTTP for ``polygen simulate``, a directory for tests of a build.
 """
 
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from polygen import overrides
 from polygen.errors import PolygenError
 from polygen.safetext import MASK, mask, visible
 
@@ -65,6 +68,7 @@ class BootReport:
     master: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)  # effective values
     sources: dict[str, str] = field(default_factory=dict)  # parameter -> file it came from
+    overrides: dict[str, dict[str, str]] = field(default_factory=dict)  # "phone"/"web" -> what the file sets
     lines: list[Line] = field(default_factory=list)
     directory_entries: int = 0
     directory: list[dict[str, str]] = field(default_factory=list)  # the items of the directory in use
@@ -125,7 +129,8 @@ class HttpTransport:
 class TreeTransport:
     """A built out/ tree answered like polygen's sidecar in static mode: User-Agent dispatch for
     000000000000.cfg, the shared directory for a <mac>-directory.xml the build did not make,
-    uploads accepted."""
+    uploads accepted, and the override files of the phones the build knows kept in memory and
+    answered back as the build's ``site.overrides`` says."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -137,6 +142,8 @@ class TreeTransport:
         from polygen.useragent import dispatch
 
         path = path.lstrip("/")
+        if m := overrides.PATH_RE.fullmatch("/" + path):
+            return self._override(method, path, m[1], body)
         if method == "PUT":
             if re.fullmatch(r"(logs/)?[0-9a-f]{12}-(boot|app)\.log", path):
                 self.uploads[path] = body or b""
@@ -153,6 +160,26 @@ class TreeTransport:
         if ".." in path.split("/") or not f.is_file():
             return 404, b""
         return 200, (b"" if method == "HEAD" else f.read_bytes())
+
+    def _override(self, method: str, path: str, mac: str, body: bytes | None) -> tuple[int, bytes]:
+        known = (self.root / f"{mac}-phone.cfg").is_file()
+        if method == "PUT":
+            if not known:
+                return 404, b""  # a phone the build does not know
+            try:
+                overrides.parse(body or b"")
+            except overrides.OverrideError as exc:
+                return 400, str(exc).encode()
+            existed = path in self.uploads
+            self.uploads[path] = body or b""
+            return (204 if existed else 201), b""
+        stored = self.uploads.get(path)
+        if stored is None and (self.root / path).is_file():
+            stored, known = (self.root / path).read_bytes(), True  # a tree with override files of its own
+        served = overrides.answer(overrides.read_policy(self.root.resolve()), stored) if known else None
+        if served is None:
+            return 404, b""
+        return 200, (b"" if method == "HEAD" else served)
 
 
 # ------------------------------------------------------------------ the boot
@@ -211,18 +238,19 @@ class _Boot:
     def fail(self, message: str) -> None:
         self.report.failures.append(message)
 
-    def absorb(self, name: str, body: bytes, override: bool) -> None:
+    def absorb(self, name: str, body: bytes, override: bool) -> list[tuple[str, str]]:
         """Take the parameters of file ``name``: all of them (an override file), or those no
-        earlier file set (CONFIG_FILES, where the first value wins)."""
+        earlier file set (CONFIG_FILES, where the first value wins). Returns what the file sets."""
         try:
             pairs = _attrs(body)
         except ET.ParseError as exc:
             self.fail(f"{name} is not well-formed XML: {exc}")
-            return
+            return []
         for k, v in pairs:
             if override or k not in self.params:
                 self.params[k] = v
                 self.sources[k] = name
+        return pairs
 
 
 def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: bool = True,
@@ -312,12 +340,17 @@ def _read_config_files(b: _Boot) -> None:
 
 
 def _read_overrides(b: _Boot) -> None:
-    """Override files beat CONFIG_FILES; <mac>-web.cfg beats <mac>-phone.cfg (docs/polycom.md §1)."""
+    """Override files from OVERRIDES_DIRECTORY beat CONFIG_FILES; <mac>-web.cfg beats
+    <mac>-phone.cfg (docs/polycom.md §1)."""
     od = b.master.get("OVERRIDES_DIRECTORY", "")
-    for name in (f"{b.mac}-phone.cfg", f"{b.mac}-web.cfg"):
-        status, body = b.get(_join(od, name), note="override file")
+    for kind in overrides.KINDS:
+        name = _join(od, f"{b.mac}-{kind}.cfg")
+        status, body = b.get(name, note="override file")
         if status == 200 and body.strip():
-            b.absorb(_join(od, name), body, override=True)
+            b.report.overrides[kind] = dict(b.absorb(name, body, override=True))
+        elif status != 404:  # none stored is a 404; anything else, the phone goes without it
+            b.report.warnings.append(f"override file {name} answered {status}: the phone boots without "
+                                     "its local changes")
 
 
 def _follow_redirect(b: _Boot, max_redirects: int) -> BootReport | None:
@@ -368,8 +401,9 @@ def _upload_boot_log(b: _Boot) -> None:
     updater_ua = re.sub(r"Type/\w+", "Type/Updater", ua) if "Type/" in ua else ua
     path = _join(b.master.get("LOG_FILE_DIRECTORY", ""), f"{b.mac}-boot.log")
     stamp = time.strftime("%m%d%H%M%S", time.gmtime())
-    log = (f"{stamp}|cfg  |4|00|polygen simulate: boot of {b.mac}\n"
-           f"{stamp}|cfg  |4|00|config files: {', '.join(b.cfg_files)}\n").encode()
+    # event class 2: information, not an error (`polygen status` looks for class 4 and above)
+    log = (f"{stamp}|cfg  |2|00|polygen simulate: boot of {b.mac}\n"
+           f"{stamp}|cfg  |2|00|config files: {', '.join(b.cfg_files)}\n").encode()
     status, _ = b.transport.request("PUT", path, {"User-Agent": updater_ua}, log)
     b.report.requests.append(Request("PUT", "/" + path, status, len(log), "boot log"))
     if status not in (200, 201, 204):
@@ -399,6 +433,22 @@ def _hints(b: _Boot) -> None:
         else:
             b.report.hints.append("401: the server wants provisioning credentials; give them in the URL, "
                                   "e.g. --url http://user:password@host/")
+
+
+def local_change(transport: Transport, report: BootReport, changes: dict[str, str], *,
+                 kind: str = "phone") -> Request:
+    """A user changes ``changes`` on the phone after the boot of ``report`` (``kind`` "phone": on
+    its menus; "web": in its web interface): the phone PUTs its whole override file of that kind
+    (what it got at boot, with the changes) into OVERRIDES_DIRECTORY. The request is added to the
+    report, and a refusal to its failures."""
+    name = _join(report.master.get("OVERRIDES_DIRECTORY", ""), f"{report.mac}-{kind}.cfg")
+    body = overrides.render({**report.overrides.get(kind, {}), **changes})
+    status, _ = transport.request("PUT", name, {"User-Agent": report.user_agent}, body)
+    request = Request("PUT", "/" + name, status, len(body), f"override file: {', '.join(changes)}")
+    report.requests.append(request)
+    if not request.ok():
+        report.failures.append(f"override upload {name} answered {status}: the change is lost at the next boot")
+    return request
 
 
 def format_report(r: BootReport) -> str:

@@ -27,13 +27,14 @@ from polygen.errors import PolygenError
 
 # Most severe first: the page's default order and the order of the counts at the top.
 STATES = ("unknown", "mismatch", "errors", "stale", "never-seen", "ok")
+# The rules of polygen.status, one line each (the chips' tooltips).
 STATE_HELP = {
-    "unknown": "asked for its configuration but is not in the inventory",
-    "mismatch": "reports a different model than the inventory gives",
-    "errors": "its recent logs contain errors",
-    "stale": "not heard from for longer than expected",
-    "never-seen": "in the inventory, never heard from",
-    "ok": "heard from recently, nothing wrong",
+    "unknown": "asked the servers for its files, but is not in the inventory",
+    "mismatch": "its User-Agent reports another model than the inventory gives it",
+    "errors": "an error-level line or a registration failure in its logs within the stale period",
+    "stale": "not seen within the stale period (polygen status --stale, 2 days by default)",
+    "never-seen": "in the inventory, never seen by the servers",
+    "ok": "seen within the stale period, nothing wrong",
 }
 _RANK = {state: i for i, state in enumerate(STATES)}
 

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from polygen import htpasswd
 from polygen.errors import BuildError
+from polygen.overrides import SERVE_FILE
 
 if TYPE_CHECKING:  # the sidecar reads build records without loading the planner
     from polygen.plan import OutputFile
@@ -46,7 +47,9 @@ if TYPE_CHECKING:  # the sidecar reads build records without loading the planner
 MANIFEST = ".polygen-manifest.json"
 BUILD_RECORD = ".polygen-build.json"  # commit, digest, the generation replaced (never served)
 ROLLBACK_HOLD = "rollback.json"  # beside the generations: what `polygen rollback` took down
-DOTFILES = (".htpasswd",)  # the only hidden files a plan may hold; web servers never serve dotfiles
+# the only hidden files a plan may hold (web servers never serve dotfiles): the provisioning users,
+# and what the sidecar does with the phones' override files (polygen.overrides)
+DOTFILES = (htpasswd.FILENAME, SERVE_FILE)
 _GEN_RE = re.compile(r"^g(\d{6,})$")
 _SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)*$")
 KEEP_GENERATIONS = 2  # the current one and the one before it (rollback, readers still in flight)
@@ -82,14 +85,22 @@ def current_generation(out: Path) -> Path | None:
 
 def read_manifest(gen: Path | None) -> dict[str, list]:
     """path -> [key, sha256, size, mode]"""
+    return _read_manifest_doc(gen).get("files", {})
+
+
+def _read_manifest_doc(gen: Path | None) -> dict:
+    """The whole manifest: ``files``, and the phone index (``phones``, ``site``) when the build
+    had one (``write(index=...)``)."""
     if gen is None:
         return {}
     try:
         with open(gen / MANIFEST, encoding="utf-8") as fh:
-            return json.load(fh)["files"]
+            doc = json.load(fh)
+        doc["files"]  # noqa: B018 - a manifest without it is damaged
+        return doc
     except FileNotFoundError:
         return {}
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise BuildError(f"{gen / MANIFEST} is damaged ({exc}); remove {gen} and build again") from exc
 
 
@@ -324,7 +335,8 @@ def _link(src: Path, dst: Path) -> None:
 
 def write(files: Iterable[OutputFile], out: Path, *, progress: Callable[[int], None] | None = None,
           dry_run: bool = False, group: int | None = None, max_phone_loss: float | None = None,
-          keep_auth: bool = False, commit: str | None = None, keep_rollback: bool = False) -> WriteResult:
+          keep_auth: bool = False, commit: str | None = None, keep_rollback: bool = False,
+          index: dict | None = None) -> WriteResult:
     """``group``: the gid of every file and directory of the generation (e.g. www-data's, so
     nginx can read the 0640 files); None: the builder's own group.
     ``max_phone_loss``: refuse (BuildError, nothing swapped) a build that would remove more than
@@ -332,19 +344,25 @@ def write(files: Iterable[OutputFile], out: Path, *, progress: Callable[[int], N
     off or change its user. Unattended rebuilds use both against half-saved inventories.
     ``commit``: the commit the files were built from, recorded in the generation (a build that
     changes no file records it in the generation served). ``keep_rollback``: swap nothing when
-    the build is of the commit, or has the bytes, that `polygen rollback` took down (``held``)."""
+    the build is of the commit, or has the bytes, that `polygen rollback` took down (``held``).
+    ``index``: the phone index (``plan.Plan.index``) kept in the manifest beside ``files``, for
+    the sidecar and ``polygen status``; a generation whose index differs is written anew even
+    when no file changed (one built before polygen kept it)."""
     out = Path(out)
     _check_out(out)
     with build_lock(out):
         return _write_locked(files, out, progress, dry_run, group, max_phone_loss, keep_auth, commit,
-                             keep_rollback)
+                             keep_rollback, index)
 
 
 def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=None, keep_auth=False,
-                  commit: str | None = None, keep_rollback: bool = False) -> WriteResult:
+                  commit: str | None = None, keep_rollback: bool = False, index=None) -> WriteResult:
     g = gens_dir(out)
     prev = current_generation(out)
-    old = read_manifest(prev)
+    old_doc = _read_manifest_doc(prev)
+    old = old_doc.get("files", {})
+    index = index or {}
+    stale_index = any(old_doc.get(k) != v for k, v in index.items())
     _clean_stale(g, out)
     gid = group if group is not None else os.getegid()
     attrs = [os.geteuid(), gid]  # recorded per file: a file is reused only when they match
@@ -419,7 +437,8 @@ def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=Non
             if progress and n % 256 == 0:
                 progress(256)
         removed = [p for p in old if p not in manifest]
-        changed = bool(written or removed) or (prev is None) or any(old[p] != manifest[p] for p in keep)
+        changed = bool(written or removed) or (prev is None) or any(old[p] != manifest[p] for p in keep) \
+            or stale_index
         new_digest = "" if dry_run else digest(manifest)
         if not dry_run and prev is not None and changed and keep_rollback and _holds(_json_object(g / ROLLBACK_HOLD), commit, new_digest):
             if staging is not None:
@@ -459,7 +478,7 @@ def _write_locked(files, out: Path, progress, dry_run, group, max_phone_loss=Non
             ensure_parent(rel)
             os.link(src_root + rel, dst_root + rel)
         # one-shot dumps uses the C encoder; json.dump streams through the Python one
-        _create(str(st / MANIFEST), json.dumps({"version": 1, "files": manifest}, separators=(",", ":"),
+        _create(str(st / MANIFEST), json.dumps({"version": 1, **index, "files": manifest}, separators=(",", ":"),
                                                sort_keys=True).encode(), 0o640, group)
         _write_record(st, {"version": 1, "commit": commit, "digest": new_digest,
                            "previous": prev.name if prev else None}, group)

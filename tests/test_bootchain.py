@@ -157,6 +157,32 @@ def test_report_masks_passwords(built):
     assert "s3cret-1001" not in text and "1001/********" in text
 
 
+@pytest.mark.parametrize(("policy", "after"), [("keep", "3"), ("discard", "1")])
+def test_a_change_on_the_phone_at_its_next_boot(inventory_dir, firmware_dir, tmp_path, policy, after):
+    """The phone PUTs its override file into OVERRIDES_DIRECTORY and fetches it at its next boot
+    (the tree answers like the sidecar): with keep it beats the phone's own CONFIG_FILES value,
+    with discard the inventory's value comes back."""
+    from polygen.simulate import local_change
+
+    site = inventory_dir / "site.yaml"
+    site.write_text(site.read_text() + f"  overrides: {policy}\n")
+    out = tmp_path / policy
+    run(BuildOptions(inventory_dir, out, TEMPLATES, firmware_dir))
+    t = TreeTransport(out)
+    r = boot(t, "64167f000410", UA["VVX410"])
+    assert r.master["OVERRIDES_DIRECTORY"] == "overrides"
+    assert r.params["up.backlight.idleIntensity"] == "1"  # the phone's own setting in the inventory
+    assert local_change(t, r, {"up.backlight.idleIntensity": "3"}).status == 201
+    assert list(t.uploads)[-1] == "overrides/64167f000410-phone.cfg"
+    again = boot(t, "64167f000410", UA["VVX410"])
+    assert again.ok, format_report(again)
+    source = "overrides/64167f000410-phone.cfg" if policy == "keep" else "64167f000410-phone.cfg"
+    assert (again.params["up.backlight.idleIntensity"], again.sources["up.backlight.idleIntensity"]) == (after, source)
+    # a phone the build does not know has no override files, and may not upload one
+    stranger = boot(t, "0004f2999999", UA["VVX410"])
+    assert local_change(t, stranger, {"up.backlight.idleIntensity": "3"}).status == 404
+
+
 # ------------------------------------------------------------------ dialect per release
 def test_uc_3_3_phone_gets_polycomconfig_and_no_legacy_files(inventory_dir, tmp_path):
     """UC Software 3.3.5 ships no sip.cfg (Polycom's 4.0.15 master: CONFIG_FILES_SPIP330=""): even

@@ -164,7 +164,7 @@ def test_a_broken_link_in_a_release_no_phone_runs_does_not_stop_the_build(build_
     (fw / "5.9.7" / "README.txt").unlink()  # in a release phones run, but not a file they fetch
     (fw / "5.9.7" / "README.txt").symlink_to("/nonexistent/README.txt")
     r = run(build_opts)
-    assert r.phones == 4 and r.written == 18
+    assert r.phones == 4 and r.written == 19
     assert sorted(p.name for p in (build_opts.out / "firmware").iterdir()) == ["3.3.5", "4.0.15", "5.9.7"]
     assert run(build_opts).written == 0
 
@@ -312,3 +312,27 @@ def test_a_model_override_rewrites_that_models_phones(build_opts):
 
     assert r.changed and r.written == 0
     assert read_manifest(current_generation(build_opts.out))["64167f000410-phone.cfg"][1] is not None
+
+
+def test_the_manifest_keeps_the_phone_index_and_a_build_without_one_is_redone(build_opts):
+    """The sidecar and `polygen status` read each phone's model, release and lines from the
+    manifest. A generation built before the manifest kept them is written anew by the next
+    build (hard links, the same files), though no file changed; after that a build is a no-op."""
+    import json
+
+    from polygen.build import run
+    from polygen.write import MANIFEST, current_generation
+
+    run(build_opts)
+    gen = current_generation(build_opts.out)
+    doc = json.loads((gen / MANIFEST).read_text())
+    assert doc["site"] == {"name": "Example Corp"}
+    assert doc["phones"]["0004f2000331"] == {"model": "IP331", "ua_token": "SPIP_331", "release": "4.0.15",
+                                             "lines": ["1002"]}
+    assert not run(build_opts).changed
+    del doc["phones"], doc["site"]  # as an older polygen wrote it
+    (gen / MANIFEST).write_text(json.dumps(doc))
+    again = run(build_opts)
+    assert again.changed and again.written == 0
+    assert "phones" in json.loads((current_generation(build_opts.out) / MANIFEST).read_text())
+    assert not run(build_opts).changed

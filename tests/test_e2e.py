@@ -120,17 +120,18 @@ class Site:
 class Sidecar:
     """``python -m polygen serve`` as a subprocess on a loopback port (its output in a file)."""
 
-    def __init__(self, site: Site):
+    def __init__(self, site: Site, *extra: str):
         self.site = site
         self.port = free_port()
         self.log = site.root / "sidecar.log"
         self.proc: subprocess.Popen | None = None
+        self.extra = extra or ("--no-static",)  # more options of `polygen serve`
 
     def start(self) -> Sidecar:
         s = self.site
         with open(self.log, "ab") as fh:
             self.proc = subprocess.Popen(
-                [PYTHON, "-m", "polygen", "serve", "--host", "127.0.0.1", "--port", str(self.port), "--no-static",
+                [PYTHON, "-m", "polygen", "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.extra,
                  "-o", str(s.out), "--db", str(s.db), "-i", str(s.inventory), "-t", str(TEMPLATES),
                  "--firmware", str(s.firmware)],
                 cwd=s.root, env=clean_env(), stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
@@ -296,16 +297,20 @@ def test_sidecar_down_bootstraps_still_served_uploads_fail(site, sidecar, nginx)
     with pytest.raises(OSError):
         get("127.0.0.1", sidecar.port, "/healthz")
 
-    # simulate: everything served as before, only the boot-log PUT fails (502 from nginx) -> exit 1
+    # simulate: everything served as before, only the boot-log PUT fails (502 from nginx) -> exit 1;
+    # the override files, the sidecar's too, are missing (a warning: the phone boots without them)
     agents = {}
     for phone in phones:
         result = simulate(url, phone, site.root)
         report = result.stdout
         assert result.returncode == 1, report
         agents[phone.norm] = ua = user_agent(report)
-        expected = [(m, p, 502 if m == "PUT" else s) for m, p, s in expected_requests(site, phone, ua)]
+        expected = [(m, p, 502 if m == "PUT" or p.startswith("/overrides/") else s)
+                    for m, p, s in expected_requests(site, phone, ua)]
         assert [(m, p, s) for m, p, s, _ in parse_requests(report)] == expected
         assert f"  PUT  /logs/{phone.norm}-boot.log                      502  boot log" in report
+        assert (f"  warning: override file overrides/{phone.norm}-web.cfg answered 502: the phone boots without "
+                "its local changes") in report
         assert [ln for ln in report.splitlines() if "FAILED" in ln] == [
             "  FAILED: boot log upload answered 502", "  result: FAILED"]
         assert len([ln for ln in report.splitlines() if ln.startswith("  line ")]) == len(phone.lines)
@@ -353,12 +358,14 @@ def test_simulate_with_provisioning_auth(auth_site, auth_sidecar, auth_nginx):
         "  GET  /firmware/3.3.5/sip.ld                           200  firmware",
         f"  GET  /{m}-phone.cfg                          401  CONFIG_FILES",
         "  GET  /site.cfg                                        401  CONFIG_FILES",
-        f"  GET  /{m}-phone.cfg                          401  override file",
-        f"  GET  /{m}-web.cfg                            404  override file",
+        f"  GET  /overrides/{m}-phone.cfg                401  override file",
+        f"  GET  /overrides/{m}-web.cfg                  401  override file",
         f"  GET  /contacts/{m}-directory.xml             401  directory",
         "  GET  /contacts/000000000000-directory.xml             401  directory",
         f"  PUT  /logs/{m}-boot.log                      401  boot log",
         "  directory: 0 entries",
+        f"  warning: override file overrides/{m}-phone.cfg answered 401: the phone boots without its local changes",
+        f"  warning: override file overrides/{m}-web.cfg answered 401: the phone boots without its local changes",
         "  warning: no registration: the phone will boot without a line",
         f"  FAILED: {m}-phone.cfg (CONFIG_FILES) answered 401",
         "  FAILED: site.cfg (CONFIG_FILES) answered 401",
@@ -380,6 +387,30 @@ def test_simulate_with_provisioning_auth(auth_site, auth_sidecar, auth_nginx):
     rows = json.loads(polygen("logs", "--db", str(auth_site.db), "--format", "json", "--limit", "0",
                               cwd=auth_site.root).stdout)
     assert sorted({r["mac"] for r in rows}) == sorted(p.norm for p in phones)
+
+
+def test_a_change_on_the_phone_through_nginx(auth_site, auth_sidecar, auth_nginx):
+    """A phone behind nginx (with provisioning auth) uploads its override file when its user
+    changes a setting; nginx hands it to the sidecar, which keeps it and gives it back at the
+    phone's next boot (site.overrides: keep, the default)."""
+    phone = next(p for p in example_phones(auth_site.inventory) if p.model == "VVX410")
+    url = f"http://{AUTH_CURRENT[0]}:{AUTH_CURRENT[1]}@127.0.0.1:{auth_nginx.port}/"
+    changed = polygen("simulate", "--url", url, "--mac", phone.mac, "--model", phone.model,
+                      "--change", "up.backlight.idleIntensity=3", cwd=auth_site.root)
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    requests = {(m, p): s for m, p, s, _ in parse_requests(changed.stdout)}
+    assert requests[("GET", f"/overrides/{phone.norm}-phone.cfg")] == 404
+    assert requests[("PUT", f"/overrides/{phone.norm}-phone.cfg")] == 201
+    report = boot(HttpTransport(url), phone.norm, model_user_agent(phone.model), firmware_required=False)
+    assert report.ok, report.failures
+    assert (report.params["up.backlight.idleIntensity"], report.sources["up.backlight.idleIntensity"]) == (
+        "3", f"overrides/{phone.norm}-phone.cfg")
+    shown = polygen("overrides", "--db", str(auth_site.db), "-o", str(auth_site.out), cwd=auth_site.root)
+    assert shown.stdout.splitlines()[1:] == ['  up.backlight.idleIntensity = "3"'], shown.stdout + shown.stderr
+    # without credentials nginx refuses both ways; a guessed MAC is the sidecar's plain 404
+    assert get("127.0.0.1", auth_nginx.port, f"/overrides/{phone.norm}-phone.cfg")[0] == 401
+    assert get("127.0.0.1", auth_nginx.port, "/overrides/0004f2999999-phone.cfg", auth=AUTH_CURRENT) == (
+        404, b'{"error": {"status": 404, "message": "not found"}}')
 
 
 # ---------------------------------------------------------------- a boot storm behind one address

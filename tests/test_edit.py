@@ -235,10 +235,10 @@ def test_a_new_extension_and_phone_build(site, tmp_path):
     r = polygen("build", "-o", str(tmp_path / "out"), "-t", str(TEMPLATES), "--firmware", str(tmp_path / "firmware"))
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("5 phones: ")
-    cfg = (tmp_path / "out" / "64167f000201-phone.cfg").read_text()
-    assert ' reg.1.address="2001" ' in cfg
-    assert f' reg.1.auth.password="{secret_of("2001")}" ' in cfg
-    assert ' reg.1.displayName="Alan Turing" ' in cfg
+    cfg = (tmp_path / "out" / "64167f000201-phone.cfg").read_text().splitlines()  # one attribute a line
+    assert '    reg.1.address="2001"' in cfg
+    assert f'    reg.1.auth.password="{secret_of("2001")}"' in cfg
+    assert '    reg.1.displayName="Alan Turing"' in cfg
 
 
 # ---------------------------------------------------------------- refusals write nothing

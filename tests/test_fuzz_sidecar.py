@@ -8,9 +8,12 @@ not cancelled when a client goes away, the key=value access logger). After every
 
 * no 5xx on the wire, no 5xx or exception inside the app, no error logged by polygen;
 * no file created, changed or removed anywhere under the test's directory (the out tree, the
-  firmware, the files beside them), except the SQLite database files;
-* one ``uploads`` row per 2xx PUT, and every 2xx PUT was a valid upload name of a known MAC
-  (judged by this file's own predicate, not the sidecar's regex) with valid credentials.
+  firmware, the files beside them), except the SQLite database files and the overrides directory;
+* in the overrides directory, only ``<known MAC>-(phone|web).cfg`` files that are override files
+  within the cap, each the body of an accepted upload (no temporary file left behind);
+* one ``uploads`` row per 2xx PUT of a log, and every 2xx PUT was a valid log or override name of
+  a known MAC (judged by this file's own predicates, not the sidecar's regexes) with valid
+  credentials.
 
 The run is bounded by time: ``POLYGEN_FUZZ_SECONDS`` (default 10, shared by the two modes, with
 and without provisioning auth); ``make hardening`` gives it more. Each mode prints its figures.
@@ -35,7 +38,7 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from polygen import htpasswd
+from polygen import htpasswd, overrides
 from polygen.sidecar import SidecarConfig, create_app, keys
 from polygen.sidecar.handlers import UPLOAD_RE, KeyValueAccessLogger
 from tests.conftest import sample_user_agents
@@ -70,6 +73,18 @@ def upload_name(path: str) -> tuple[str, str] | None:
     return None
 
 
+def override_name(path: str) -> tuple[str, str] | None:
+    """(mac, kind) if ``path`` is ``/overrides/<12 lower-case hex>-(phone|web).cfg``; else None."""
+    rest = path.removeprefix("/overrides/")
+    if rest == path:
+        return None
+    for kind in ("phone", "web"):
+        mac = rest.removesuffix(f"-{kind}.cfg")
+        if mac != rest and len(mac) == 12 and all(c in HEX for c in mac):
+            return mac, kind
+    return None
+
+
 def valid_credentials(header: str | None) -> bool:
     if header is None or not header.startswith("Basic "):
         return False
@@ -92,14 +107,18 @@ NAMES = [
     "/.out.gens/g000001/site.cfg", "/../outside.txt", "/logs/../site.cfg", "/%2e%2e/outside.txt",
     f"/logs/%2e%2e/{MAC}-app.log", f"/logs/{MAC}-app.log?x=1", f"/logs//{MAC}-app.log", "*",
     "http://evil.example/site.cfg", f"http://test/logs/{MAC}-app.log",
+    f"/overrides/{MAC.upper()}-phone.cfg", f"/overrides/{MAC}-user.cfg", f"/{MAC}-web.cfg",
+    f"/overrides/../{MAC}-phone.cfg", f"/overrides/{MAC}-phone.cfg/", "/overrides/",
 ]
 UPLOADS = [f"/{prefix}{mac}-{kind}.log" for prefix in ("", "logs/") for mac in (MAC, MAC2, UNKNOWN)
            for kind in ("boot", "app")]
+OVERRIDE_UPLOADS = [f"/overrides/{mac}-{kind}.cfg" for mac in (MAC, MAC2, UNKNOWN) for kind in ("phone", "web")]
 ATOMS = ["logs", "contacts", "firmware", "bootstrap", "5.9.7", "sip.ld", "..", ".", "", "%2e%2e", "%2E",
          "%00", "%2f", "%252e", "\x00", "\u00e9", "\u2603", "\U0001f4de", "\ud800", "a" * 300, "~",
          "000000000000.cfg", f"{MAC}-app.log", f"{MAC}-boot.log", f"{MAC.upper()}-app.log",
          f"{UNKNOWN}-app.log", f"{MAC}-phone.cfg", "site.cfg", ".htpasswd", ".polygen-manifest.json",
-         "escape.cfg", "?x=1", "#frag", ";a=b", "\\", " ", "\t", "\r\n", "..\\..", "g000001", ".out.gens"]
+         "escape.cfg", "?x=1", "#frag", ";a=b", "\\", " ", "\t", "\r\n", "..\\..", "g000001", ".out.gens",
+         "overrides", f"{MAC}-web.cfg", f"{UNKNOWN}-web.cfg"]
 SAFE = re.compile(r"[A-Za-z0-9._-]{1,14}")
 
 segments = st.one_of(st.sampled_from(ATOMS), st.text(max_size=16), st.from_regex(SAFE, fullmatch=True))
@@ -150,9 +169,24 @@ log_lines = st.lists(
               st.text(max_size=40)).map(lambda t: f"{t[0]:06d}.000|{t[1]}|{t[2]}|00|{t[3]}\n"),
     max_size=8,
 ).map(lambda lines: "".join(lines).encode("utf-8", "surrogatepass"))
+param_names = st.one_of(st.sampled_from(["up.backlight.idleIntensity", "reg.1.auth.password", "x"]),
+                        st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,20}", fullmatch=True),
+                        st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7e), min_size=1,
+                                max_size=10).filter(lambda t: t[0] not in "0123456789.-"))
+override_files = st.one_of(
+    st.dictionaries(param_names, st.text(max_size=30), max_size=5).map(overrides.render),
+    st.sampled_from([
+        b"<PHONE_CONFIG><OVERRIDES/></PHONE_CONFIG>",
+        b'<!DOCTYPE a [<!ENTITY b "c">]><PHONE_CONFIG><OVERRIDES x="&b;"/></PHONE_CONFIG>',
+        b'<?xml version="1.0"?><!DOCTYPE a SYSTEM "file:///etc/passwd"><PHONE_CONFIG/>',
+        b"<polycomConfig a=\"1\"/>", b"<PHONE_CONFIG a=\"1\"/>", b"<PHONE_CONFIG><OVERRIDES a=\"\x01\"/>",
+        "<PHONE_CONFIG><OVERRIDES a=\"\u00e9\u2603\"/></PHONE_CONFIG>".encode("utf-16"),
+    ]),
+)
 bodies = st.one_of(
     st.binary(max_size=300),
     log_lines,
+    override_files,
     st.integers(CAP - 3, CAP + 3).map(lambda n: b"y" * n),
     st.integers(CAP + 1, CAP * 8).map(lambda n: b"\xff" * n),
 )
@@ -168,6 +202,7 @@ def requests(draw):
     """Half the requests are well-formed HTTP (so they reach the handlers with a good share of
     valid uploads), the other half anything at all."""
     if draw(st.booleans()):
+        path = draw(st.one_of(st.sampled_from(UPLOADS), st.sampled_from(UPLOADS), st.sampled_from(NAMES), paths))
         return {
             "method": draw(st.sampled_from(["GET", "HEAD", "PUT", "PUT"])),
             "path": draw(st.one_of(st.sampled_from(UPLOADS), st.sampled_from(UPLOADS), st.sampled_from(NAMES),
@@ -189,6 +224,22 @@ def requests(draw):
         "headers": draw(extra_headers),
         "body": draw(bodies),
         "framing": draw(framings),
+    }
+
+
+@st.composite
+def override_requests(draw):
+    """Well-formed requests for the override files: valid and near-valid names, override files
+    good and bad, and the bodies above."""
+    return {
+        "method": draw(st.sampled_from(["GET", "HEAD", "PUT", "PUT", "PUT"])),
+        "path": draw(st.one_of(st.sampled_from(OVERRIDE_UPLOADS), st.sampled_from(NAMES[-6:]), paths)),
+        "ua": draw(st.one_of(st.sampled_from(sample_user_agents()), printable)),
+        "auth": draw(st.one_of(st.sampled_from([_basic(f"{u}:{p}".encode()) for u, p in CREDENTIALS]),
+                               authorizations.filter(lambda a: a is None or a.isprintable()))),
+        "headers": [],
+        "body": draw(st.one_of(override_files, override_files, bodies)),
+        "framing": draw(st.sampled_from(["exact", "exact", "exact", "chunked", "huge"])),
     }
 
 
@@ -298,12 +349,15 @@ class ErrorLog(logging.Handler):
         self.recorder.errors.append(f"{record.name}: {record.getMessage()}")
 
 
+OVERRIDES_DIR = "polygen-overrides"  # beside logs.db: the sidecar's default
+
+
 def tree_state(root: Path) -> dict[str, tuple]:
     state = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             p = Path(dirpath, name)
-            if name in DB_FILES:
+            if name in DB_FILES or root / OVERRIDES_DIR in (p, p.parent):  # checked on their own
                 continue
             st_ = p.lstat()
             state[str(p.relative_to(root))] = (st_.st_mode, st_.st_size, st_.st_mtime_ns, st_.st_ino)
@@ -365,17 +419,22 @@ async def test_fuzz_requests(fuzz_target):
         assert tree_state(root) == tree_before, "a file changed under the test directory"
         stored = [s for s in new if s[0] == "PUT" and 200 <= s[2] < 300]
         for method, raw, status, auth in stored:
-            name = upload_name(raw)
+            name = upload_name(raw) or override_name(raw)
             assert name is not None and name[0] in KNOWN, (method, raw, status)
             assert mode == "open" or valid_credentials(auth), (raw, auth)
+        for p in (root / OVERRIDES_DIR).iterdir():
+            name = override_name(f"/overrides/{p.name}")
+            assert name is not None and name[0] in KNOWN, p.name
+            assert len(p.read_bytes()) <= CAP and p.stat().st_mode & 0o777 == 0o600
+            overrides.parse(p.read_bytes())
+        override_puts = [s for s in stored if override_name(s[1])]
+        if override_puts and req["framing"] == "exact":
+            assert (root / OVERRIDES_DIR / override_puts[0][1][len("/overrides/"):]).read_bytes() == req["body"]
         rows = db_uploads(config.db)
-        assert len(rows) - rows_before == len(stored), (len(rows), rows_before, stored)
+        assert len(rows) - rows_before == len(stored) - len(override_puts), (len(rows), rows_before, stored)
         assert all(mac in KNOWN and size <= CAP for mac, size in rows[rows_before:])
 
-    @settings(max_examples=ROUND, deadline=None, database=None, phases=[Phase.generate, Phase.shrink],
-              suppress_health_check=list(HealthCheck))
-    @given(req=requests())
-    def one(req):
+    def play(req):
         stats["iterations"] += 1
         pre = state()
         data, waits = encode_request(req)
@@ -384,28 +443,41 @@ async def test_fuzz_requests(fuzz_target):
         stats["statuses"][status] = stats["statuses"].get(status, 0) + 1
         check(req, received, pre)
 
+    def fuzz(strategy, examples):
+        return settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck),
+                        phases=[Phase.generate, Phase.shrink])(given(req=strategy)(play))
+
+    one, one_override = fuzz(requests(), ROUND), fuzz(override_requests(), ROUND // 4)
     budget = FUZZ_SECONDS / 2
     start = time.monotonic()
 
+    def stored(overrides_: bool) -> list:
+        return [s for s in recorder.seen if s[0] == "PUT" and 200 <= s[2] < 300
+                and bool(override_name(s[1])) == overrides_]
+
+    def reached() -> bool:
+        """The fuzzing reached the interesting places: stored uploads and override files,
+        refusals of every kind (on a loaded machine a few more seeded rounds get there)."""
+        seen = {s[2] for s in recorder.seen}
+        return {200, 400, 404}.issubset(seen) and (FUZZ_SECONDS < 4 or (
+            bool(stored(False)) and bool(stored(True)) and 413 in seen and (mode == "open" or 401 in seen)))
+
     def run():
-        while time.monotonic() - start < budget or stats["runs"] == 0:
-            seed(stats["runs"] + (0 if mode == "open" else 10**6))(one)()
+        while time.monotonic() - start < budget or stats["runs"] == 0 or (not reached() and stats["runs"] < 20):
+            run_seed = stats["runs"] + (0 if mode == "open" else 10**6)
+            seed(run_seed)(one)()
+            seed(run_seed)(one_override)()  # and a quarter round of override files
             stats["runs"] += 1
 
     await asyncio.to_thread(run)
     elapsed = time.monotonic() - start
     rows = db_uploads(config.db)
     assert tree_state(root) == before
-    assert len(rows) == len([s for s in recorder.seen if s[0] == "PUT" and 200 <= s[2] < 300])
+    assert len(rows) == len(stored(False))
     statuses = " ".join(f"{k}:{v}" for k, v in sorted(stats["statuses"].items()))
     print(f"\nFIGURE fuzz mode={mode} iterations={stats['iterations']} seconds={elapsed:.1f} "
-          f"uploads_stored={len(rows)} failures=0 statuses={statuses}")
-    # the fuzzing reached the interesting places: stored uploads, refusals of every kind
-    seen = {s[2] for s in recorder.seen}
-    assert {200, 400, 404}.issubset(seen), seen
-    if FUZZ_SECONDS >= 4:
-        assert rows, "no valid upload was generated"
-        assert 413 in seen and (mode == "open" or 401 in seen), seen
+          f"uploads_stored={len(rows)} overrides_stored={len(stored(True))} failures=0 statuses={statuses}")
+    assert reached(), ({s[2] for s in recorder.seen}, len(rows), len(stored(True)))
 
 
 # ---------------------------------------------------------------------------- the upload-name matcher

@@ -589,3 +589,12 @@ def test_inventory_error_counts_errors_only(inv_dir):
     d = inv_dir(base(phones__yaml=PHONES.replace("IP330", "IP33").replace("00:04:f2", "00:04:f")))
     with pytest.raises(InventoryError, match="^the inventory has 2 errors$"):
         load_ok(d)
+
+
+# ------------------------------------------------------------------ override files
+def test_site_overrides_keep_or_discard(inv_dir):
+    assert load_ok(inv_dir(base())).site.overrides == "keep"  # as on Polycom's own servers
+    assert load_ok(inv_dir(base(site__yaml=SITE + "  overrides: discard\n"))).site.overrides == "discard"
+    assert problems(inv_dir(base(site__yaml=SITE + "  overrides: ignore\n"))) == [
+        "inv/site.yaml:6: site.overrides: expected keep (a setting changed on a phone survives its reboot) "
+        "or discard (the inventory's value comes back), found 'ignore'"]

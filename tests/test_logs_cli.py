@@ -126,7 +126,8 @@ def test_logs_errors(db, args, message):
 def test_logs_unknown_extension(db, inventory_dir):
     result = CliRunner().invoke(cli, ["logs", "--db", str(db), "--ext", "4711", "-i", str(inventory_dir)])
     assert result.exit_code == 1
-    assert result.output.splitlines()[-1] == f"Error: no phone in {inventory_dir} carries extension 4711"
+    assert result.output.splitlines()[-1] == (f"Error: no phone carries extension 4711, in {inventory_dir} or in "
+                                              f"the uploads stored in {describe_db(db)}")
 
 
 def test_logs_missing_database(tmp_path):
@@ -203,3 +204,42 @@ def test_logs_postgresql_down():
     assert result.output.startswith(f"Error: cannot reach log database postgresql://polygen:***@127.0.0.1:{port}"
                                     "/polygen: connection failed: ")
     assert "Connection refused" in result.output and ":pw@" not in result.output
+
+
+def test_logs_follow_prints_new_lines_as_they_land_until_ctrl_c(db):
+    """`polygen logs --follow` as a process: the stored lines, then each new one once, on both
+    databases; Ctrl-C (SIGINT) ends it quietly with exit 0."""
+    import queue
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from tests.conftest import clean_env
+
+    proc = subprocess.Popen([sys.executable, "-m", "polygen", "logs", "--db", str(db), "--follow", "--level", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(TZ="UTC"))
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+
+    def next_line() -> str:
+        return lines.get(timeout=20).rstrip("\n")
+
+    try:
+        assert next_line().endswith("REGISTER failed | 401")
+        assert next_line().endswith("fatal audio")
+        with open_store(db) as store:
+            store.store_upload(MAC_330, "app", b"1101110000|sip  |2|00|fine\n1101110001|sip  |5|00|major trouble\n",
+                               None, None)
+        line = next_line()
+        assert line.split()[1:3] == [MAC_330, "app:2"] and line.endswith("major trouble")
+        with open_store(db) as store:
+            store.store_upload(OTHER, "app", b"1101103100|so   |6|00|fatal audio\n1101110002|so   |4|00|again\n",
+                               None, None)
+        assert next_line().endswith("again")  # appended: only the new line, once
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0 and proc.stderr.read() == ""
+    proc.stderr.close()
+    proc.stdout.close()

@@ -7,6 +7,7 @@ tests/test_pgstore.py."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sqlite3
 from datetime import datetime
 
@@ -96,22 +97,23 @@ def texts(store, **kw):
 # ---------------------------------------------------------------------- schema
 def test_schema_created(db_path):
     with LogStore.open(db_path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 1
+        assert store.schema_version == SCHEMA_VERSION == 2
         assert store.journal_mode == "wal"
     tables = {r[0] for r in raw(db_path, "SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"uploads", "log_lines", "upload_state"} <= tables
+    assert {"uploads", "log_lines", "upload_state", "sightings", "tail_offsets"} <= tables
     indexes = {r[0]: r[1] for r in raw(db_path, "SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL")}
     assert "(mac, received_at)" in indexes["log_lines_mac_received"]
     assert "(received_at)" in indexes["log_lines_received"]
     assert raw(db_path, "PRAGMA journal_mode") == [("wal",)]
-    assert raw(db_path, "PRAGMA user_version") == [(1,)]
+    assert "WHERE level >= 4" in indexes["log_lines_problems"]
+    assert raw(db_path, "PRAGMA user_version") == [(2,)]
 
 
 def test_reopen_keeps_data(db):
     with open_store(db) as s:
         s.store_upload(MAC, "app", lines(3), "5.9.7.4477", UA, received_at=1000.0)
     with open_store(db) as s:
-        assert s.schema_version == 1
+        assert s.schema_version == 2
         assert [r.text for r in s.query()] == ["line 1", "line 2", "line 3"]
         assert s.query()[0].fw_version == "5.9.7.4477"
 
@@ -438,3 +440,149 @@ def test_database_is_private_whatever_the_umask(db_path):
 def test_missing_directory_is_a_clear_error(tmp_path):
     with pytest.raises(LogStoreError, match=r"cannot open log database .*/nope/logs.db: No such file or directory"):
         LogStore.open(tmp_path / "nope" / "logs.db")
+
+
+# ---------------------------------------------------------------------- schema version 2
+def test_version_1_database_is_migrated_keeping_its_data(db_path):
+    """A database made by the previous polygen (schema 1) gains the sightings, the problem index
+    and the upload's extensions; what it held stays, its uploads without extensions."""
+    conn = sqlite3.connect(db_path)
+    for statement in logstore.MIGRATIONS[1]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO uploads (mac, kind, received_at, bytes, lines) VALUES (?, 'app', 5.0, 10, 1)", (MAC,))
+    conn.execute("INSERT INTO log_lines (upload_id, mac, kind, line_no, received_at, text, parsed, level)"
+                 " VALUES (1, ?, 'app', 1, 5.0, 'Registration failed', 1, 4)", (MAC,))
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with LogStore.open(db_path) as store:
+        assert store.schema_version == 2
+        assert texts(store) == ["Registration failed"]
+        assert store.uploads()[0][1] == MAC
+        assert store.sightings() == []
+        assert store.problems(0)[MAC].text == "Registration failed"
+    assert raw(db_path, "SELECT extensions FROM uploads") == [(None,)]
+
+
+# ---------------------------------------------------------------------- sightings
+def seen(mac, kind, when, *, status=200, address="192.0.2.1", ua_model=None, firmware=None, path=None):
+    from polygen.sightings import Sighting
+
+    return Sighting(mac, kind, when, when, 1, address, "GET", path or f"/{mac}-phone.cfg", status, ua_model,
+                    firmware, f"UA {ua_model}" if ua_model else None, when if ua_model else None)
+
+
+def test_sightings_coalesce_the_same_in_memory_and_in_the_database(db):
+    """The database's upsert and Sighting.merge agree: however the requests are batched, one row
+    per phone and kind, first and last time, counts, the newest request's address and answer,
+    the newest User-Agent's model."""
+    import random
+
+    from polygen.sightings import Coalescer
+
+    rng = random.Random(7)
+    requests = []
+    times = rng.sample(range(1000), 300)  # distinct: which of two requests at once is newer is moot
+    for i in range(300):
+        mac = f"0004f200{rng.randrange(4):04x}"
+        requests.append(seen(mac, rng.choice(["config", "boot"]), float(times[i]),
+                             status=rng.choice([200, 404]), address=f"192.0.2.{i}",
+                             ua_model=rng.choice([None, "VVX_410", "SPIP_330"]), firmware=str(i)))
+    whole = Coalescer()
+    for r in requests:
+        whole.add(seen(r.mac, r.kind, r.last_seen, status=r.status, address=r.address, ua_model=r.ua_model,
+                       firmware=r.firmware))
+    expected = whole.drain()
+    with open_store(db) as store:
+        batch = Coalescer()
+        for n, r in enumerate(requests, 1):
+            batch.add(r)
+            if n % rng.choice([1, 7, 50]) == 0:
+                store.record_sightings(batch.drain())
+        store.record_sightings(batch.drain())
+        assert store.sightings() == expected
+        assert sum(s.requests for s in store.sightings()) == 300
+        assert len(store.sightings()) <= 8
+
+
+def test_sightings_of_one_phone_and_its_reported_model(store):
+    store.record_sightings([seen(MAC, "config", 10.0, ua_model="VVX_410", firmware="5.9.7.0000"),
+                            seen(MAC, "boot", 20.0, ua_model="VVX_411", firmware="6.4.6.0000"),
+                            seen(MAC2, "config", 30.0)])
+    assert [s.kind for s in store.sightings(MAC)] == ["boot", "config"]
+    assert store.reported_model(MAC) == "VVX_411"  # the newest that had one
+    assert store.reported_model(MAC2) is None
+    assert store.reported_model("0004f2ffffff") is None
+    assert store.seen_macs() == {MAC, MAC2}
+
+
+def test_tail_offsets_are_written_with_the_sightings(store):
+    assert store.tail_offset("host:/var/log/a.log") is None
+    store.record_sightings([], [("host:/var/log/a.log", "8:123", 4096)])
+    store.record_sightings([seen(MAC, "config", 1.0)], [("host:/var/log/a.log", "8:124", 10)])
+    assert store.tail_offset("host:/var/log/a.log") == ("8:124", 10)
+
+
+def test_prune_drops_sightings_not_seen_within_the_retention(store):
+    store.record_sightings([seen(MAC, "config", 100.0), seen(MAC2, "config", 900.0)])
+    assert store.prune(500, now=1000.0) == 1
+    assert [s.mac for s in store.sightings()] == [MAC2]
+
+
+# ---------------------------------------------------------------------- problems and extensions
+def test_problems_are_each_phones_newest_error_or_registration_failure(store):
+    store.store_upload(MAC, "app", b"000001.000|sip  |4|00|old error\n000002.000|sip  |2|00|fine\n", None, UA,
+                       received_at=100.0)
+    store.store_upload(MAC, "app", b"000001.000|sip  |4|00|old error\n000002.000|sip  |2|00|fine\n"
+                                   b"000003.000|sip  |2|00|Registration FAILED: 403 Forbidden\n", None, UA,
+                       received_at=200.0)
+    store.store_upload(MAC2, "boot", b"000001.000|cfg  |6|00|fatal\n", None, UA, received_at=50.0)
+    store.store_upload("0004f2000001", "boot", b"000001.000|cfg  |3|00|only a warning\n", None, UA,
+                       received_at=300.0)
+    found = store.problems(since=0.0)
+    assert {mac: row.text for mac, row in found.items()} == {
+        MAC: "Registration FAILED: 403 Forbidden", MAC2: "fatal"}
+    assert {mac: row.text for mac, row in store.problems(since=60.0).items()} == {
+        MAC: "Registration FAILED: 403 Forbidden"}
+
+
+def test_lines_are_found_by_the_extensions_the_phone_carried_when_it_uploaded(store):
+    """A phone replaced by another keeps its history under the extension it carried then."""
+    store.store_upload(MAC, "app", b"000001.000|sip  |2|00|old phone\n", None, UA, received_at=1.0,
+                       extensions=["1003"])
+    store.store_upload(MAC2, "app", b"000001.000|sip  |2|00|new phone\n", None, UA, received_at=2.0,
+                       extensions=["1005", "1003"])
+    store.store_upload(MAC, "app", b"000001.000|sip  |2|00|old phone\n000002.000|sip  |2|00|moved on\n", None, UA,
+                       received_at=3.0, extensions=["10031"])
+    store.store_upload("0004f2000001", "app", b"000001.000|sip  |2|00|not recorded\n", None, UA, received_at=4.0)
+    assert texts(store, ext="1003") == ["old phone", "new phone"]
+    assert texts(store, ext=["1005", "10031"]) == ["new phone", "moved on"]
+    assert texts(store, ext="100") == []
+    # uploads stored without a record: by the phones carrying it now
+    assert texts(store, ext="1003", ext_macs=["0004f2000001"]) == ["old phone", "new phone", "not recorded"]
+    assert texts(store, ext="1003", mac=["0004f2000001"]) == ["old phone", "new phone", "not recorded"]
+    assert texts(store, ext=[]) == []
+    assert store.has_extension("1005") and not store.has_extension("100")
+
+
+def test_follow_yields_new_lines_once_as_they_are_stored(store):
+    from polygen.logstore import follow
+
+    store.store_upload(MAC, "app", lines(3), None, UA)
+    shown = store.query(limit=2)  # the newest two printed; line 1 left out by --limit
+    uploads = iter([(MAC2, lines(2)), (MAC, lines(5)), None, (MAC2, b"000009.000|sip  |4|00|bad\n")])
+    polls = []
+
+    def sleep(seconds):  # between polls: the sidecar stores the phones' next upload
+        polls.append(seconds)
+        nxt = next(uploads)
+        if nxt is not None:
+            store.store_upload(nxt[0], "app", nxt[1], None, UA)
+
+    got = follow(store, shown, sleep=sleep, interval=0.5)
+    assert [(r.mac, r.text) for r in itertools.islice(got, 5)] == [
+        (MAC2, "line 1"), (MAC2, "line 2"), (MAC, "line 4"), (MAC, "line 5"), (MAC2, "bad")]
+    assert polls == [0.5, 0.5, 0.5, 0.5]
+    level4 = follow(store, [], sleep=lambda s: store.store_upload(MAC, "boot", b"1|cfg|4|0|x\n1|cfg|2|0|y\n", None,
+                                                                    UA), level=4)
+    assert next(level4).text == "x"

@@ -47,6 +47,7 @@ def test_the_example_without_firmware(site):
         "  boot a phone:   .venv/bin/polygen simulate --url http://127.0.0.1:8080/ --mac 00:04:f2:00:03:30 "
         "--model IP330 --allow-missing-firmware",
         "  read its logs:  .venv/bin/polygen logs   (the phones' uploads are stored in polygen-logs.db)",
+        "  see the fleet:  .venv/bin/polygen status   (every phone's state; --html status.html writes a page)",
         "  another port:   PORT=8081 make run, or --port 8081",
     ]
 
@@ -81,7 +82,10 @@ def test_another_database_port_host_and_no_watch(site):
     assert got[2].startswith("  boot a phone:   .venv/bin/polygen simulate --url http://127.0.0.1:65535/ ")
     assert got[3] == ("  read its logs:  .venv/bin/polygen logs --db /var/lib/polygen/logs.db   "
                       "(the phones' uploads are stored in /var/lib/polygen/logs.db)")
-    assert got[4] == "  another port:   PORT=65534 make run, or --port 65534"
+    assert got[4] == ("  see the fleet:  .venv/bin/polygen status --db /var/lib/polygen/logs.db   "
+                      "(every phone's state; --html status.html writes a page)")
+    assert got[5] == "  another port:   PORT=65534 make run, or --port 65534"
+    assert steps(site, out=Path("/srv/out"))[4].startswith("  see the fleet:  .venv/bin/polygen status -o /srv/out   ")
 
 
 def test_a_postgresql_database_is_shown_without_its_password(site):
@@ -155,7 +159,7 @@ def test_a_real_serve_prints_the_block_after_listening(site):
         stop(proc)
     lines = log.read_text().splitlines()
     at = next(i for i, ln in enumerate(lines) if 'msg="listening on' in ln)
-    assert lines[at + 1:at + 6] == next_steps(host="127.0.0.1", port=port, out=Path("out"), db=Path("polygen-logs.db"),
+    assert lines[at + 1:at + 7] == next_steps(host="127.0.0.1", port=port, out=Path("out"), db=Path("polygen-logs.db"),
                                               inventory=Path("inventory"), watch=False,
                                               prog=program(str(VENV / "bin" / "polygen"), site), cwd=site).splitlines()
 

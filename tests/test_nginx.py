@@ -369,6 +369,12 @@ def test_log_put_is_proxied_with_rebuilt_uri(served, sidecar, path):
     ("PUT", f"/{MAC}-web.cfg", 404),
     ("DELETE", "/000000000000.cfg", 403),
     ("POST", "/site.cfg", 403),
+    ("DELETE", f"/overrides/{MAC}-phone.cfg", 403),
+    ("POST", f"/overrides/{MAC}-web.cfg", 403),
+    ("PUT", f"/overrides/{MAC.upper()}-phone.cfg", 404),
+    ("PUT", f"/overrides/{MAC}-user.cfg", 404),
+    ("PUT", f"/overrides/x/{MAC}-phone.cfg", 404),
+    ("GET", "/overrides/", 404),
 ])
 def test_other_methods_and_paths_not_proxied(served, sidecar, method, path, expected):
     body = b"x" if method in ("PUT", "POST") else None
@@ -386,12 +392,36 @@ def test_log_put_size_cap(served, sidecar):
     assert sidecar.requests == []
 
 
+OVERRIDE_BODY = b"<PHONE_CONFIG><OVERRIDES up.backlight.idleIntensity=\"3\"/></PHONE_CONFIG>"
+
+
+@pytest.mark.parametrize("method, path", [
+    ("PUT", f"/overrides/{MAC}-phone.cfg"), ("PUT", f"/overrides/{MAC}-web.cfg"),
+    ("GET", f"/overrides/{MAC}-phone.cfg"), ("HEAD", f"/overrides/{MAC}-web.cfg"),
+    ("PUT", f"/bootstrap/%2e%2e/overrides/{MAC}-phone.cfg"), ("GET", f"/overrides/{MAC}-web.cfg?x=../../site.cfg"),
+])
+def test_override_files_go_to_the_sidecar(served, sidecar, method, path):
+    """A phone's override files, both ways, are the sidecar's (it keeps them outside out/), with
+    the URI rebuilt from the strict captures."""
+    body = OVERRIDE_BODY if method == "PUT" else None
+    assert request(served, method, path, body=body)[0] == 204
+    kind = "web" if "-web.cfg" in path else "phone"
+    assert sidecar.requests == [(method, f"/overrides/{MAC}-{kind}.cfg", body or b"")]
+
+
+def test_override_put_size_cap(served, sidecar):
+    assert request(served, "PUT", f"/overrides/{MAC}-web.cfg", body=b"x" * (64 * 1024 + 1))[0] == 413
+    assert sidecar.requests == []
+
+
 def test_bootstraps_served_while_sidecar_down(tmp_path, out_tree):
     server = start_nginx(tmp_path, out_tree, sidecar=f"127.0.0.1:{free_port()}")  # nothing listens
     try:
         assert request(server, "GET", "/000000000000.cfg", ua=UA_330) == (200, b"<APPLICATION SPIP330 gen1/>\n")
         assert request(server, "GET", f"/{MAC}-phone.cfg")[0] == 200
         assert request(server, "PUT", f"/{MAC}-boot.log", body=b"x")[0] == 502
+        # override files are the sidecar's alone: the phone boots without them (simulate warns)
+        assert request(server, "GET", f"/overrides/{MAC}-phone.cfg")[0] == 502
     finally:
         server.stop()
 

@@ -223,7 +223,8 @@ def fetch(server: Nginx, pki: Pki, device: str | None, path: str, method: str = 
 
 
 PER_PHONE_A = [("GET", f"/{MAC_A}-phone.cfg"), ("GET", f"/contacts/{MAC_A}-directory.xml"),
-               ("PUT", f"/{MAC_A}-boot.log"), ("PUT", f"/logs/{MAC_A}-app.log"), ("HEAD", f"/logs/{MAC_A}-app.log")]
+               ("PUT", f"/{MAC_A}-boot.log"), ("PUT", f"/logs/{MAC_A}-app.log"), ("HEAD", f"/logs/{MAC_A}-app.log"),
+               ("PUT", f"/overrides/{MAC_A}-phone.cfg"), ("GET", f"/overrides/{MAC_A}-web.cfg")]
 PER_PHONE_B = [(m, p.replace(MAC_A, MAC_B)) for m, p in PER_PHONE_A]
 SHARED = ["/site.cfg", "/contacts/000000000000-directory.xml"]
 PUBLIC = ["/000000000000.cfg", "/bootstrap/VVX410.cfg", "/firmware/5.9.7/sip.ld"]
@@ -242,7 +243,7 @@ def test_mtls_config_passes_nginx_t(tmp_path, out_tree, pki, mode):
     text = render(out_tree, pki, free_port(), client_verify=mode, auth_file=htpasswd)
     assert f'ssl_client_certificate "{pki.client_ca}";' in text
     assert f"ssl_verify_client {mode or 'on'};" in text and "ssl_verify_depth 3;" in text
-    assert text.count("if ($polygen_mac_ok != 1) { return 403; }") == 3  # phone.cfg, directory, logs
+    assert text.count("if ($polygen_mac_ok != 1) { return 403; }") == 4  # phone.cfg, directory, logs, overrides
     assert text.count("if ($ssl_client_verify != SUCCESS) { return 403; }") == 2  # site, shared directory
     site_conf = tmp_path / "polygen.conf"
     site_conf.write_text(text)
@@ -278,7 +279,9 @@ def test_each_phone_gets_its_own_files_only(nginx_on, pki, sidecar):
         200, b"<directory><item_list/></directory>\n")
     assert fetch(nginx_on, pki, "a", f"/{MAC_A}-boot.log", "PUT", body=b"log\n")[0] == 204
     assert fetch(nginx_on, pki, "a", f"/logs/{MAC_A}-app.log", "HEAD")[0] == 204
-    assert sidecar.requests == [("PUT", f"/logs/{MAC_A}-boot.log"), ("HEAD", f"/logs/{MAC_A}-app.log")]
+    assert fetch(nginx_on, pki, "a", f"/overrides/{MAC_A}-phone.cfg", "PUT", body=b"<PHONE_CONFIG/>")[0] == 204
+    assert sidecar.requests == [("PUT", f"/logs/{MAC_A}-boot.log"), ("HEAD", f"/logs/{MAC_A}-app.log"),
+                                ("PUT", f"/overrides/{MAC_A}-phone.cfg")]
     # device A asking for device B's files, and the other way round: 403, nothing reaches the sidecar
     sidecar.requests.clear()
     assert statuses(nginx_on, pki, "a", PER_PHONE_B) == [403] * len(PER_PHONE_B)

@@ -42,9 +42,10 @@ CASES: dict[str, tuple[bool, dict]] = {
     "miss-limit-1": (True, {"miss_limit": 1}),
     "listen-names": (False, {"listen": "192.0.2.1:8443", "server_name": "prov.example.com prov",
                              "sidecar": "[::1]:9000"}),
+    "access-log": (True, {"access_log": "log/nginx.json", "server_name": "~prov.example.com prov"}),
 }
 
-PATH_OPTIONS = ("auth_file", "tls_cert", "tls_key", "client_ca")
+PATH_OPTIONS = ("auth_file", "tls_cert", "tls_key", "client_ca", "access_log")
 
 
 def render_case(site: Path, name: str) -> str:

@@ -41,14 +41,15 @@ def growing_log(mac: str, n: int) -> bytes:
 def test_schema_created(pg_url):
     with open_store(pg_url) as store:
         assert isinstance(store, PgLogStore)
-        assert store.schema_version == SCHEMA_VERSION == 1
-    assert [v for (v,) in raw(pg_url, "SELECT version FROM polygen_schema")] == [1]
+        assert store.schema_version == SCHEMA_VERSION == 2
+    assert [v for (v,) in raw(pg_url, "SELECT version FROM polygen_schema ORDER BY version")] == [1, 2]
     tables = {t for (t,) in raw(pg_url, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
-    assert tables == {"polygen_schema", "uploads", "log_lines", "upload_state"}
+    assert tables == {"polygen_schema", "uploads", "log_lines", "upload_state", "sightings", "tail_offsets"}
     indexes = dict(raw(pg_url, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"))
     assert "(mac, received_at)" in indexes["log_lines_mac_received"]
     assert "(received_at)" in indexes["log_lines_received"]
     assert "(upload_id)" in indexes["log_lines_upload"]
+    assert "WHERE (level >= 4)" in indexes["log_lines_problems"]
 
 
 def test_same_tables_and_columns_as_sqlite(pg_url, tmp_path):
@@ -59,7 +60,7 @@ def test_same_tables_and_columns_as_sqlite(pg_url, tmp_path):
     PgLogStore.open(pg_url).close()
     conn = sqlite3.connect(tmp_path / "logs.db")
     try:
-        for table in ("uploads", "log_lines", "upload_state"):
+        for table in ("uploads", "log_lines", "upload_state", "sightings", "tail_offsets"):
             sqlite_columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
             pg_columns = [c for (c,) in raw(pg_url, "SELECT column_name FROM information_schema.columns"
                                                     " WHERE table_schema = current_schema() AND table_name = %s"
@@ -72,13 +73,13 @@ def test_same_tables_and_columns_as_sqlite(pg_url, tmp_path):
 def test_reopen_does_not_migrate_again(pg_url):
     PgLogStore.open(pg_url).close()
     PgLogStore.open(pg_url).close()
-    assert raw(pg_url, "SELECT count(*) FROM polygen_schema") == [(1,)]
+    assert raw(pg_url, "SELECT count(*) FROM polygen_schema") == [(2,)]
 
 
 def test_newer_schema_refused(pg_url):
     PgLogStore.open(pg_url).close()
     raw(pg_url, "INSERT INTO polygen_schema (version) VALUES (99)")
-    with pytest.raises(LogStoreError, match=r"schema version 99 is newer than this polygen supports \(1\); "
+    with pytest.raises(LogStoreError, match=r"schema version 99 is newer than this polygen supports \(2\); "
                                             "upgrade polygen"):
         PgLogStore.open(pg_url)
 
@@ -101,7 +102,7 @@ def test_sidecars_starting_together_migrate_once(pg_url):
     for t in threads:
         t.join()
     assert errors == []
-    assert raw(pg_url, "SELECT version FROM polygen_schema") == [(1,)]
+    assert raw(pg_url, "SELECT version FROM polygen_schema ORDER BY version") == [(1,), (2,)]
 
 
 def test_database_not_utf8_refused(pg_cluster):
@@ -254,3 +255,21 @@ def test_reader_gives_up_on_a_locked_table(pg_url, monkeypatch):
         assert reader._fetch("SHOW default_transaction_read_only") == [("on",)]
     finally:
         reader.close()
+
+
+def test_version_1_database_is_migrated_keeping_its_data(pg_url):
+    """A database made by the previous polygen (schema 1) is brought to 2 by the first sidecar."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE polygen_schema (version INTEGER PRIMARY KEY,"
+                     " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        for statement in pgstore.MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO polygen_schema (version) VALUES (1)")
+        conn.execute("INSERT INTO uploads (mac, kind, received_at, bytes, lines) VALUES ('0004f2abcdef', 'app', 5, 9, 1)")
+    with open_store(pg_url) as store:
+        assert store.schema_version == 2
+        assert [u[1] for u in store.uploads()] == ["0004f2abcdef"]
+        assert store.sightings() == []
+    assert raw(pg_url, "SELECT extensions FROM uploads") == [(None,)]

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import xml.etree.ElementTree as ET
 import zipfile
 from collections import Counter
@@ -168,11 +169,11 @@ def test_make_run_first_screen(tmp_path):
 
         # after `listening on`, what to do next, with commands that work as printed
         at = next(i for i, ln in enumerate(lines) if "msg=\"listening on" in ln)
-        block = [ln for ln in lines[at + 1:] if not ln.startswith("level=")][:5]  # the watcher logs meanwhile
+        block = [ln for ln in lines[at + 1:] if not ln.startswith("level=")][:6]  # the watcher logs meanwhile
         assert block[0] == f"Next steps, in another shell in {copy} (Ctrl-C here stops the server):", block
         assert block[1] == (f"  the server:     http://127.0.0.1:{port}/ serves out/, "
                             "rebuilt when inventory/ changes")
-        assert block[4] == f"  another port:   PORT={port + 1} make run, or --port {port + 1}"
+        assert block[5] == f"  another port:   PORT={port + 1} make run, or --port {port + 1}"
         simulate = block[2].removeprefix("  boot a phone:   ")
         assert simulate.endswith(f" simulate --url http://127.0.0.1:{port}/ --mac 00:04:f2:00:03:30 --model IP330 "
                                  "--allow-missing-firmware"), block
@@ -185,6 +186,17 @@ def test_make_run_first_screen(tmp_path):
                                timeout=WAIT)
         assert shown.returncode == 0, shown.stderr
         assert " 0004f2000330 boot:1 " in shown.stdout, shown.stdout
+        status, about = block[4].removeprefix("  see the fleet:  ").split("   ")
+        assert about == "(every phone's state; --html status.html writes a page)"
+        deadline = time.monotonic() + WAIT  # the server writes what it saw every few seconds
+        while True:
+            fleet = subprocess.run(shlex.split(status), cwd=copy, env=clean_env(), capture_output=True, text=True,
+                                   timeout=WAIT)
+            assert fleet.returncode == 0, fleet.stderr
+            if re.search(r"^ok +0004f2000330 +IP330 +IP330 ", fleet.stdout, re.M) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert re.search(r"^ok +0004f2000330 +IP330 +IP330 ", fleet.stdout, re.M), fleet.stdout
     finally:
         make.stop()
     assert (copy / "firmware").is_dir()  # watched from the start: unpacking a release there rebuilds
@@ -206,7 +218,7 @@ def test_the_readme_shows_the_block_make_run_prints(tmp_path, monkeypatch):
     run(BuildOptions(Path("inventory"), Path("out"), ROOT / "templates", Path("firmware")))
     got = next_steps(host="127.0.0.1", port=8080, out=Path("out"), db=Path("polygen-logs.db"),
                      inventory=Path("inventory"), watch=True, prog=".venv/bin/polygen", cwd=cwd)
-    assert shown[start:start + 5] == got.splitlines()
+    assert shown[start:start + 6] == got.splitlines()
 
 
 # ---------------------------------------------------------------- CI

@@ -347,8 +347,24 @@ async def test_concurrent_uploads(client, config):
 CHUNKED_BIG = object()
 REFUSALS = [
     # (method, raw target, body, expected status, message)
-    ("PUT", f"/{MAC}-phone.cfg", b"<x/>", 403, "only <mac>-boot.log and <mac>-app.log uploads are accepted"),
-    ("PUT", f"/overrides/{MAC}-phone.cfg", b"<x/>", 403, None),
+    ("PUT", f"/{MAC}-phone.cfg", b"<x/>", 403,
+     "only <mac>-boot.log, <mac>-app.log and overrides/<mac>-phone.cfg, -web.cfg uploads are accepted"),
+    # override files: only well-formed ones, of known MACs, named exactly (tests/test_overrides.py)
+    ("PUT", f"/overrides/{MAC}-phone.cfg", b"<x/>", 400,
+     f"{MAC}-phone.cfg: the root element is <x>, not <PHONE_CONFIG>"),
+    ("PUT", f"/overrides/{MAC}-web.cfg", b'<!DOCTYPE x [<!ENTITY a "b">]><PHONE_CONFIG/>', 400,
+     f"{MAC}-web.cfg: document type declarations are not accepted"),
+    ("PUT", f"/overrides/{MAC}-phone.cfg", b"<PHONE_CONFIG><OVERRIDES a='1'>", 400,
+     f"{MAC}-phone.cfg: not well-formed XML (no element found, line 1)"),
+    ("PUT", f"/overrides/{UNKNOWN}-phone.cfg", b"<PHONE_CONFIG/>", 404,
+     f"unknown phone {UNKNOWN}: not in the inventory"),
+    ("PUT", f"/overrides/{MAC}-phone.cfg", b"<PHONE_CONFIG/>" + b" " * 2040, 413, "upload larger than 2048 bytes"),
+    ("PUT", f"/overrides/{MAC.upper()}-phone.cfg", b"<PHONE_CONFIG/>", 400,
+     "MAC addresses in upload names must be lower-case"),
+    ("PUT", f"/overrides/{MAC}-user.cfg", b"<PHONE_CONFIG/>", 403, None),
+    ("PUT", f"/overrides/sub/{MAC}-phone.cfg", b"<PHONE_CONFIG/>", 403, None),
+    ("PUT", f"/overrides/../{MAC}-phone.cfg", b"<PHONE_CONFIG/>", 400, None),
+    ("PUT", f"/{MAC}-web.cfg", b"<PHONE_CONFIG/>", 403, None),
     ("PUT", f"/{MAC}-web.cfg", b"<x/>", 403, None),
     ("PUT", f"/contacts/{MAC}-directory.xml", b"<x/>", 403, None),
     ("PUT", f"/{MAC}-calls.xml", b"<x/>", 403, None),
@@ -506,10 +522,14 @@ async def test_real_build(aiohttp_client, built, tmp_path):
         r = await client.get(f"/contacts/{mac}-directory.xml")
         assert (r.status, await r.read()) == (200, (out / "contacts/000000000000-directory.xml").read_bytes())
     assert counts(tmp_path / "logs.db") == (len(macs), len(macs))
-    # every file the manifest lists is served, with its bytes (firmware links included)
+    # every file the manifest lists is served, with its bytes (firmware links included), but
+    # the hidden ones (what the sidecar itself reads)
     for rel in manifest:
         r = await client.get("/" + rel)
         if rel == "000000000000.cfg":
+            continue
+        if rel.startswith("."):
+            assert r.status == 404, rel
             continue
         assert r.status == 200, rel
         assert await r.read() == (out / rel).read_bytes(), rel

@@ -158,7 +158,7 @@ def _unused_reason(rel: str, root: Path) -> str:
         return "a licence file; polygen does not provision licences"
     if name == ".htpasswd":
         return "the web server's users (provisioning credentials come from device.prov.*)"
-    if name in ("ua-index.json", ".polygen-manifest.json"):
+    if name in ("ua-index.json", ".polygen-manifest.json", ".polygen-serve.json"):
         return "polygen's own index; a build writes it again"
     if name == ".polygen-build.json":
         return "polygen's own record of the build; a build writes it again"

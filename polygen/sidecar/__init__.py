@@ -1,5 +1,6 @@
 """The sidecar: an aiohttp app that answers ``000000000000.cfg`` by User-Agent, stores the phones'
-log uploads in SQLite and, with ``static=True``, serves the current ``out/`` generation.
+log uploads in SQLite, keeps and answers their override files (``polygen.overrides``) and, with
+``static=True``, serves the current ``out/`` generation.
 
 ``create_app(config)`` is used by ``polygen serve`` and the tests; ``run(config, host, port)``
 runs it. Nothing here imports aiohttp at import time of ``polygen.sidecar``.

@@ -8,6 +8,7 @@ import errno
 import logging
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,8 @@ from aiohttp import web
 
 from polygen.errors import LogStoreUnavailable, SidecarConfigError
 from polygen.logstore import describe_db
-from polygen.sidecar import guard, handlers, keys, timeouts
+from polygen.overrides import OverrideStore, default_dir
+from polygen.sidecar import guard, handlers, keys, metrics, observe, timeouts
 from polygen.sidecar.store import StoreWriter
 
 log = logging.getLogger("polygen.sidecar")
@@ -29,6 +31,7 @@ DEFAULT_MAX_UPLOAD_LINES = 10_000  # log lines stored from one upload (SECURITY.
 DEFAULT_LINE_LIMIT = 20_000  # log lines stored per MAC per hour
 DEFAULT_HEADER_TIMEOUT = 15.0  # seconds for a request head to arrive (slow clients)
 DEFAULT_BODY_TIMEOUT = 60.0  # seconds for an upload's whole body to arrive
+DEFAULT_SIGHTINGS_FLUSH = 5.0  # seconds between writes of what the servers saw (polygen.sightings)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,9 @@ class SidecarConfig:
     line_window: float = 3600.0  # seconds
     header_timeout: float = DEFAULT_HEADER_TIMEOUT  # a connection without a request head for this long is closed
     body_timeout: float = DEFAULT_BODY_TIMEOUT  # an upload body not complete after this long: 408
+    sightings_flush: float = DEFAULT_SIGHTINGS_FLUSH  # seconds between writes of the sightings
+    nginx_log: Path | None = None  # nginx's JSON access log, read into sightings (polygen.accesslog)
+    overrides_dir: Path | None = None  # the phones' override files; None: polygen-overrides beside the db
 
     def __post_init__(self):
         if self.unknown_mac not in UNKNOWN_MAC_POLICIES:
@@ -77,10 +83,13 @@ class SidecarConfig:
             raise SidecarConfigError("rate limit windows must be a positive number of seconds")
         if self.header_timeout <= 0 or self.body_timeout <= 0:
             raise SidecarConfigError("the header and body timeouts must be a positive number of seconds")
+        if self.sightings_flush <= 0:
+            raise SidecarConfigError("the sightings' flush interval must be a positive number of seconds")
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", handlers.handle_healthz)
+    app.router.add_get("/metrics", metrics.handle_metrics)
     app.router.add_get(guard.GUARD_PATH, guard.handle_guard)  # nginx in front asks these (guard.py)
     app.router.add_get(guard.MISS_PATH, guard.handle_miss)
     app.router.add_get(guard.UNAUTHORIZED_PATH, guard.handle_unauthorized)
@@ -114,6 +123,13 @@ async def _prune_loop(app: web.Application) -> None:
         await asyncio.sleep(config.prune_interval)
 
 
+async def _overrides_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = app[keys.OVERRIDES]
+    await asyncio.to_thread(store.prepare)  # a directory it cannot write stops the server at start
+    log.info("override files in %s", store.root)
+    yield
+
+
 async def _pruner_ctx(app: web.Application) -> AsyncIterator[None]:
     task = None
     if app[keys.CONFIG].retention:
@@ -132,7 +148,7 @@ async def _watcher_ctx(app: web.Application) -> AsyncIterator[None]:
     if config.rebuild is not None:
         from polygen.watch import Watcher, failure_summary
 
-        tree, last, rebuild = app[keys.TREE], app[keys.REBUILD], config.rebuild
+        tree, last, rebuild, counts = app[keys.TREE], app[keys.REBUILD], config.rebuild, app[keys.METRICS]
 
         def build() -> object:
             served = tree.generation()  # what the outcome is about (a build by hand may swap meanwhile)
@@ -140,8 +156,10 @@ async def _watcher_ctx(app: web.Application) -> AsyncIterator[None]:
                 result = rebuild()
             except BaseException as exc:
                 last.record(failure_summary(exc), served)
+                counts.build_failures.inc()
                 raise
             last.record(None, served)
+            counts.rebuilt_at = time.time()
             return result
 
         watcher = Watcher(config.watch_paths, build, ignore=config.watch_ignore,
@@ -154,18 +172,23 @@ async def _watcher_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(config: SidecarConfig) -> web.Application:
-    # Outermost first: count the request, then the miss limiter (which sees the final status),
-    # then the translation of errors into the one JSON shape.
-    app = web.Application(middlewares=[handlers.inflight_middleware, guard.guard_middleware,
-                                       handlers.error_middleware])
+    # Outermost first: count the request; note what it says of a phone, with its final answer
+    # (polygen.sidecar.observe); then the miss limiter (which sees the final status), then the
+    # translation of errors into the one JSON shape.
+    app = web.Application(middlewares=[handlers.inflight_middleware, observe.observe_middleware,
+                                       guard.guard_middleware, handlers.error_middleware])
     app[keys.CONFIG] = config
     app[keys.GUARD] = guard.Guard(config)
     app[keys.HTPASSWD] = guard.Htpasswd()
     app[keys.INFLIGHT] = handlers.InFlight()
     app[keys.TREE] = handlers.OutTree(config.out)
     app[keys.REBUILD] = handlers.LastRebuild()
-    # cleanup runs in reverse: the watcher stops, then the pruner, then the database closes.
-    app.cleanup_ctx.extend([_store_ctx, _pruner_ctx, _watcher_ctx])
+    app[keys.OBSERVER] = observe.Observer()
+    app[keys.METRICS] = metrics.Metrics()
+    app[keys.OVERRIDES] = OverrideStore(config.overrides_dir or default_dir(config.db))
+    # cleanup runs in reverse: the watcher stops, then the pruner, the last sightings are
+    # written, then the database closes.
+    app.cleanup_ctx.extend([_store_ctx, _overrides_ctx, observe.observer_ctx, _pruner_ctx, _watcher_ctx])
     setup_routes(app)
     return app
 

@@ -15,7 +15,9 @@
   HTTP client's first try). Nor does a 404 for ``<mac>.cfg``: every phone asks for it first at
   each boot, and it is never generated (DESIGN.md), so the answer tells nothing about the MAC;
   nor one for a public name (a phone asks for its split image ``<part>.sip.ld`` before the
-  combined ``sip.ld`` at each boot; nginx does not count those either).
+  combined ``sip.ld`` at each boot; nginx does not count those either). A handler that knows
+  better decides for its own 404s (``keys.MISS_FREE``): a known phone's override file it never
+  uploaded is free, an unknown MAC's is a guess.
 * **Uploads** of each MAC have a bucket of ``upload_limit`` tokens per ``upload_window``, and one
   of ``line_limit`` stored log lines per ``line_window``: an upload takes (at most
   ``max_upload_lines``) tokens before it is stored and gives back what it did not store. With
@@ -60,8 +62,9 @@ _PUBLIC_RE = re.compile(
 
 
 # Asked for by every phone at every boot and never generated: their 404s are no information.
-# <mac>.cfg, the web-UI override <mac>-web.cfg, <mac>-license.cfg (000000000000-license.cfg too)
-# and the call list <mac>-calls.xml (docs/polycom.md §2, observed boot sequences).
+# <mac>.cfg, <mac>-license.cfg (000000000000-license.cfg too), the call list <mac>-calls.xml
+# (docs/polycom.md §2, observed boot sequences), and the web-UI override <mac>-web.cfg at the
+# root, where a phone still on a bootstrap from before OVERRIDES_DIRECTORY="overrides" asks.
 _ALWAYS_MISSING_RE = re.compile(
     r"(?:/[A-Za-z0-9._-]+)*/[0-9A-Fa-f]{12}(?:(?:-web|-license)?\.cfg|-calls\.xml)", re.ASCII
 )
@@ -171,6 +174,15 @@ class Guard:
             else:
                 self._writing[mac] = (lock, users - 1)
 
+    def address(self, request: web.Request) -> str | None:
+        """The client's address as it is (``client`` groups IPv6 by /64), for sightings."""
+        remote = request.remote or ""
+        if _ip_key(remote) in self.real_ip_from:
+            forwarded = request.headers.get("X-Real-IP", "").strip()
+            if _ip_key(forwarded):
+                return forwarded
+        return remote or None
+
     def client(self, request: web.Request) -> str:
         remote = _ip_key(request.remote or "")
         if remote in self.real_ip_from:
@@ -265,7 +277,10 @@ async def guard_middleware(request: web.Request, handler):
         return error_response(429, "too many requests: slow down", {"Retry-After": str(retry)})
     response = await handler(request)
     status = response.status
-    if status == 404 and not public and not _ALWAYS_MISSING_RE.fullmatch(request.raw_path):
+    free = request.get(keys.MISS_FREE)
+    if free is None:
+        free = public or bool(_ALWAYS_MISSING_RE.fullmatch(request.raw_path))
+    if status == 404 and not free:
         guard.misses.take(client)
     elif status == 401 and request.get(keys.NOTES, {}).get("auth") == "bad":
         guard.misses.take(client)

@@ -10,8 +10,11 @@ filesystem:
 * ``PUT`` ``/[logs/]<mac>-boot.log`` and ``/[logs/]<mac>-app.log``: a log upload. **MACs must be
   lower-case** (phones name their files with the lower-case MAC, DESIGN.md "out/ layout"); the same
   name with upper-case letters is a 400, so there is exactly one spelling per phone in the database;
-* any other ``PUT`` (override files, directories, call lists): **403** (DESIGN.md: override PUTs are
-  refused);
+* ``PUT`` ``/overrides/<mac>-phone.cfg`` and ``/overrides/<mac>-web.cfg``: a phone's override file
+  (polygen.overrides), validated and kept in the overrides directory; ``GET``/``HEAD`` of the
+  same names answer it back as ``site.overrides`` says (keep: the upload, or 404; discard: an
+  empty override file);
+* any other ``PUT`` (the generated files, directories, call lists): **403**;
 * with ``static``: ``GET``/``HEAD`` of a file of the current generation; otherwise 404.
 
 Before any of that is looked up, ``polygen.sidecar.guard`` asks for HTTP basic auth (when the
@@ -26,13 +29,15 @@ import asyncio
 import json
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import ClientPayloadError, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
+from polygen import overrides
 from polygen.errors import LogStoreUnavailable
 from polygen.logparse import count_lines
 from polygen.safetext import json_dumps
@@ -53,7 +58,7 @@ SHARED_DIRECTORY = "contacts/000000000000-directory.xml"
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9._-]+", re.ASCII)
 _BOOTSTRAP_RE = re.compile(r"/(?:[A-Za-z0-9._-]+/)*000000000000\.cfg", re.ASCII)
 UPLOAD_RE = re.compile(r"^/(?:logs/)?([0-9a-f]{12})-(boot|app)\.log$", re.ASCII)
-_UPLOAD_ANY_CASE_RE = re.compile(UPLOAD_RE.pattern, re.ASCII | re.IGNORECASE)
+_UPLOAD_ANY_CASE_RE = re.compile(f"{UPLOAD_RE.pattern}|{overrides.PATH_RE.pattern}", re.ASCII | re.IGNORECASE)
 _CONTACTS_RE = re.compile(r"contacts/([0-9a-f]{12})-directory\.xml", re.ASCII)
 _PHONE_CFG_RE = re.compile(r"([0-9a-f]{12})-phone\.cfg", re.ASCII)
 _SAFE_REL_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*", re.ASCII)
@@ -67,6 +72,7 @@ NOT_FOUND = "not found"  # the one 404 text of every lookup (MAC guessing: no hi
 class Manifest:
     files: frozenset[str]  # relative paths the build wrote (and linked)
     macs: frozenset[str]  # the phones the inventory knows: one per <mac>-phone.cfg
+    lines: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # MAC -> its extensions
 
 
 _EMPTY_MANIFEST = Manifest(frozenset(), frozenset())
@@ -87,6 +93,7 @@ class OutTree:
         self.out = Path(out).absolute()
         self._manifest: tuple[tuple, Manifest] | None = None
         self._index: tuple[tuple, dict] | None = None
+        self._policy: tuple[tuple, str] | None = None
 
     def generation(self) -> Path | None:
         try:
@@ -120,7 +127,7 @@ class OutTree:
             return _EMPTY_MANIFEST
         names = frozenset(str(k) for k in files)
         macs = frozenset(m[1] for name in names if (m := _PHONE_CFG_RE.fullmatch(name)))
-        manifest = Manifest(names, macs)
+        manifest = Manifest(names, macs, phone_lines(data))
         self._manifest = (key, manifest)
         return manifest
 
@@ -141,6 +148,13 @@ class OutTree:
         self._index = (key, data)
         return data
 
+    def overrides_policy(self, gen: Path) -> str:
+        """``site.overrides`` of this generation (keep or discard)."""
+        key = self._key(gen / overrides.SERVE_FILE)
+        if self._policy is None or self._policy[0] != key:
+            self._policy = (key, overrides.read_policy(gen))
+        return self._policy[1]
+
     def bootstrap_for(self, gen: Path, user_agent: str | None) -> tuple[str, bytes]:
         """The bootstrap file (relative name, bytes) for this User-Agent: the model's, else the default."""
         index = self.ua_index(gen) or {}
@@ -154,6 +168,16 @@ class OutTree:
             if path is not None:
                 return rel, path.read_bytes()
         raise web.HTTPServiceUnavailable(text=f"the current build has no {DEFAULT_BOOTSTRAP}")
+
+
+def phone_lines(manifest: object) -> dict[str, tuple[str, ...]]:
+    """MAC -> the extensions on its lines, from the manifest's phone index (``polygen.write``);
+    empty for a build made before polygen wrote one."""
+    phones = manifest.get("phones") if isinstance(manifest, dict) else None
+    if not isinstance(phones, dict):
+        return {}
+    return {str(mac): tuple(str(x) for x in entry["lines"]) for mac, entry in phones.items()
+            if isinstance(entry, dict) and isinstance(entry.get("lines"), list)}
 
 
 def safe_file(gen: Path, rel: object) -> Path | None:
@@ -326,6 +350,10 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
     check_raw_path(raw)
     if not is_public(request.method, raw):
         require_auth(request, _generation(request))
+    if m := overrides.PATH_RE.fullmatch(raw):
+        if request.method == "PUT":
+            return await handle_override_put(request, m[1], m[2])
+        return handle_override_get(request, m[1], m[2])
     if request.method == "PUT":
         return await handle_upload(request, raw)
     if _BOOTSTRAP_RE.fullmatch(raw):
@@ -382,7 +410,8 @@ async def handle_upload(request: web.Request, raw: str) -> web.Response:
     if m is None:
         if _UPLOAD_ANY_CASE_RE.fullmatch(raw):
             raise web.HTTPBadRequest(text="MAC addresses in upload names must be lower-case")
-        raise web.HTTPForbidden(text="only <mac>-boot.log and <mac>-app.log uploads are accepted")
+        raise web.HTTPForbidden(text="only <mac>-boot.log, <mac>-app.log and overrides/<mac>-phone.cfg, "
+                                     "-web.cfg uploads are accepted")
     mac, kind = m[1], m[2]
     _note(request, mac=mac, kind=kind)
     config = request.app[keys.CONFIG]
@@ -415,7 +444,8 @@ async def handle_upload(request: web.Request, raw: str) -> web.Response:
     try:
         async with guard.one_upload_at_a_time(mac):
             stored = await request.app[keys.STORE].store_upload(
-                mac, kind, body, ua.version if ua else None, user_agent, max_lines=reserved if wanted else None
+                mac, kind, body, ua.version if ua else None, user_agent, max_lines=reserved if wanted else None,
+                extensions=request.app[keys.TREE].manifest(gen).lines.get(mac),
             )
     finally:
         guard.lines.give_back(mac, reserved - (stored.lines if stored else 0))
@@ -432,9 +462,66 @@ async def handle_upload(request: web.Request, raw: str) -> web.Response:
     return web.json_response(answer, status=201)
 
 
-async def _read_body(request: web.Request, config) -> bytes:
-    """The upload's body: at most ``max_upload_bytes`` (413), complete within ``body_timeout`` (408)."""
-    cap = config.max_upload_bytes
+def handle_override_get(request: web.Request, mac: str, kind: str) -> web.Response:
+    # A known phone asks for both override files at every boot; with none stored (keep) that is
+    # the usual 404, which takes no miss token. An unknown MAC's 404 does: under discard a known
+    # MAC gets 200, so these names would otherwise tell MACs apart for free.
+    gen = _generation(request)
+    _note(request, mac=mac, kind=f"override-{kind}")
+    if not _known_mac(request, gen, mac):
+        request[keys.MISS_FREE] = False
+        raise web.HTTPNotFound(text=NOT_FOUND)
+    policy = request.app[keys.TREE].overrides_policy(gen)
+    store = request.app[keys.OVERRIDES]
+    try:
+        body = overrides.answer(policy, store.read(mac, kind))
+    except OSError as exc:
+        log.error("cannot read %s in %s: %s", overrides.file_name(mac, kind), store.root, exc.strerror or exc)
+        raise web.HTTPServiceUnavailable(text="the override file cannot be read: try again later",
+                                         headers={"Retry-After": str(STORE_RETRY_AFTER)}) from None
+    _note(request, overrides=policy)
+    if body is None:
+        request[keys.MISS_FREE] = True
+        raise web.HTTPNotFound(text=NOT_FOUND)
+    # as the other .cfg files are served: bytes for the phone, never a document a browser renders
+    return web.Response(body=body, content_type="application/octet-stream",
+                        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+
+async def handle_override_put(request: web.Request, mac: str, kind: str) -> web.Response:
+    """Keep a phone's override file (whatever the policy: `polygen overrides` shows it)."""
+    name = overrides.file_name(mac, kind)
+    _note(request, mac=mac, kind=f"override-{kind}")
+    config = request.app[keys.CONFIG]
+    gen = _generation(request)
+    if not _known_mac(request, gen, mac):
+        raise web.HTTPNotFound(text=f"unknown phone {mac}: not in the inventory")
+    guard = request.app[keys.GUARD]
+    if not guard.uploads.take(mac):  # one budget per phone for its logs and its override files
+        _note(request, limited="uploads")
+        raise too_many(guard.uploads.retry_after(mac), f"too many uploads for {mac}: slow down")
+    body = await _read_body(request, config, min(config.max_upload_bytes, overrides.MAX_BYTES))
+    try:
+        params = overrides.parse(body)
+    except overrides.OverrideError as exc:
+        _note(request, refused="body")
+        raise web.HTTPBadRequest(text=f"{name}: {exc}") from None
+    store = request.app[keys.OVERRIDES]
+    existed = store.path(mac, kind).exists()
+    try:
+        await asyncio.to_thread(store.write, mac, kind, body)
+    except OSError as exc:
+        log.error("cannot store %s in %s: %s", name, store.root, exc.strerror or exc)
+        raise web.HTTPServiceUnavailable(text="the override file could not be stored: try again later",
+                                         headers={"Retry-After": str(STORE_RETRY_AFTER)}) from None
+    _note(request, params=len(params), overrides=request.app[keys.TREE].overrides_policy(gen))
+    return web.Response(status=204 if existed else 201)
+
+
+async def _read_body(request: web.Request, config, cap: int | None = None) -> bytes:
+    """The upload's body: at most ``cap`` bytes (``max_upload_bytes`` by default; 413), complete
+    within ``body_timeout`` (408)."""
+    cap = cap or config.max_upload_bytes
     too_big = f"upload larger than {cap} bytes"
     if request.content_length is not None and request.content_length > cap:
         raise web.HTTPRequestEntityTooLarge(cap, request.content_length, text=too_big)

@@ -19,11 +19,13 @@ import asyncio
 import functools
 import logging
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from polygen.errors import LogStoreError
 from polygen.logstore import BaseLogStore, StoredUpload, describe_db, is_postgres_url, open_reader, open_store
+from polygen.sightings import Sighting
 
 log = logging.getLogger("polygen.sidecar.store")
 PG_WRITERS = 4  # writer threads (connections) per sidecar on PostgreSQL
@@ -84,26 +86,43 @@ class StoreWriter:
         self._reader_executor.shutdown(wait=True)
 
     async def store_upload(self, mac: str, kind: str, body: bytes, fw_version: str | None,
-                           user_agent: str | None, max_lines: int | None = None) -> StoredUpload:
-        return await self._call("store_upload", mac, kind, body, fw_version, user_agent, max_lines=max_lines)
+                           user_agent: str | None, max_lines: int | None = None,
+                           extensions: Sequence[str] | None = None) -> StoredUpload:
+        return await self._call("store_upload", mac, kind, body, fw_version, user_agent, max_lines=max_lines,
+                                extensions=extensions)
+
+    async def record_sightings(self, rows: Sequence[Sighting], offsets: Sequence[tuple[str, str, int]] = ()) -> None:
+        await self._call("record_sightings", rows, offsets)
+
+    async def tail_offset(self, source: str) -> tuple[str, int] | None:
+        return await self._call("tail_offset", source)
+
+    async def seen_macs(self) -> set[str] | None:
+        """The MACs of every phone seen, asked on the reader (None: the database does not answer)."""
+        return await self._read("seen_macs", None)
 
     async def prune(self, older_than_seconds: float) -> int:
         return await self._call("prune", older_than_seconds)
 
     async def ping(self) -> bool:
         """Does the database answer? Asked on the reader, never behind the writers."""
-        if not self._open:
-            return False
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader_executor, self._ping_reader)
+        return await self._read("ping", False)
 
-    def _ping_reader(self) -> bool:  # on the reader thread
+    async def _read(self, method: str, failed):
+        """``method`` of the reader store, on the reader thread; ``failed`` if the database does
+        not answer."""
+        if not self._open:
+            return failed
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader_executor, self._on_reader, method, failed)
+
+    def _on_reader(self, method: str, failed):  # on the reader thread
         try:
             if self._reader is None:
                 self._reader = open_reader(self.db)
-            return self._reader.ping()
+            return getattr(self._reader, method)()
         except LogStoreError:
-            return False
+            return failed
 
     def _close_reader(self) -> None:  # on the reader thread
         if self._reader is not None:
