@@ -10,6 +10,7 @@ from typing import Callable
 from polygen.errors import BuildError
 from polygen.htpasswd import FILENAME as HTPASSWD_FILENAME
 from polygen.exposure import no_auth_warning
+from polygen.firmware import read_releases
 from polygen.inventory import Inventory, load
 from polygen.plan import Plan, plan
 from polygen.render import Renderer
@@ -69,7 +70,8 @@ def prepare(opts: BuildOptions, inv: Inventory | None = None, *, make_cache: boo
     if inv is None:
         inv = _load(opts, make_cache)
     renderer = Renderer(opts.templates)
-    return inv, plan(inv, renderer, opts.firmware, group=opts.group)
+    releases = read_releases(opts.firmware, (m.firmware for m in inv.models_in_use()))
+    return inv, plan(inv, renderer, releases, group=opts.group)
 
 
 def _load(opts: BuildOptions, make_cache: bool) -> Inventory:

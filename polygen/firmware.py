@@ -13,11 +13,16 @@ then the combined ``sip.ld`` (docs/polycom.md §6); a SIP 3.2 or older release a
   would link nothing there. A broken link where no phone looks is left alone.
 
 Used by ``inventory.load`` (so ``check`` and ``build`` report the same) with the messages below.
+
+``read_releases(firmware_dir, releases)`` reads the release directories once, for the build, so
+that ``polygen.plan`` stays pure: it gets the listing, not the directory.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from polygen.catalog import Model
@@ -28,6 +33,41 @@ LEGACY_FILES = ("sip.cfg", "phone1.cfg")
 def fetched(name: str, dialect: str) -> bool:
     """Is this file of a release one that phones fetch (so the build links it into out/)?"""
     return name.endswith((".ld", ".ver", ".sig")) or (dialect == "sip3" and name in LEGACY_FILES)
+
+
+@dataclass(frozen=True)
+class ReleaseFile:
+    """A file of ``firmware/<release>/`` as the build sees it."""
+
+    name: str
+    path: Path
+    # what a link to it depends on (its target, size and modification time); None: a broken link
+    identity: tuple[str, int, int] | None
+    broken: str = ""  # a broken symbolic link: the error if phones fetch it (``broken_link``)
+
+
+# release -> its files, sorted by name
+Releases = Mapping[str, tuple[ReleaseFile, ...]]
+
+
+def read_releases(firmware_dir: Path | None, releases: Iterable[str]) -> dict[str, tuple[ReleaseFile, ...]]:
+    """The files (regular files, links to them, broken links) of each release directory that exists."""
+    if firmware_dir is None:
+        return {}
+    listing = {}
+    for release in sorted(set(releases)):
+        d = Path(firmware_dir) / release
+        if not d.is_dir():
+            continue
+        files = []
+        for p in sorted(d.iterdir()):
+            if p.is_file():
+                st = p.stat()
+                files.append(ReleaseFile(p.name, p, (str(p.resolve()), st.st_size, st.st_mtime_ns)))
+            elif p.is_symlink() and not p.exists():
+                files.append(ReleaseFile(p.name, p, None, broken_link(p, release)))
+        listing[release] = tuple(files)
+    return listing
 
 
 def broken_link(path: Path, release: str) -> str:

@@ -1,5 +1,8 @@
 """An nginx config that serves out/ to phones (DESIGN.md "out/ layout").
 
+The config is the packaged template ``polygen/data/nginx.conf.j2``; this module validates and
+quotes what goes into it.
+
 One file for ``/etc/nginx/conf.d/`` (Debian's nginx.conf includes that directory inside
 ``http {}``): http-context lines first (the User-Agent ``map``, the ``limit_req_zone``, the
 sidecar ``upstream``), then one ``server {}``.
@@ -65,19 +68,23 @@ What the server does, and why:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import re
+from importlib import resources
 from pathlib import Path
 
 from polygen import __version__, htpasswd, overrides
+from polygen.accesslog import LOG_FORMAT, LOG_FORMAT_NAME
 from polygen.errors import PolygenError
 from polygen.useragent import TOKEN_RE, dispatch_pattern
 from polygen.sidecar.guard import GUARD_PATH, MISS_PATH, UNAUTHORIZED_PATH
 
 log = logging.getLogger("polygen.nginx")
 
+TEMPLATE = "nginx.conf.j2"
 UA_INDEX = "ua-index.json"
 DEFAULT_BOOTSTRAP = "000000000000.cfg"
 UPSTREAM = "polygen_sidecar"
@@ -161,6 +168,10 @@ def _abspath(path: Path | str) -> str:
     return os.path.abspath(os.fspath(path))
 
 
+def _quoted_path(path: Path | str | None, what: str) -> str | None:
+    return None if path is None else _quote(_abspath(path), what)
+
+
 def render_nginx(
     out_dir: Path,
     *,
@@ -218,294 +229,73 @@ def render_nginx(
         if client_verify not in CLIENT_VERIFY_MODES:
             raise PolygenError(f"invalid --client-verify {client_verify!r}: expected on or optional")
     root = _quote(_abspath(out_dir), "out directory")
-    log_http = "" if access_log is None else _access_log(access_log, names[0])
+    access_log = _quoted_path(access_log, "access log")
     for label, p in (("auth file", auth_file), ("TLS certificate", tls_cert), ("TLS key", tls_key),
                      ("client CA file", client_ca)):
         if p is not None and not Path(p).exists():
             log.warning("%s %s does not exist here; nginx -t will fail unless it exists on the server", label, p)
 
-    # the rule the sidecar applies too (polygen.useragent.dispatch): regexes are tried in order
-    ua_lines = "".join(
-        f'    "~*{dispatch_pattern(token)}" /{target};\n' for token, target in models.items()
-    )
-    ssl = " ssl" if tls_cert else ""
-    tls_lines = ""
-    if tls_cert:
-        tls_lines = (
-            f"    ssl_certificate {_quote(_abspath(tls_cert), 'TLS certificate')};\n"
-            f"    ssl_certificate_key {_quote(_abspath(tls_key), 'TLS key')};\n"
-            "    # SoundPoint IP phones on SIP 3.x may only speak TLS 1.0/1.1; UC 5+ handles TLS 1.2.\n"
-        )
-    mtls_http = mtls_lines = ""
-    mac_check = verified = ""  # per-phone names; site files and the shared directory
-    if client_ca is not None:
-        mtls_http = f"""
-# Mutual TLS: the MAC in the phone's device certificate (subject CN: 12 hex digits, either case,
-# or pairs separated by ":" or "-"); empty when there is no certificate or no MAC in its CN.
-map $ssl_client_s_dn $polygen_cert_mac {{
-    default "";
-    "~{CERT_MAC_RE}" {CERT_MAC_VALUE};
-}}
-
-# 1 when the certificate is verified and its MAC is the one in the requested name. The URI's MAC
-# is lower-case (the locations accept nothing else); ~* makes the back-reference \\1 ignore case.
-map "$ssl_client_verify:$polygen_cert_mac:$polygen_mac" $polygen_mac_ok {{
-    default 0;
-    "~*^SUCCESS:([0-9a-f]{{12}}):\\1$" 1;
-}}
-"""
-        mode_note = (
-            "every request needs a certificate signed by it (400 otherwise)" if client_verify == "on" else
-            "without a certificate a phone gets the bootstraps and firmware only (403 otherwise)"
-        )
-        mtls_lines = (
-            "    # Mutual TLS: phones present their factory device certificate, verified against this CA\n"
-            f"    # file; {mode_note}.\n"
-            "    # A certificate from another CA is refused (400).\n"
-            f"    ssl_client_certificate {_quote(_abspath(client_ca), 'client CA file')};\n"
-            f"    ssl_verify_client {client_verify};\n"
-            f"    ssl_verify_depth {VERIFY_DEPTH};\n"
-        )
-        mac_check = "        if ($polygen_mac_ok != 1) { return 403; }   # the certificate's MAC only\n"
-        verified = "        if ($ssl_client_verify != SUCCESS) { return 403; }   # any verified phone\n"
-    auth_lines = ""
-    if auth_file is not None:
-        auth_lines = (
-            "    # HTTP basic auth for everything but the bootstraps and firmware (open below). The site\n"
-            "    # files carry the matching device.prov.user/password; the user file is re-read on every\n"
-            "    # request, so a rebuild that rotates the credentials needs no reload.\n"
-            '    auth_basic "polygen";\n'
-            f"    auth_basic_user_file {_quote(_abspath(auth_file), 'auth file')};\n"
-        )
-    static = "        limit_except GET { deny all; }   # GET and HEAD only\n"
-    guard_http, guard_server, guarded, refused = _guard(auth_file is not None, miss_limit)
-    # fetched before the phone has credentials; they hold none
-    open_ = "        auth_basic off;\n" if auth_file is not None else ""
-
-    # With mutual TLS the shared directory itself needs a verified certificate, not a MAC.
-    shared_dir = "" if client_ca is None else (
-        f"\n    # Asked for by name only if a phone's own directory failed: no MAC to match.\n"
-        f"    location = {SHARED_DIRECTORY} {{\n{verified}{static}{guarded}    }}\n"
-    )
-
-    return f"""\
-# polygen {__version__}: nginx config serving {_abspath(out_dir)} to Polycom/Poly phones.
-# Generated by `polygen nginx`; regenerate it after `polygen build` adds a phone model or
-# turns site.provisioning_auth on or off.
-# Install: save as /etc/nginx/conf.d/polygen.conf (Debian's nginx.conf includes conf.d/*.conf
-# inside http {{}}, where the map/limit_req_zone/upstream lines below must be), then
-# `nginx -t && systemctl reload nginx`. If this server is not the only one on its port,
-# give it --server-name or its own --listen address: nginx hands requests whose Host matches
-# no server_name to the port's default server (Debian's sites-enabled/default).
-# The nginx workers (www-data) must be able to read out/, including <mac>-phone.cfg (0640).
-# One polygen site per nginx: the maps, zone polygen and upstream polygen_sidecar are
-# global to the http context.
-
-# User-Agent model token -> bootstrap, from out/{UA_INDEX}; unknown phones get the default.
-map $http_user_agent $polygen_bootstrap {{
-    default /{DEFAULT_BOOTSTRAP};
-{ua_lines}}}
-{guard_http}{log_http}
-upstream {UPSTREAM} {{
-    server {sidecar};
-}}
-{mtls_http}
-server {{
-    listen {listen}{ssl};
-    server_name {" ".join(names)};
-{tls_lines}{mtls_lines}{auth_lines}
-    # `out` is a symlink swapped atomically by each build: use the link, resolve per request.
-    root {root};
-    open_file_cache off;
-    autoindex off;
-    server_tokens off;
-    client_max_body_size 1m;
-
-    # Anything not listed below (dotfiles, directories, <mac>.cfg) is not served.
-    location / {{
-        return 404;
-    }}
-
-    # The bootstrap chosen by User-Agent, even while the sidecar is down.
-    location = /{DEFAULT_BOOTSTRAP} {{
-{static}{open_}        try_files $polygen_bootstrap /{DEFAULT_BOOTSTRAP} =404;
-    }}
-
-    # Regex locations are tried in order: dotfiles first (.polygen-manifest.json).
-    location ~ /\\. {{
-        return 404;
-    }}
-
-    location ~ "{PHONE_CFG_RE}" {{
-{mac_check}{static}{guarded}    }}
-
-    location ~ "{SITE_CFG_RE}" {{
-{verified}{static}{guarded}    }}
-
-    location ~ "{BOOTSTRAP_RE}" {{
-{static}{open_}    }}
-
-    location ~ "{FIRMWARE_RE}" {{
-{static}{open_}    }}
-
-    # A phone's own directory if the build made one, else the shared one (DESIGN.md); the
-    # phone's own upload is refused.
-    location ~ "{CONTACTS_RE}" {{
-{mac_check}{static}{guarded}        try_files $uri {SHARED_DIRECTORY} =404;
-    }}
-{shared_dir}
-    # Log uploads go to the sidecar (which counts their misses itself); the URI is rebuilt from
-    # the strict captures.
-    location ~ "{LOG_RE}" {{
-        # PUT uploads; HEAD (sent before an app-log upload) is the sidecar's to answer too.
-        limit_except PUT HEAD {{ deny all; }}
-{mac_check}{refused}        client_max_body_size 1m;
-{_to_sidecar("/logs/$polygen_mac-$polygen_log.log")}    }}
-
-    # The phones' override files: uploaded when a user changes a setting, fetched at boot. The
-    # sidecar keeps them outside out/ and answers them as site.overrides says.
-    location ~ "{OVERRIDES_RE}" {{
-        limit_except GET PUT {{ deny all; }}   # GET covers HEAD
-{mac_check}{refused}        client_max_body_size {overrides.MAX_BYTES // 1024}k;
-{_to_sidecar(f"/{overrides.DIRECTORY}/$polygen_mac-$polygen_override.cfg")}    }}
-{guard_server}}}
-"""
-
-
-def _access_log(path: Path, server_name: str) -> str:
-    """http-context lines: this server's requests as JSON lines in ``path`` (module docstring)."""
-    from polygen.accesslog import LOG_FORMAT, LOG_FORMAT_NAME
-
-    key = "\\" + server_name if server_name.startswith("~") else server_name  # "~" would start a regex
-    return (
-        "\n# Every request to this server as one JSON line, for `polygen serve --nginx-log` (which phones\n"
-        "# asked for what, and the answer). An access_log here, beside nginx.conf's own, adds to it.\n"
-        f"log_format {LOG_FORMAT_NAME} escape=json '{LOG_FORMAT}';\n"
-        "map $server_name $polygen_logged {\n"
-        "    default 0;\n"
-        f'    "{key}" 1;\n'
-        "}\n"
-        f"access_log {_quote(_abspath(path), 'access log')} {LOG_FORMAT_NAME} if=$polygen_logged;\n"
-    )
-
-
-def _to_sidecar(uri: str) -> str:
-    """Location lines that hand the request, body and all, to the sidecar as ``uri``."""
-    return (
-        f"        proxy_pass http://{UPSTREAM}{uri};\n"
-        "        proxy_http_version 1.1;\n"
-        "        proxy_set_header Host $host;\n"
-        "        proxy_set_header X-Real-IP $remote_addr;\n"
-        "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
-        "        proxy_set_header X-Forwarded-Proto $scheme;\n"
+    return _template().render(
+        version=__version__,
+        out_dir=_abspath(out_dir),
+        ua_index=UA_INDEX,
+        default_bootstrap=DEFAULT_BOOTSTRAP,
+        # the rule the sidecar applies too (polygen.useragent.dispatch): regexes are tried in order
+        ua_map=[(dispatch_pattern(token), target) for token, target in models.items()],
+        miss_limit=miss_limit,
+        zone=ZONE,
+        upstream=UPSTREAM,
+        sidecar=sidecar,
+        listen=listen,
+        server_names=" ".join(names),
+        root=root,
+        tls_cert=_quoted_path(tls_cert, "TLS certificate"),
+        tls_key=_quoted_path(tls_key, "TLS key"),
+        client_ca=_quoted_path(client_ca, "client CA file"),
+        client_verify=client_verify,
+        verify_depth=VERIFY_DEPTH,
+        cert_mac_re=CERT_MAC_RE,
+        cert_mac_value=CERT_MAC_VALUE,
+        auth_file=_quoted_path(auth_file, "auth file"),
+        phone_cfg_re=PHONE_CFG_RE,
+        site_cfg_re=SITE_CFG_RE,
+        bootstrap_re=BOOTSTRAP_RE,
+        firmware_re=FIRMWARE_RE,
+        contacts_re=CONTACTS_RE,
+        shared_directory=SHARED_DIRECTORY,
+        log_re=LOG_RE,
+        overrides_re=OVERRIDES_RE,
+        overrides_directory=overrides.DIRECTORY,
+        overrides_max_kib=overrides.MAX_BYTES // 1024,
+        access_log=access_log,
+        log_format=LOG_FORMAT,
+        log_format_name=LOG_FORMAT_NAME,
+        # "~" would start a regex in the map of logged server names
+        logged_name="\\" + names[0] if names[0].startswith("~") else names[0],
+        guard_path=GUARD_PATH,
+        miss_path=MISS_PATH,
+        unauthorized_path=UNAUTHORIZED_PATH,
+        sidecar_errors=SIDECAR_ERRORS,
     )
 
 
 # The sidecar's answers nginx relays; any other one (none at all, an error, an older sidecar
 # without these names) makes nginx do without it: phones must boot while it is down.
-_ELSE = "400 401 403 404 405 500 501 502 503 504"
+SIDECAR_ERRORS = ("400", "401", "403", "404", "405", "500", "501", "502", "503", "504")
 
 
-def _ask_sidecar(path: str, *, relay: str, fallback: str, credentials: bool = False) -> str:
-    """Location lines that send a bodiless GET ``path`` to the sidecar, with the client's address.
+@functools.cache
+def _template():
+    """The packaged template (polygen/data/nginx.conf.j2), loaded once. Nothing in it is escaped:
+    every value is validated and quoted before it is rendered."""
+    import jinja2
 
-    The sidecar's 204 and the statuses in ``relay`` pass; any other answer goes to ``fallback``.
-    """
-    others = " ".join(code for code in _ELSE.split() if code not in relay.split())
-    return (
-        f"        rewrite ^ {path} break;\n"
-        f"        proxy_pass http://{UPSTREAM};\n"
-        "        proxy_method GET;\n"
-        "        proxy_pass_request_body off;\n"
-        '        proxy_set_header Content-Length "";\n'
-        + ("" if credentials else '        proxy_set_header Authorization "";\n')
-        + "        proxy_set_header X-Real-IP $remote_addr;\n"
-        "        proxy_connect_timeout 2s;\n"
-        "        proxy_read_timeout 10s;\n"
-        "        proxy_intercept_errors on;\n"
-        f"        error_page {others} = {fallback};\n"
+    env = jinja2.Environment(
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
     )
-
-
-def _guard(auth: bool, miss_limit: int) -> tuple[str, str, str, str]:
-    """The guessing limit (module docstring): http-context lines, the server's guard locations,
-    the lines of a guarded location, and the lines of the upload location (401s only)."""
-    counted = miss_limit > 0
-    http = ""
-    if counted:
-        http = (
-            "\n# 404s and wrong passwords per client address that nginx allows by itself while the sidecar\n"
-            "# is down (the sidecar's miss limiter counts them otherwise): the same rate, the same burst.\n"
-            f"limit_req_zone $polygen_failure zone={ZONE}:10m rate={miss_limit}r/m;\n"
-        )
-        if auth:
-            http += (
-                "# A 401 without credentials (an HTTP client's first try) is not a guess.\n"
-                "map $http_authorization $polygen_bad_credentials {\n"
-                '    "" "";\n'
-                "    default $binary_remote_addr;\n"
-                "}\n"
-            )
-    local_limit = f"        limit_req zone={ZONE} burst={miss_limit - 1} nodelay;\n" if counted else ""
-    unauthorized = "        error_page 401 = @polygen_unauthorized;\n" if auth else ""
-    proxied = "        auth_basic off;\n" if auth else ""  # the sidecar answers, not a second 401
-    guarded = (
-        f"        auth_request {GUARD_PATH};   # the sidecar's miss limiter: held back? (below)\n"
-        "        auth_request_set $polygen_guard $upstream_status;\n"
-        "        auth_request_set $polygen_retry_after $upstream_http_retry_after;\n"
-        "        error_page 403 = @polygen_forbidden;\n"
-        "        error_page 404 = @polygen_miss;\n"
-        f"{unauthorized}"
-    )
-    server = f"""
-    # The guessing limit (SECURITY.md): nginx asks the sidecar before serving a private file
-    # and lets it answer the 404s and 401s, so both count in the sidecar's one bucket per client.
-    # Only with recursive error pages can a sidecar that is down hand them back to nginx.
-    recursive_error_pages on;
-    limit_req_status 429;
-
-    location = {GUARD_PATH} {{
-        internal;
-{_ask_sidecar(GUARD_PATH, relay="", fallback="@polygen_guard_open")}        error_page 429 = @polygen_guard_held;
-    }}
-
-    # auth_request passes 2xx and refuses 403: a held-back client becomes 429 below.
-    location @polygen_guard_held {{
-        return 403;
-    }}
-
-    location @polygen_guard_open {{
-        return 204;
-    }}
-
-    location @polygen_forbidden {{
-        if ($polygen_guard = 429) {{
-            add_header Retry-After $polygen_retry_after always;
-            return 429;
-        }}
-        return 403;
-    }}
-
-    # A name the build could have written is missing: the sidecar answers 404 and takes a token.
-    location @polygen_miss {{
-{proxied}{_ask_sidecar(MISS_PATH, relay="404", fallback="@polygen_miss_local")}    }}
-
-    location @polygen_miss_local {{
-        set $polygen_failure $binary_remote_addr;
-{local_limit}        try_files "" =404;
-    }}
-"""
-    if auth:
-        server += f"""
-    # Credentials missing or wrong: the sidecar answers 401 and takes a token if there were some.
-    location @polygen_unauthorized {{
-{proxied}        proxy_hide_header WWW-Authenticate;   # nginx's own is already set
-{_ask_sidecar(UNAUTHORIZED_PATH, relay="401", fallback="@polygen_unauthorized_local", credentials=True)}    }}
-
-    location @polygen_unauthorized_local {{
-        set $polygen_failure $polygen_bad_credentials;
-{local_limit}        auth_basic off;
-        try_files "" =401;
-    }}
-"""
-    return http, server, guarded, unauthorized
+    return env.from_string((resources.files("polygen") / "data" / TEMPLATE).read_text(encoding="utf-8"))

@@ -1,6 +1,7 @@
-"""``plan(inventory, renderer, firmware) -> Plan``: every file of out/, as cheap descriptions.
+"""``plan(inventory, renderer, releases) -> Plan``: every file of out/, as cheap descriptions.
 
-Nothing is rendered here. Each ``OutputFile`` carries a *key*: a digest of everything its bytes
+Nothing is rendered here, and nothing is read: the firmware releases come as a listing
+(``polygen.firmware.read_releases``, read by the build). Each ``OutputFile`` carries a *key*: a digest of everything its bytes
 depend on (the phone, its extensions and model, the site, the templates, polygen's version).
 The writer compares keys with the previous build's manifest, so a rebuild renders only what
 changed, and a no-op rebuild renders nothing. See DESIGN.md for the layout.
@@ -24,7 +25,7 @@ from polygen.catalog import Model
 from polygen.dialcheck import site_params as dialplan_params
 from polygen.directory import directory_entries, phone_directory
 from polygen.errors import BuildError
-from polygen.firmware import broken_link, fetched
+from polygen.firmware import ReleaseFile, Releases, fetched
 from polygen.inventory import Extension, Inventory, Phone, mwi_address
 from polygen.linekeys import key_params
 from polygen.render import Renderer
@@ -122,12 +123,12 @@ def firmware_path(model: Model) -> str:
     return f"firmware/{model.firmware}/sip.ld"
 
 
-def config_files(model: Model, firmware_dir: Path | None) -> str:
+def config_files(model: Model, releases: Releases) -> str:
     files = ["[PHONE_MAC_ADDRESS]-phone.cfg", SITE_FILE[model.dialect]]
-    if model.dialect == "sip3" and firmware_dir is not None:
+    if model.dialect == "sip3":
         # SIP 3.x has no built-in defaults: Polycom's sip.cfg/phone1.cfg of the release come last
-        rel = firmware_dir / model.firmware
-        files += [f"firmware/{model.firmware}/{n}" for n in ("phone1.cfg", "sip.cfg") if (rel / n).is_file()]
+        present = {f.name for f in releases.get(model.firmware, ()) if f.identity is not None}
+        files += [f"firmware/{model.firmware}/{n}" for n in ("phone1.cfg", "sip.cfg") if n in present]
     return ", ".join(files)
 
 
@@ -244,27 +245,21 @@ def _bootstrap_context(label: str, base: dict, models: list[dict]) -> dict:
     return {"label": label, "base": base, "models": models, "dirs": dirs}
 
 
-def _firmware_files(firmware: Path | None, release: str, dialect: str) -> list[Path]:
-    if firmware is None:
-        return []
-    d = firmware / release
-    if not d.is_dir():
-        return []
+def _firmware_files(releases: Releases, release: str, dialect: str) -> list[ReleaseFile]:
     keep = []
-    for p in sorted(d.iterdir()):
-        if not _FW_NAME_RE.fullmatch(p.name) or not fetched(p.name, dialect):
+    for f in releases.get(release, ()):
+        if not _FW_NAME_RE.fullmatch(f.name) or not fetched(f.name, dialect):
             continue
-        if p.is_file():
-            keep.append(p)
-        elif p.is_symlink() and not p.exists():
+        if f.identity is None:
             # inventory.load refuses it already (polygen.firmware); a release it did not check
             # must not be linked without it either
-            raise BuildError(broken_link(p, release))
+            raise BuildError(f.broken)
+        keep.append(f)
     return keep
 
 
-def plan(inv: Inventory, renderer: Renderer, firmware: Path | None, group: str | None = None) -> Plan:
-    firmware = Path(firmware) if firmware is not None else None
+def plan(inv: Inventory, renderer: Renderer, releases: Releases, group: str | None = None) -> Plan:
+    """``releases``: the firmware releases the models run, as read by ``polygen.firmware.read_releases``."""
     models = inv.models_in_use()
     dialects = sorted({m.dialect for m in models} | {"uc"})
     version = __version__
@@ -274,14 +269,14 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None, group: str |
     model_ctx = []
     for m in models:
         model_ctx.append({"token": m.token, "ua_token": m.ua_token, "app_file_path": firmware_path(m),
-                          "config_files": config_files(m, firmware)})
+                          "config_files": config_files(m, releases)})
     # what each model finds in its release was checked by inventory.load (polygen.firmware)
-    fw_files: list[tuple[Model, Path]] = []
+    fw_files: list[tuple[Model, ReleaseFile]] = []
     seen_releases = set()
     for m in models:
         if m.firmware not in seen_releases:
             seen_releases.add(m.firmware)
-            fw_files += [(m, p) for p in _firmware_files(firmware, m.firmware, m.dialect)]
+            fw_files += [(m, p) for p in _firmware_files(releases, m.firmware, m.dialect)]
 
     listed = directory_entries(inv)
     # more contacts than a model keeps: a warning of inventory.load (per model, with its place)
@@ -328,10 +323,8 @@ def plan(inv: Inventory, renderer: Renderer, firmware: Path | None, group: str |
                                  lambda phone=phone: renderer.stream(
                                      "directory.xml.j2", entries=phone_directory(inv, listed, phone)))
         for m, src in fw_files:
-            st = src.stat()
-            yield OutputFile(f"firmware/{m.firmware}/{src.name}", _digest("link", str(src.resolve()), st.st_size,
-                                                                          st.st_mtime_ns), 0o644,
-                             f"firmware {m.firmware}", link=src)
+            yield OutputFile(f"firmware/{m.firmware}/{src.name}", _digest("link", *src.identity), 0o644,
+                             f"firmware {m.firmware}", link=src.path)
         # one file per phone. The key is the hot path at 100k phones: the shared inputs are digested
         # once, each zone's rules once, and Phone/Extension fields (plain strings and tuples of
         # them) are read with attrgetter and repr'd in C, instead of the dataclasses' own repr.

@@ -215,6 +215,44 @@ def _part_number(user_agent: str) -> str | None:
     return model.part_number if model else None
 
 
+@dataclass
+class _Boot:
+    """What the steps of one boot share: the phone, its server and what it has read so far."""
+
+    transport: Transport
+    mac: str
+    user_agent: str
+    part_number: str | None
+    firmware_required: bool
+    report: BootReport
+    master: dict[str, str] = field(default_factory=dict)
+    cfg_files: list[str] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def get(self, path: str, note: str = "") -> tuple[int, bytes]:
+        status, body = self.transport.request("GET", path, {"User-Agent": self.user_agent})
+        self.report.requests.append(Request("GET", "/" + path.lstrip("/"), status, len(body), note))
+        return status, body
+
+    def fail(self, message: str) -> None:
+        self.report.failures.append(message)
+
+    def absorb(self, name: str, body: bytes, override: bool) -> list[tuple[str, str]]:
+        """Take the parameters of file ``name``: all of them (an override file), or those no
+        earlier file set (CONFIG_FILES, where the first value wins). Returns what the file sets."""
+        try:
+            pairs = _attrs(body)
+        except ET.ParseError as exc:
+            self.fail(f"{name} is not well-formed XML: {exc}")
+            return []
+        for k, v in pairs:
+            if override or k not in self.params:
+                self.params[k] = v
+                self.sources[k] = name
+        return pairs
+
+
 def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: bool = True,
          max_redirects: int = 3, part_number: str | None = None) -> BootReport:
     """``part_number``: the phone's own, for its split image; by default the catalog's for the
@@ -222,33 +260,44 @@ def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: 
     mac = mac.lower().replace(":", "").replace("-", "")
     if part_number is None:
         part_number = _part_number(user_agent)
-    report = BootReport(mac, user_agent)
-    updater_ua = re.sub(r"Type/\w+", "Type/Updater", user_agent) if "Type/" in user_agent else user_agent
+    b = _Boot(transport, mac, user_agent, part_number, firmware_required, BootReport(mac, user_agent))
+    if not _read_master(b):
+        return b.report
+    _fetch_firmware(b)
+    _read_config_files(b)
+    _read_overrides(b)
+    b.report.params, b.report.sources = b.params, b.sources
+    redirected = _follow_redirect(b, max_redirects)
+    if redirected is not None:
+        return redirected
+    _read_directories(b)
+    _upload_boot_log(b)
+    _registrations(b)
+    _hints(b)
+    return b.report
 
-    def get(path, method="GET", ua=user_agent, note=""):
-        status, body = transport.request(method, path, {"User-Agent": ua})
-        report.requests.append(Request(method, "/" + path.lstrip("/"), status, len(body), note))
-        return status, body
 
-    # 1. the per-phone master, then the default one (docs/polycom.md §1 lookup order)
-    status, master = get(f"{mac}.cfg", note="per-phone master (optional)")
+def _read_master(b: _Boot) -> bool:
+    """The per-phone master, then the default one (docs/polycom.md §1 lookup order), with the
+    phone's per-model element applied. False: there is none the phone can use."""
+    status, master = b.get(f"{b.mac}.cfg", note="per-phone master (optional)")
     if status != 200:
-        status, master = get("000000000000.cfg", note="master, chosen by User-Agent")
+        status, master = b.get("000000000000.cfg", note="master, chosen by User-Agent")
     if status != 200:
-        report.failures.append(f"no master configuration: 000000000000.cfg answered {status}")
-        return report
+        b.fail(f"no master configuration: 000000000000.cfg answered {status}")
+        return False
     try:
         root = ET.fromstring(master)
     except ET.ParseError as exc:
-        report.failures.append(f"master configuration is not XML: {exc}")
-        return report
+        b.fail(f"master configuration is not XML: {exc}")
+        return False
     if root.tag != "APPLICATION":
-        report.failures.append(f"master configuration root is <{root.tag}>, not <APPLICATION>")
-        return report
+        b.fail(f"master configuration root is <{root.tag}>, not <APPLICATION>")
+        return False
     m = dict(root.attrib)
     from polygen.useragent import parse_user_agent
 
-    ua = parse_user_agent(user_agent)
+    ua = parse_user_agent(b.user_agent)
     token = ua.token if ua else None
     if token is not None:
         el = root.find(f"APPLICATION_{token}")
@@ -257,105 +306,113 @@ def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: 
                 base = k[: -len(token) - 1] if k.endswith("_" + token) else k
                 if v:
                     m[base] = v
-    report.master = m
+    b.master = b.report.master = m
+    return True
 
-    # 2. firmware: its split image <part>.sip.ld first, then the combined one (docs/polycom.md §6)
-    app = m.get("APP_FILE_PATH", "")
-    if app:
-        names = firmware_requests(app, part_number)
-        for name in names:
-            note = "firmware" if name == app else "firmware (split image, asked first)"
-            status, _ = get(name, note=note)
-            if status == 200:
-                report.firmware = name
-                break
-        else:
-            msg = f"firmware {app} answered {status}: the phone keeps the firmware it runs"
-            (report.failures if firmware_required else report.warnings).append(msg)
-    # 3. CONFIG_FILES in order, first occurrence wins
-    cfg_files = [c.strip().replace("[PHONE_MAC_ADDRESS]", mac) for c in m.get("CONFIG_FILES", "").split(",")
-                 if c.strip()]
-    if not cfg_files:
-        report.failures.append("the master configuration lists no CONFIG_FILES")
-    params: dict[str, str] = {}
-    sources: dict[str, str] = {}
 
-    def absorb(name: str, body: bytes, override: bool) -> list[tuple[str, str]]:
-        try:
-            pairs = _attrs(body)
-        except ET.ParseError as exc:
-            report.failures.append(f"{name} is not well-formed XML: {exc}")
-            return []
-        for k, v in pairs:
-            if override or k not in params:
-                params[k] = v
-                sources[k] = name
-        return pairs
+def _fetch_firmware(b: _Boot) -> None:
+    """Its split image <part>.sip.ld first, then the combined one (docs/polycom.md §6)."""
+    app = b.master.get("APP_FILE_PATH", "")
+    if not app:
+        return
+    for name in firmware_requests(app, b.part_number):
+        note = "firmware" if name == app else "firmware (split image, asked first)"
+        status, _ = b.get(name, note=note)
+        if status == 200:
+            b.report.firmware = name
+            return
+    msg = f"firmware {app} answered {status}: the phone keeps the firmware it runs"
+    (b.report.failures if b.firmware_required else b.report.warnings).append(msg)
 
-    for name in cfg_files:
-        status, body = get(name, note="CONFIG_FILES")
+
+def _read_config_files(b: _Boot) -> None:
+    """CONFIG_FILES in order, the first occurrence of a parameter wins."""
+    b.cfg_files = [c.strip().replace("[PHONE_MAC_ADDRESS]", b.mac)
+                   for c in b.master.get("CONFIG_FILES", "").split(",") if c.strip()]
+    if not b.cfg_files:
+        b.fail("the master configuration lists no CONFIG_FILES")
+    for name in b.cfg_files:
+        status, body = b.get(name, note="CONFIG_FILES")
         if status != 200:
-            report.failures.append(f"{name} (CONFIG_FILES) answered {status}")
+            b.fail(f"{name} (CONFIG_FILES) answered {status}")
             continue
-        absorb(name, body, override=False)
-    # 4. override files beat CONFIG_FILES; <mac>-web.cfg beats <mac>-phone.cfg (docs/polycom.md §1)
-    od = m.get("OVERRIDES_DIRECTORY", "")
+        b.absorb(name, body, override=False)
+
+
+def _read_overrides(b: _Boot) -> None:
+    """Override files from OVERRIDES_DIRECTORY beat CONFIG_FILES; <mac>-web.cfg beats
+    <mac>-phone.cfg (docs/polycom.md §1)."""
+    od = b.master.get("OVERRIDES_DIRECTORY", "")
     for kind in overrides.KINDS:
-        name = _join(od, f"{mac}-{kind}.cfg")
-        status, body = get(name, note="override file")
+        name = _join(od, f"{b.mac}-{kind}.cfg")
+        status, body = b.get(name, note="override file")
         if status == 200 and body.strip():
-            report.overrides[kind] = dict(absorb(name, body, override=True))
+            b.report.overrides[kind] = dict(b.absorb(name, body, override=True))
         elif status != 404:  # none stored is a 404; anything else, the phone goes without it
-            report.warnings.append(f"override file {name} answered {status}: the phone boots without "
-                                   "its local changes")
-    report.params, report.sources = params, sources
+            b.report.warnings.append(f"override file {name} answered {status}: the phone boots without "
+                                     "its local changes")
 
-    # 5. device.prov.* redirect to another provisioning server
-    if params.get("device.set") == "1" and params.get("device.prov.serverName.set", "1") == "1":
-        target = params.get("device.prov.serverName")
-        redirect = getattr(transport, "redirect", None)
-        if target and redirect is not None and not transport.same_server(target):
-            report.redirects.append(target)
-            if max_redirects <= 0:
-                report.failures.append(f"too many device.prov.serverName redirects (last: {target})")
-                return report
-            # the phone reboots against the new server: play the whole boot again there
-            nxt = boot(redirect(target), mac, user_agent, firmware_required=firmware_required,
-                       max_redirects=max_redirects - 1, part_number=part_number)
-            nxt.requests = report.requests + nxt.requests
-            nxt.redirects = report.redirects + nxt.redirects
-            return nxt
 
-    # 6. directories
-    cd = m.get("CONTACTS_DIRECTORY", "")
+def _follow_redirect(b: _Boot, max_redirects: int) -> BootReport | None:
+    """device.prov.* naming another provisioning server: the phone reboots against it, so the
+    whole boot is played again there. None: no redirect, the boot goes on here."""
+    params, transport, report = b.params, b.transport, b.report
+    if not (params.get("device.set") == "1" and params.get("device.prov.serverName.set", "1") == "1"):
+        return None
+    target = params.get("device.prov.serverName")
+    redirect = getattr(transport, "redirect", None)
+    if not target or redirect is None or transport.same_server(target):
+        return None
+    report.redirects.append(target)
+    if max_redirects <= 0:
+        b.fail(f"too many device.prov.serverName redirects (last: {target})")
+        return report
+    nxt = boot(redirect(target), b.mac, b.user_agent, firmware_required=b.firmware_required,
+               max_redirects=max_redirects - 1, part_number=b.part_number)
+    nxt.requests = report.requests + nxt.requests
+    nxt.redirects = report.redirects + nxt.redirects
+    return nxt
+
+
+def _read_directories(b: _Boot) -> None:
+    """Both directory files; the phone's own, when there is one, is the one it uses."""
+    cd = b.master.get("CONTACTS_DIRECTORY", "")
     in_use = False
-    for name in (f"{mac}-directory.xml", "000000000000-directory.xml"):
-        status, body = get(_join(cd, name), note="directory")
+    for name in (f"{b.mac}-directory.xml", "000000000000-directory.xml"):
+        path = _join(cd, name)
+        status, body = b.get(path, note="directory")
         if status != 200:
-            report.failures.append(f"{_join(cd, name)} answered {status}")
+            b.fail(f"{path} answered {status}")
             continue
         try:
             d = ET.fromstring(body)
         except ET.ParseError as exc:
-            report.failures.append(f"{_join(cd, name)} is not well-formed XML: {exc}")
+            b.fail(f"{path} is not well-formed XML: {exc}")
             continue
-        if not in_use:  # the phone's own directory, when there is one, is the one it uses
+        if not in_use:
             in_use = True
-            report.directory = [{c.tag: c.text or "" for c in item} for item in d.findall("./item_list/item")]
-            report.directory_entries = len(report.directory)
+            b.report.directory = [{c.tag: c.text or "" for c in item} for item in d.findall("./item_list/item")]
+            b.report.directory_entries = len(b.report.directory)
 
-    # 7. the boot log, as the Updater uploads it
-    ld = m.get("LOG_FILE_DIRECTORY", "")
+
+def _upload_boot_log(b: _Boot) -> None:
+    """The boot log, as the Updater uploads it."""
+    ua = b.user_agent
+    updater_ua = re.sub(r"Type/\w+", "Type/Updater", ua) if "Type/" in ua else ua
+    path = _join(b.master.get("LOG_FILE_DIRECTORY", ""), f"{b.mac}-boot.log")
     stamp = time.strftime("%m%d%H%M%S", time.gmtime())
     # event class 2: information, not an error (`polygen status` looks for class 4 and above)
-    log = (f"{stamp}|cfg  |2|00|polygen simulate: boot of {mac}\n"
-           f"{stamp}|cfg  |2|00|config files: {', '.join(cfg_files)}\n").encode()
-    status, _ = transport.request("PUT", _join(ld, f"{mac}-boot.log"), {"User-Agent": updater_ua}, log)
-    report.requests.append(Request("PUT", "/" + _join(ld, f"{mac}-boot.log"), status, len(log), "boot log"))
+    log = (f"{stamp}|cfg  |2|00|polygen simulate: boot of {b.mac}\n"
+           f"{stamp}|cfg  |2|00|config files: {', '.join(b.cfg_files)}\n").encode()
+    status, _ = b.transport.request("PUT", path, {"User-Agent": updater_ua}, log)
+    b.report.requests.append(Request("PUT", "/" + path, status, len(log), "boot log"))
     if status not in (200, 201, 204):
-        report.failures.append(f"boot log upload answered {status}")
+        b.fail(f"boot log upload answered {status}")
 
-    # the effective registrations
+
+def _registrations(b: _Boot) -> None:
+    """The effective registrations: reg.1, reg.2 ... up to the first without an address."""
+    params, report = b.params, b.report
     i = 1
     while f"reg.{i}.address" in params and params[f"reg.{i}.address"]:
         p = f"reg.{i}."
@@ -366,14 +423,16 @@ def boot(transport: Transport, mac: str, user_agent: str, *, firmware_required: 
         i += 1
     if not report.lines:
         report.warnings.append("no registration: the phone will boot without a line")
-    if any(q.status == 401 for q in report.requests):
-        if getattr(transport, "auth", None):
-            report.hints.append("401: the server refused the user and password given in --url; check them "
-                                "against site.provisioning_auth")
+
+
+def _hints(b: _Boot) -> None:
+    if any(q.status == 401 for q in b.report.requests):
+        if getattr(b.transport, "auth", None):
+            b.report.hints.append("401: the server refused the user and password given in --url; check them "
+                                  "against site.provisioning_auth")
         else:
-            report.hints.append("401: the server wants provisioning credentials; give them in the URL, "
-                                "e.g. --url http://user:password@host/")
-    return report
+            b.report.hints.append("401: the server wants provisioning credentials; give them in the URL, "
+                                  "e.g. --url http://user:password@host/")
 
 
 def local_change(transport: Transport, report: BootReport, changes: dict[str, str], *,

@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from polygen.catalog import Catalog
 from polygen.dialcheck import DIGITMAP, HANDLING, TIMEOUT, with_digitmap
+from polygen.firmware import read_releases
 from polygen.importing.commit import Draft, Entry
 from polygen.importing.compare import effective
 from polygen.importing.defaults import _DST, default, release_params
@@ -244,7 +245,8 @@ class _Inference:
 
     def _release_params(self, pc: PhoneConfig) -> dict[str, str]:
         model = self.model(pc)
-        names = [e.rsplit("/", 1)[-1] for e in config_files(model, self.firmware).split(", ")
+        releases = read_releases(self.firmware, [model.firmware])
+        names = [e.rsplit("/", 1)[-1] for e in config_files(model, releases).split(", ")
                  if e.startswith("firmware/")]
         return release_params(self.firmware, model.firmware, names)
 
