@@ -8,9 +8,9 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from polygen.errors import BuildError
-from polygen.htpasswd import FILENAME as HTPASSWD_FILENAME
 from polygen.exposure import no_auth_warning
 from polygen.firmware import read_releases
+from polygen.htpasswd import FILENAME as HTPASSWD_FILENAME
 from polygen.inventory import Inventory, load
 from polygen.plan import Plan, plan
 from polygen.render import Renderer

@@ -239,9 +239,8 @@ def check(inventory, firmware, secrets, fmt, strict):
     import json
 
     from polygen.errors import InventoryError
-    from polygen.inventory import load
-
     from polygen.exposure import no_auth_warning
+    from polygen.inventory import load
 
     # the firmware is checked when there is a firmware directory, or when one was named: a CI
     # checkout of the inventory without firmware/ is not a problem

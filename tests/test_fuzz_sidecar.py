@@ -203,7 +203,7 @@ def requests(draw):
     """Half the requests are well-formed HTTP (so they reach the handlers with a good share of
     valid uploads), the other half anything at all."""
     if draw(st.booleans()):
-        path = draw(st.one_of(st.sampled_from(UPLOADS), st.sampled_from(UPLOADS), st.sampled_from(NAMES), paths))
+        draw(st.one_of(st.sampled_from(UPLOADS), st.sampled_from(UPLOADS), st.sampled_from(NAMES), paths))
         return {
             "method": draw(st.sampled_from(["GET", "HEAD", "PUT", "PUT"])),
             "path": draw(st.one_of(st.sampled_from(UPLOADS), st.sampled_from(UPLOADS), st.sampled_from(NAMES),

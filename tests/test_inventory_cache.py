@@ -8,9 +8,8 @@ import stat
 
 import pytest
 
-from polygen.inventory import files
 from polygen.errors import InventoryError
-from polygen.inventory import load
+from polygen.inventory import files, load
 
 
 def _parsed(monkeypatch):

@@ -18,8 +18,8 @@ from polygen import htpasswd
 from polygen.cli import cli
 from polygen.errors import SidecarConfigError
 from polygen.sidecar import SidecarConfig, create_app, keys
-from polygen.sidecar.guard import TokenBuckets, is_public
 from polygen.sidecar.accesslog import KeyValueAccessLogger
+from polygen.sidecar.guard import TokenBuckets, is_public
 from tests.test_sidecar import MAC, MAC2, UNKNOWN, counts, make_generation, point_out
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -45,8 +45,20 @@ from polygen.importing.defaults import _DST, default, release_params
 from polygen.importing.dialing import as_yaml, dialing_for, dials_everything
 from polygen.importing.keys import own_speed_dials, phone_keys
 from polygen.importing.tree import PhoneConfig, Tree
-from polygen.inventory import (MAX_ADMIN_PASSWORD, MAX_MWI_NUMBER, Contact, Dialing, Extension, Inventory, Phone,
-                               Polling, Problem, ProvAuth, Site, mwi_address)
+from polygen.inventory import (
+    MAX_ADMIN_PASSWORD,
+    MAX_MWI_NUMBER,
+    Contact,
+    Dialing,
+    Extension,
+    Inventory,
+    Phone,
+    Polling,
+    Problem,
+    ProvAuth,
+    Site,
+    mwi_address,
+)
 from polygen.plan import config_files, legacy_polling, phone_sections, site_sections
 from polygen.tzrules import UnknownZone
 

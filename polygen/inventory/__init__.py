@@ -16,16 +16,58 @@ from pathlib import Path
 
 from polygen.catalog import Catalog
 from polygen.errors import InventoryError
-from polygen.inventory.crossfile import (_admin_advice, _check_directory, _check_models, _check_mwi, _check_params,
-                                         _contacts, _extensions, _phones, _RawExt, _RawPhone)
-from polygen.inventory.fields import (CONTACT_KEYS, DIALING_KEYS, EXT_KEYS, KEY_KINDS, MAX_MWI_NUMBER, MODEL_KEYS,
-                                      PHONE_KEYS, POLL_KEYS, POLYCOM_OUIS, SITE_KEYS, SPEED_DIAL_KEYS, TOP_KEYS, _Ctx,
-                                      normalise_mac)
+from polygen.inventory.crossfile import (
+    _admin_advice,
+    _check_directory,
+    _check_models,
+    _check_mwi,
+    _check_params,
+    _contacts,
+    _extensions,
+    _phones,
+    _RawExt,
+    _RawPhone,
+)
+from polygen.inventory.fields import (
+    CONTACT_KEYS,
+    DIALING_KEYS,
+    EXT_KEYS,
+    KEY_KINDS,
+    MAX_MWI_NUMBER,
+    MODEL_KEYS,
+    PHONE_KEYS,
+    POLL_KEYS,
+    POLYCOM_OUIS,
+    SITE_KEYS,
+    SPEED_DIAL_KEYS,
+    TOP_KEYS,
+    _Ctx,
+    normalise_mac,
+)
 from polygen.inventory.files import _checked_files, inventory_files
-from polygen.inventory.model import (Contact, Dialing, Extension, Inventory, Key, Phone, Polling, Problem, ProvAuth,
-                                     Site, _rules_year, mwi_address)
-from polygen.inventory.secrets import (ADMIN_PASSWORD_ENV, MAX_ADMIN_PASSWORD, PROV_PASSWORD_ENV, SECRET_ENV_PREFIX,
-                                       SECRETS_FILENAMES, _load_secrets, secret_problem)
+from polygen.inventory.model import (
+    Contact,
+    Dialing,
+    Extension,
+    Inventory,
+    Key,
+    Phone,
+    Polling,
+    Problem,
+    ProvAuth,
+    Site,
+    _rules_year,
+    mwi_address,
+)
+from polygen.inventory.secrets import (
+    ADMIN_PASSWORD_ENV,
+    MAX_ADMIN_PASSWORD,
+    PROV_PASSWORD_ENV,
+    SECRET_ENV_PREFIX,
+    SECRETS_FILENAMES,
+    _load_secrets,
+    secret_problem,
+)
 from polygen.inventory.site import _model_overrides, _site
 from polygen.yamlnodes import Loc, Map
 

@@ -9,8 +9,20 @@ from pathlib import Path
 
 from polygen import cache as _cache
 from polygen.errors import InventoryError
-from polygen.inventory.fields import (_EXT_RE, _NAME_BYTES, _NUMBER_RE, CONTACT_KEYS, EXT_KEYS, KEY_KINDS, PHONE_KEYS,
-                                      POLYCOM_OUIS, SPEED_DIAL_KEYS, TOP_KEYS, _Ctx, normalise_mac)
+from polygen.inventory.fields import (
+    _EXT_RE,
+    _NAME_BYTES,
+    _NUMBER_RE,
+    CONTACT_KEYS,
+    EXT_KEYS,
+    KEY_KINDS,
+    PHONE_KEYS,
+    POLYCOM_OUIS,
+    SPEED_DIAL_KEYS,
+    TOP_KEYS,
+    _Ctx,
+    normalise_mac,
+)
 from polygen.inventory.model import Contact, _rules_year
 from polygen.inventory.secrets import SECRETS_FILENAMES, secret_problem
 from polygen.tzrules import UnknownZone, rules_for, suggest_zone

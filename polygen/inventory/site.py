@@ -7,9 +7,22 @@ import os
 from urllib.parse import urlsplit
 
 from polygen.catalog import Catalog, Model
-from polygen.inventory.fields import (_HHMM_RE, _PART_RE, _RELEASE_RE, _UA_TOKEN_RE, _VOICEMAIL_RE, DIALING_KEYS,
-                                      MAX_MWI_NUMBER, MODEL_KEYS, POLL_KEYS, SITE_KEYS, _Ctx, _host_port, _pad_hhmm,
-                                      _suggest)
+from polygen.inventory.fields import (
+    _HHMM_RE,
+    _PART_RE,
+    _RELEASE_RE,
+    _UA_TOKEN_RE,
+    _VOICEMAIL_RE,
+    DIALING_KEYS,
+    MAX_MWI_NUMBER,
+    MODEL_KEYS,
+    POLL_KEYS,
+    SITE_KEYS,
+    _Ctx,
+    _host_port,
+    _pad_hhmm,
+    _suggest,
+)
 from polygen.inventory.model import Dialing, Polling, Site, _rules_year
 from polygen.inventory.secrets import _admin_password, _auth, _Secrets
 from polygen.tzrules import UnknownZone, rules_for, suggest_zone
