@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test build check serve watch golden bench hardening venv system-deps clean
+.PHONY: run test lint build check serve watch golden bench hardening venv system-deps clean
 
 # A fresh Debian has python3 but not always venv/pip: install them when we can (root).
 $(STAMP): pyproject.toml
@@ -50,6 +50,10 @@ bench: venv
 	@echo "raw results of this run: $(BENCH_OUT)/"
 
 ## make test: the whole suite, with the real daemons it needs (nginx, dhcpd, kea, dnsmasq) and chromium
+## make lint: ruff (pyflakes, pycodestyle, isort, bugbear, no print in the package; pyproject.toml [tool.ruff])
+lint: venv
+	$(BIN)/ruff check .
+
 test: venv system-deps
 	$(BIN)/pytest -q
 

@@ -104,7 +104,7 @@ def _child_build(inv: str, out: str, templates: str, firmware: str, profile: boo
 def _trim_stats(text: str) -> str:
     """pstats output from the column header on, with paths shortened."""
     lines = text.splitlines()
-    start = next((i for i, l in enumerate(lines) if l.lstrip().startswith("ncalls")), 0)
+    start = next((i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls")), 0)
     out = []
     for line in lines[start:]:
         if not line.strip():

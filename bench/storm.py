@@ -136,7 +136,7 @@ def run(phones: int, concurrency: int, lines: int, work: Path, log=print, db: st
     from polygen.build import BuildOptions
     from polygen.build import run as build
     from polygen.inventory import load
-    from polygen.logstore import describe_db, is_postgres_url, open_store
+    from polygen.logdb import describe_db, is_postgres_url, open_store
 
     base = work / "storm"
     if base.exists():

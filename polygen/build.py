@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import difflib
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from polygen.errors import BuildError
-from polygen.htpasswd import FILENAME as HTPASSWD_FILENAME
 from polygen.exposure import no_auth_warning
 from polygen.firmware import read_releases
+from polygen.htpasswd import FILENAME as HTPASSWD_FILENAME
 from polygen.inventory import Inventory, load
 from polygen.plan import Plan, plan
 from polygen.render import Renderer
 from polygen.safetext import mask, visible
 from polygen.write import WriteResult, current_generation, read_manifest, write
-
-log = logging.getLogger("polygen.build")
 
 
 @dataclass(frozen=True)
@@ -149,52 +146,19 @@ def _inputs_key(opts: BuildOptions) -> bytes:
 
 
 def _cached_load(opts: BuildOptions, key: bytes) -> Inventory | None:
-    """The cached Inventory when its key matches and the file is ours alone (it holds secrets,
-    and unpickling trusts it), else None."""
-    import gc
-    import os
-    import pickle
-
+    """The cached Inventory when its key matches (polygen.cache), else None."""
+    from polygen import cache
     from polygen.write import gens_dir
 
-    path = gens_dir(Path(opts.out)) / CACHE_FILE
-    try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            if st.st_uid != os.getuid() or st.st_mode & 0o077:
-                return None
-            if fh.readline().rstrip(b"\n") != key:
-                return None
-            gc.disable()  # millions of objects: see inventory._without_gc
-            try:
-                inv = pickle.load(fh)
-            finally:
-                gc.enable()
-        return inv if isinstance(inv, Inventory) else None
-    except Exception:  # a missing, stale or damaged cache is only slower
-        return None
+    inv = cache.read(gens_dir(Path(opts.out)) / CACHE_FILE, key)
+    return inv if isinstance(inv, Inventory) else None
 
 
 def _store_cache(opts: BuildOptions, key: bytes, inv: Inventory) -> None:
-    import os
-    import pickle
-
+    from polygen import cache
     from polygen.write import gens_dir
 
-    g = gens_dir(Path(opts.out))
-    tmp = g / f"{CACHE_FILE}.{os.getpid()}"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key + b"\n")
-            pickle.dump(inv, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.rename(tmp, g / CACHE_FILE)
-    except OSError as exc:
-        log.debug("inventory cache not written: %s", exc)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    cache.write(gens_dir(Path(opts.out)) / CACHE_FILE, key, inv)
 
 
 def group_id(name: str | None) -> int | None:

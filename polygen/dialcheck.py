@@ -16,8 +16,18 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from polygen.dialplan import (DEFAULT_DIGITMAP, DialPlanConflict, DialPlanError, DigitMapError, check_extensions,
-                              generate_digitmap, parse_digitmap, parse_timeouts, sample_keys, timeout_list)
+from polygen.dialplan import (
+    DEFAULT_DIGITMAP,
+    DialPlanConflict,
+    DialPlanError,
+    DigitMapError,
+    check_extensions,
+    generate_digitmap,
+    parse_digitmap,
+    parse_timeouts,
+    sample_keys,
+    timeout_list,
+)
 from polygen.yamlnodes import Loc, Map, Seq
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -20,6 +20,9 @@ Where new entries go: ``file`` when given (a .yaml path inside the inventory dir
 if missing); otherwise the file holding the most ``phones:`` (``extensions:``) entries, the
 first in sorted order on a tie; when no file has the list, ``phones.yaml`` (``extensions.yaml``).
 Replaced and removed entries are edited in the file that holds them.
+
+Longer than 600 lines: the edits share one text model (locating entries by line, rendering
+in the siblings' style, check-then-write); it could move to a module of its own, not done yet.
 """
 
 from __future__ import annotations

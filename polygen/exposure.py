@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 from polygen import htpasswd
@@ -39,14 +40,14 @@ def is_loopback(host: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(str(i[4][0]).partition("%")[0]).is_loopback for i in infos)
 
 
-def serve_check(opts, host: str, watch: bool, insecure: bool) -> list[str]:
+def serve_check(opts, host: str, watch: bool, insecure: bool, load_inventory: Callable) -> list[str]:
     """The warnings for ``polygen serve`` (without their ``warning: ``); raises PolygenError when it must not listen on ``host``.
 
     Auth counts as on when the inventory has it and the files served will too: the current
     build has ``.htpasswd``, or ``--watch`` is about to build it. A broken inventory leaves the
     current build to decide (it is what is served, and unattended rebuilds cannot take its auth away).
+    ``load_inventory(opts)`` is ``polygen.build.load_inventory`` (build imports this module).
     """
-    from polygen.build import load_inventory
     from polygen.write import current_generation
 
     gen = current_generation(Path(opts.out))

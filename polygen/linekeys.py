@@ -16,12 +16,11 @@ renderer (``plan``). Facts and sources: docs/polycom.md §3.7, §4 and §10.
 from __future__ import annotations
 
 import re
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from polygen.catalog import Model
-    from polygen.inventory import Extension, Inventory, Key, Phone
+    from polygen.inventory import Inventory, Key, Phone
 
 # dir.local.contacts.maxNum per master-config token, from Polycom's UC 4.0.15 and 6.3.0
 # Config/features.cfg (docs/polycom.md §10); every other model keeps up to the default 9999.

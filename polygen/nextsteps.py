@@ -17,7 +17,7 @@ from pathlib import Path
 
 from polygen.catalog import Catalog
 from polygen.errors import PolygenError
-from polygen.logstore import describe_db
+from polygen.logdb import describe_db
 
 DEFAULT_DB = Path("polygen-logs.db")
 DEFAULT_OUT = Path("out")

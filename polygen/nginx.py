@@ -79,8 +79,8 @@ from pathlib import Path
 from polygen import __version__, htpasswd, overrides
 from polygen.accesslog import LOG_FORMAT, LOG_FORMAT_NAME
 from polygen.errors import PolygenError
-from polygen.useragent import TOKEN_RE, dispatch_pattern
 from polygen.sidecar.guard import GUARD_PATH, MISS_PATH, UNAUTHORIZED_PATH
+from polygen.useragent import TOKEN_RE, dispatch_pattern
 
 log = logging.getLogger("polygen.nginx")
 

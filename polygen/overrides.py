@@ -28,12 +28,12 @@ from datetime import datetime
 from pathlib import Path
 
 from polygen.errors import PolygenError
+from polygen.write import SERVE_FILE, _fsync_dir  # SERVE_FILE in each generation: {"version": 1, "overrides": "keep"}
 
 DIRECTORY = "overrides"  # OVERRIDES_DIRECTORY in the bootstraps
 KINDS = ("phone", "web")  # <mac>-phone.cfg: the phone's menus; <mac>-web.cfg: its web interface
 POLICIES = ("keep", "discard")
 DEFAULT_POLICY = "keep"  # as on Polycom's own servers: a user's change survives a reboot
-SERVE_FILE = ".polygen-serve.json"  # in each generation: {"version": 1, "overrides": "keep"}
 DEFAULT_DIRNAME = "polygen-overrides"
 MAX_BYTES = 64 * 1024  # an override file lists the settings a user changed: a few hundred bytes
 MAX_PARAMS = 2000
@@ -152,7 +152,7 @@ def read_policy(gen: Path | None) -> str:
 
 def default_dir(db: Path | str) -> Path:
     """``polygen-overrides`` beside a SQLite log database, else in the working directory."""
-    from polygen.logstore import is_postgres_url
+    from polygen.logdb import is_postgres_url
 
     if isinstance(db, str) and is_postgres_url(db):
         return Path(DEFAULT_DIRNAME)
@@ -220,8 +220,6 @@ class OverrideStore:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        from polygen.write import _fsync_dir
-
         _fsync_dir(self.root)
 
     def entries(self, macs: list[str] | None = None) -> list[Stored]:

@@ -148,7 +148,7 @@ def _reason(exc: BaseException) -> str:
 
 
 class PgLogStore(BaseLogStore):
-    """An open PostgreSQL log database. Use ``PgLogStore.open(url)`` (or ``logstore.open_store``)."""
+    """An open PostgreSQL log database. Use ``PgLogStore.open(url)`` (or ``logdb.open_store``)."""
 
     _PH = "%s"
     _LIKE = "ILIKE"

@@ -29,7 +29,6 @@ from polygen.errors import PolygenError
 from polygen.safetext import MASK, mask, visible
 
 
-
 class Transport(Protocol):
     def request(self, method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> tuple[int, bytes]:
         ...

@@ -39,12 +39,12 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from polygen import htpasswd
 from polygen.errors import BuildError
-from polygen.overrides import SERVE_FILE
 
 if TYPE_CHECKING:  # the sidecar reads build records without loading the planner
     from polygen.plan import OutputFile
 
 MANIFEST = ".polygen-manifest.json"
+SERVE_FILE = ".polygen-serve.json"  # what the servers do with override files (polygen.overrides)
 BUILD_RECORD = ".polygen-build.json"  # commit, digest, the generation replaced (never served)
 ROLLBACK_HOLD = "rollback.json"  # beside the generations: what `polygen rollback` took down
 # the only hidden files a plan may hold (web servers never serve dotfiles): the provisioning users,

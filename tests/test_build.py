@@ -308,7 +308,7 @@ def test_a_model_override_rewrites_that_models_phones(build_opts):
     r = run(build_opts)
     # the name is not in the shipped phone template, so the bytes stay and the inode is kept,
     # but the key saw the change (a custom template printing model.name would be rewritten)
-    from polygen.write import read_manifest, current_generation
+    from polygen.write import current_generation, read_manifest
 
     assert r.changed and r.written == 0
     assert read_manifest(current_generation(build_opts.out))["64167f000410-phone.cfg"][1] is not None

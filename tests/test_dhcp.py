@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import sys
 import re
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from tests.daemons import require_binary
 
 from polygen.dhcp import DEFAULT_OUIS, kea_fragment, normalize_oui, render_dhcp, validate_url
 from polygen.errors import PolygenError
+from tests.daemons import require_binary
 
 URL = "http://prov.example.com:8080/polycom/"
 

@@ -10,8 +10,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from polygen.dialplan import (
-    DEFAULT_DIGITMAP, DialPlanConflict, DialPlanError, DialResult, DigitMapError, Finding,
-    check_extensions, dial, dial_many, generate_digitmap, parse_digitmap, parse_timeouts, sample_keys, timeout_list,
+    DEFAULT_DIGITMAP,
+    DialPlanConflict,
+    DialPlanError,
+    DialResult,
+    DigitMapError,
+    Finding,
+    check_extensions,
+    dial,
+    dial_many,
+    generate_digitmap,
+    parse_digitmap,
+    parse_timeouts,
+    sample_keys,
+    timeout_list,
 )
 
 # ---------------------------------------------------------------------------------------------

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import EXAMPLE, TEMPLATES, clean_env, make_firmware
-from tests.daemons import Nginx, free_port, nginx_check, require_binary, wait_for_port, write_nginx_main_conf
 
 from polygen.simulate import HttpTransport, TreeTransport, boot
+from tests.conftest import EXAMPLE, TEMPLATES, clean_env, make_firmware
+from tests.daemons import Nginx, free_port, nginx_check, require_binary, wait_for_port, write_nginx_main_conf
 
 PYTHON = sys.executable
 # The console script a user runs; `python -m polygen` where the venv has none.

@@ -40,7 +40,8 @@ from hypothesis import strategies as st
 
 from polygen import htpasswd, overrides
 from polygen.sidecar import SidecarConfig, create_app, keys
-from polygen.sidecar.handlers import UPLOAD_RE, KeyValueAccessLogger
+from polygen.sidecar.accesslog import KeyValueAccessLogger
+from polygen.sidecar.handlers import UPLOAD_RE
 from tests.conftest import sample_user_agents
 from tests.test_sidecar import MAC, MAC2, UNKNOWN, make_generation, point_out
 
@@ -202,7 +203,7 @@ def requests(draw):
     """Half the requests are well-formed HTTP (so they reach the handlers with a good share of
     valid uploads), the other half anything at all."""
     if draw(st.booleans()):
-        path = draw(st.one_of(st.sampled_from(UPLOADS), st.sampled_from(UPLOADS), st.sampled_from(NAMES), paths))
+        draw(st.one_of(st.sampled_from(UPLOADS), st.sampled_from(UPLOADS), st.sampled_from(NAMES), paths))
         return {
             "method": draw(st.sampled_from(["GET", "HEAD", "PUT", "PUT"])),
             "path": draw(st.one_of(st.sampled_from(UPLOADS), st.sampled_from(UPLOADS), st.sampled_from(NAMES),

@@ -8,20 +8,19 @@ import stat
 
 import pytest
 
-from polygen import inventory
 from polygen.errors import InventoryError
-from polygen.inventory import load
+from polygen.inventory import files, load
 
 
 def _parsed(monkeypatch):
     calls = []
-    real = inventory._check_file
+    real = files._check_file
 
     def spy(f, name):
         calls.append(f.name)
         return real(f, name)
 
-    monkeypatch.setattr(inventory, "_check_file", spy)
+    monkeypatch.setattr(files, "_check_file", spy)
     return calls
 
 
@@ -95,8 +94,8 @@ def test_build_uses_the_cache_beside_the_generations(build_opts):
 
 def test_large_inventories_are_checked_in_worker_processes(inventory_dir, monkeypatch):
     serial = load(inventory_dir)
-    monkeypatch.setattr(inventory, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(inventory.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(files.os, "cpu_count", lambda: 2)
     parallel = load(inventory_dir)
     assert parallel.phones == serial.phones and parallel.extensions == serial.extensions
     (inventory_dir / "bad.yaml").write_text("phones:\n  - mac: nonsense\n")

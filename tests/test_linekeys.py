@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from polygen.build import BuildOptions, run
 from polygen.catalog import Catalog
 from polygen.cli import cli
-from polygen.inventory import Key, Phone, load
 from polygen.directory import directory_entries, phone_directory
+from polygen.inventory import Key, Phone, load
 from polygen.linekeys import directory_limit
 from polygen.simulate import TreeTransport, boot, format_report
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from polygen.cli import cli
-from polygen.logstore import describe_db, open_store
+from polygen.logdb import describe_db, open_store
 
 MAC_330 = "0004f2000330"  # carries 1001 in the example inventory
 MAC_410 = "64167f000410"  # carries 1005, 1003, 1004

@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import sqlite3
-from datetime import datetime
 
 import pytest
 
 import polygen.logstore as logstore
-from polygen.errors import LogStoreError, PolygenError
-from polygen.logstore import (SCHEMA_VERSION, LogStore, StoredUpload, is_postgres_url, open_store,
-                              parse_duration, parse_since)
+from polygen.errors import LogStoreError
+from polygen.logdb import is_postgres_url, open_reader, open_store
+from polygen.logstore import SCHEMA_VERSION, LogStore, StoredUpload
 from polygen.pgstore import PgLogStore
 
 MAC = "0004f2abcdef"
@@ -136,7 +135,7 @@ def test_not_a_database(db_path):
 def test_reader_reads_while_a_write_is_open_and_never_writes(db, store):
     """open_reader: the health check's connection answers while an upload's transaction is open
     on the writer, and cannot change anything."""
-    reader = logstore.open_reader(db)
+    reader = open_reader(db)
     try:
         with store._upload_transaction(MAC, "app") as conn:  # a writer in the middle of an upload
             conn.execute("INSERT INTO upload_state VALUES ('x', 'app', 0, '', 0)")
@@ -151,7 +150,7 @@ def test_reader_reads_while_a_write_is_open_and_never_writes(db, store):
 
 def test_sqlite_reader_creates_nothing(db_path):
     with pytest.raises(LogStoreError, match=f"^cannot open log database {db_path} to read: "):
-        logstore.open_reader(db_path)
+        open_reader(db_path)
     assert not db_path.exists()
 
 
@@ -393,35 +392,6 @@ def test_prune_in_batches(store, monkeypatch):
     assert store.counts() == (1, 1)
 
 
-# ---------------------------------------------------------------------- durations
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("90s", 90), ("15m", 900), ("1h", 3600), ("30d", 30 * 86400), ("2w", 14 * 86400),
-     ("1h30m", 5400), (" 2D ", 2 * 86400), ("1.5h", 5400)],
-)
-def test_parse_duration(text, seconds):
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "30", "d", "-1h", "1y", "1h x", "one hour"])
-def test_parse_duration_invalid(text):
-    with pytest.raises(PolygenError, match=r"invalid duration .*: use a number and a unit s, m, h, d or w"):
-        parse_duration(text)
-
-
-def test_parse_since():
-    assert parse_since("1h", now=10_000.0) == 10_000.0 - 3600
-    assert parse_since("2026-11-01") == datetime(2026, 11, 1).timestamp()
-    assert parse_since("2026-11-01T10:00") == datetime(2026, 11, 1, 10, 0).timestamp()
-    assert parse_since("2026-11-01T10:00+00:00") == 1793527200.0
-
-
-@pytest.mark.parametrize("text", ["yesterday", "2026-13-01", "", "1y"])
-def test_parse_since_invalid(text):
-    with pytest.raises(PolygenError, match="invalid time .*: use a duration ago"):
-        parse_since(text)
-
-
 def test_database_is_private_whatever_the_umask(db_path):
     """The database and SQLite's -wal/-shm files are 0600 even under a permissive umask."""
     import os
@@ -566,7 +536,7 @@ def test_lines_are_found_by_the_extensions_the_phone_carried_when_it_uploaded(st
 
 
 def test_follow_yields_new_lines_once_as_they_are_stored(store):
-    from polygen.logstore import follow
+    from polygen.logquery import follow
 
     store.store_upload(MAC, "app", lines(3), None, UA)
     shown = store.query(limit=2)  # the newest two printed; line 1 left out by --limit

@@ -20,10 +20,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from tests.daemons import Nginx, free_port, nginx_check, require_binary, write_nginx_main_conf
 
 from polygen.errors import PolygenError
 from polygen.nginx import MISS_LIMIT, render_nginx
+from tests.daemons import Nginx, free_port, nginx_check, require_binary, write_nginx_main_conf
 
 MAC = "0004f2a1b2c3"
 UA_330 = "FileTransport PolycomSoundPointIP-SPIP_330-UA/3.3.5.0247"

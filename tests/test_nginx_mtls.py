@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.daemons import Nginx, free_port, nginx_check, require_binary, write_nginx_main_conf
 
 from polygen.errors import PolygenError
 from polygen.nginx import render_nginx
+from tests.daemons import Nginx, free_port, nginx_check, require_binary, write_nginx_main_conf
 
 MAC_A = "0004f2a1b2c3"
 MAC_B = "0004f2d4e5f6"

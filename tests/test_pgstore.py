@@ -16,8 +16,9 @@ import pytest
 
 import polygen.pgstore as pgstore
 from polygen.errors import LogStoreError, LogStoreUnavailable
+from polygen.logdb import describe_db, open_store
 from polygen.logstore import MIGRATIONS as SQLITE_MIGRATIONS
-from polygen.logstore import SCHEMA_VERSION, LogStore, describe_db, open_store
+from polygen.logstore import SCHEMA_VERSION, LogStore
 from polygen.pgstore import PgLogStore, safe_url
 from tests.daemons import free_port
 from tests.pg import PASSWORD

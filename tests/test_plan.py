@@ -10,7 +10,6 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from tests.conftest import EXAMPLE, TEMPLATES, make_firmware
 
 from polygen.catalog import Catalog
 from polygen.errors import BuildError
@@ -18,6 +17,7 @@ from polygen.firmware import ReleaseFile, read_releases
 from polygen.inventory import load
 from polygen.plan import config_files, plan
 from polygen.render import Renderer
+from tests.conftest import EXAMPLE, TEMPLATES, make_firmware
 
 
 @pytest.fixture(scope="module")

@@ -65,9 +65,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import make_firmware
-from tests.sessiontokens import Tokens
 from tests.daemons import Nginx, find_binary, free_port, is_root, require_binary, wait_for_port, write_nginx_main_conf
+from tests.sessiontokens import Tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

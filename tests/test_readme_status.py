@@ -90,7 +90,7 @@ def test_status_and_phone_add_session(served):
             until("the rebuild", lambda: phones_served(port) == 5)
             argv = [a.replace("127.0.0.1:8080", f"127.0.0.1:{port}") for a in argv]
         if argv[:2] == ["status", "--mac"]:  # the sightings of that boot are written every 0.2 s
-            until("the boot's sightings", lambda: status_lines(*argv[1:])[1].startswith("ok "))
+            until("the boot's sightings", lambda: status_lines(*argv[1:])[1].startswith("ok "))  # noqa: B023 (called at once)
         got = CliRunner().invoke(cli, argv).output.splitlines()
         assert normal(got) == normal(lines[i + 1:j]), "\n".join([lines[i], *got])
         i = j

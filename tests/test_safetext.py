@@ -107,7 +107,7 @@ def test_logs_on_a_terminal_shows_controls_as_escapes(db):
 
 # ---------------------------------------------------------------------------- serve, simulate
 def test_serve_log_values_escape_c1_and_del():
-    from polygen.sidecar.handlers import kv
+    from polygen.sidecar.accesslog import kv
 
     assert kv("FileTransport \x9b2J\x7f\x1b") == '"FileTransport \\u009b2J\\u007f\\u001b"'
     assert kv("plain-token/1.0") == "plain-token/1.0"

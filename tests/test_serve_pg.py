@@ -17,7 +17,7 @@ import time
 
 import aiohttp
 
-from polygen.logstore import open_store
+from polygen.logdb import open_store
 from tests.daemons import free_port
 from tests.pg import PASSWORD, PgCluster
 from tests.test_serve_faults import ROOT, WAIT, Serve

@@ -223,19 +223,21 @@ def test_the_readme_shows_the_block_make_run_prints(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- CI
 def test_ci_runs_make_test_in_a_clone_with_nothing_beside_it(tmp_path):
-    """.ci/run with a `make` that records where it ran and fails: the clone is alone in its
-    directory, `make test` is the README's command, the status comes back, the clone is removed."""
+    """.ci/run with a `make` that records where it ran and fails the tests: the clone is alone in
+    its directory, `make lint` then `make test` (the README's command), the status comes back, the
+    clone is removed."""
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("needs git and a git checkout of polygen")
     bin_dir, tmp, record = tmp_path / "bin", tmp_path / "tmp", tmp_path / "record"
     bin_dir.mkdir()
     tmp.mkdir()
-    (bin_dir / "make").write_text('#!/bin/sh\n{ pwd; ls -A ..; echo "$@"; } > "$RECORD"\nexit 7\n')
+    (bin_dir / "make").write_text('#!/bin/sh\n{ pwd; ls -A ..; echo "$@"; } >> "$RECORD"\n'
+                                  '[ "$1" = lint ] && exit 0\nexit 7\n')
     (bin_dir / "make").chmod(0o755)
     env = clean_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", TMPDIR=str(tmp), RECORD=str(record))
     r = subprocess.run(["sh", str(ROOT / ".ci" / "run")], env=env, capture_output=True, text=True, timeout=WAIT)
     assert r.returncode == 7, r.stderr
-    where, beside, args = record.read_text().splitlines()
-    assert re.fullmatch(re.escape(str(tmp)) + r"/[^/]+/polygen", where)
-    assert (beside, args) == ("polygen", "test")
+    lint_where, lint_beside, lint, where, beside, args = record.read_text().splitlines()
+    assert re.fullmatch(re.escape(str(tmp)) + r"/[^/]+/polygen", where) and lint_where == where
+    assert (lint_beside, lint, beside, args) == ("polygen", "lint", "polygen", "test")
     assert list(tmp.iterdir()) == []

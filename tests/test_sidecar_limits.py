@@ -26,8 +26,14 @@ from polygen.logstore import CUT_MODULE
 from polygen.sidecar import SidecarConfig, create_app, keys
 from tests.test_fuzz_sidecar import ServeLikeServer
 from tests.test_logstore import db, db_path, raw  # noqa: F401 (db, db_path: fixtures)
-from tests.test_sidecar import ROOT, Server, log_body, make_generation, point_out
-from tests.test_sidecar import site  # noqa: F401 (a fixture)
+from tests.test_sidecar import (
+    ROOT,
+    Server,
+    log_body,
+    make_generation,
+    point_out,
+    site,  # noqa: F401 (a fixture)
+)
 from tests.test_sidecar_security import FakeClock, serve_configs
 
 MAC = "0004f2abcdef"

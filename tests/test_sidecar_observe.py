@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from polygen.build import BuildOptions, run
-from polygen.logstore import open_store
+from polygen.logdb import open_store
 from polygen.sidecar import SidecarConfig, create_app, keys
 from polygen.sidecar.observe import BATCH, flush
 from tests.conftest import TEMPLATES

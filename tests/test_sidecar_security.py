@@ -18,8 +18,8 @@ from polygen import htpasswd
 from polygen.cli import cli
 from polygen.errors import SidecarConfigError
 from polygen.sidecar import SidecarConfig, create_app, keys
+from polygen.sidecar.accesslog import KeyValueAccessLogger
 from polygen.sidecar.guard import TokenBuckets, is_public
-from polygen.sidecar.handlers import KeyValueAccessLogger
 from tests.test_sidecar import MAC, MAC2, UNKNOWN, counts, make_generation, point_out
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -515,7 +515,7 @@ def test_secret_paths_are_ignored_by_git():
     r = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True)
     assert sorted(r.stdout.splitlines()) == sorted(paths)
     # the test corpus's broken secrets files are test data, and stay in git
-    kept = ["tests/corpus/secrets-file-bad-shape/secrets.yaml", "inventory/phones.yaml", "polygen/inventory.py"]
+    kept = ["tests/corpus/secrets-file-bad-shape/secrets.yaml", "inventory/phones.yaml", "polygen/inventory/secrets.py"]
     r = subprocess.run(["git", "check-ignore", "--no-index", *kept], cwd=ROOT, capture_output=True, text=True)
     assert r.stdout == ""
 

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from polygen.cli import cli
-from polygen.logstore import open_store
+from polygen.logdb import open_store
 from polygen.sightings import Sighting
 from polygen.status import FIELDS, Served, ago, fleet, format_table, read_served, select
 from tests.htmltree import parse

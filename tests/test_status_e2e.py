@@ -126,7 +126,7 @@ def test_behind_nginx_the_json_access_log_gives_the_same_status(site):
     assert {mac: row["state"] for mac, row in rows.items()} == {
         "64167f000410": "ok", "0004f2000331": "mismatch", "0004f2000330": "never-seen",
         "0004f2005000": "never-seen", "64167f000201": "unknown"}
-    from polygen.logstore import open_store
+    from polygen.logdb import open_store
 
     with open_store(site.db) as store:
         seen = {(s.mac, s.kind): s for s in store.sightings()}

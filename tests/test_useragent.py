@@ -12,7 +12,6 @@ from polygen.useragent import UserAgent, parse_user_agent
 
 from .conftest import sample_user_agents
 
-
 # UA -> (agent, family, model, version, type, serial). Every line of tests/data/user-agents.tsv must be here,
 # and every entry here must be in the file (test_every_sample_has_an_expectation).
 EXPECTED = {

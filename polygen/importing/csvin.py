@@ -103,7 +103,7 @@ class _Reader:
         except UnicodeDecodeError as exc:
             line = self.path.read_bytes()[: exc.start].count(b"\n") + 1
             raise InventoryError("not UTF-8", [Problem(self.display, line, "", "not UTF-8 text; save the "
-                                                                               "spreadsheet as CSV UTF-8")])
+                                                                               "spreadsheet as CSV UTF-8")]) from None
         if not text.strip():
             raise InventoryError("empty", [Problem(self.display, 1, "", "the file is empty; it needs a header "
                                                                         "row and one row per phone line")])
@@ -153,7 +153,7 @@ class _Reader:
             elif fld != IGNORE:
                 self.column[fld] = col
             fields.append(fld)
-        for k, fld in self.mapping.items():
+        for k in self.mapping:
             if k not in used_map:
                 self.error(1, None, f"--map names a column '{k}' that the header does not have "
                                     f"(columns: {', '.join(header)})")

@@ -20,6 +20,9 @@ From each phone's effective parameters (``tree``):
 3. The report: every parameter not mapped onto a first-class key and where it went (site
    settings, a phone's settings, built in because polygen writes the same value, the firmware
    default, the release's files), and every file no phone read, with the reason.
+
+Longer than 600 lines: the three steps work on one ``_Inference`` state (the phones' parameters,
+the site's majority values, what polygen writes); split, they would pass that state between modules.
 """
 
 from __future__ import annotations
@@ -42,8 +45,20 @@ from polygen.importing.defaults import _DST, default, release_params
 from polygen.importing.dialing import as_yaml, dialing_for, dials_everything
 from polygen.importing.keys import own_speed_dials, phone_keys
 from polygen.importing.tree import PhoneConfig, Tree
-from polygen.inventory import (MAX_ADMIN_PASSWORD, MAX_MWI_NUMBER, Contact, Dialing, Extension, Inventory, Phone,
-                               Polling, Problem, ProvAuth, Site, mwi_address)
+from polygen.inventory import (
+    MAX_ADMIN_PASSWORD,
+    MAX_MWI_NUMBER,
+    Contact,
+    Dialing,
+    Extension,
+    Inventory,
+    Phone,
+    Polling,
+    Problem,
+    ProvAuth,
+    Site,
+    mwi_address,
+)
 from polygen.plan import config_files, legacy_polling, phone_sections, site_sections
 from polygen.tzrules import UnknownZone
 

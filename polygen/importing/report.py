@@ -7,7 +7,6 @@ import json
 from polygen.importing.commit import Written
 from polygen.importing.infer import Inferred
 
-
 DESTINATIONS = {
     "built in": "built in: polygen writes the same",
     "firmware default": "left out: the firmware's default",

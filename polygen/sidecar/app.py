@@ -16,9 +16,11 @@ from pathlib import Path
 from aiohttp import web
 
 from polygen.errors import LogStoreUnavailable, SidecarConfigError
-from polygen.logstore import describe_db
+from polygen.logdb import describe_db
 from polygen.overrides import OverrideStore, default_dir
-from polygen.sidecar import guard, handlers, keys, metrics, observe, timeouts
+from polygen.sidecar import guard, handlers, keys, metrics, middleware, observe, timeouts
+from polygen.sidecar.accesslog import KeyValueAccessLogger, KeyValueFormatter
+from polygen.sidecar.outtree import OutTree
 from polygen.sidecar.store import StoreWriter
 
 log = logging.getLogger("polygen.sidecar")
@@ -175,13 +177,13 @@ def create_app(config: SidecarConfig) -> web.Application:
     # Outermost first: count the request; note what it says of a phone, with its final answer
     # (polygen.sidecar.observe); then the miss limiter (which sees the final status), then the
     # translation of errors into the one JSON shape.
-    app = web.Application(middlewares=[handlers.inflight_middleware, observe.observe_middleware,
-                                       guard.guard_middleware, handlers.error_middleware])
+    app = web.Application(middlewares=[middleware.inflight_middleware, observe.observe_middleware,
+                                       guard.guard_middleware, middleware.error_middleware])
     app[keys.CONFIG] = config
     app[keys.GUARD] = guard.Guard(config)
     app[keys.HTPASSWD] = guard.Htpasswd()
-    app[keys.INFLIGHT] = handlers.InFlight()
-    app[keys.TREE] = handlers.OutTree(config.out)
+    app[keys.INFLIGHT] = middleware.InFlight()
+    app[keys.TREE] = OutTree(config.out)
     app[keys.REBUILD] = handlers.LastRebuild()
     app[keys.OBSERVER] = observe.Observer()
     app[keys.METRICS] = metrics.Metrics()
@@ -196,7 +198,7 @@ def create_app(config: SidecarConfig) -> web.Application:
 def setup_logging(level: int = logging.INFO) -> None:
     """The server's own log lines go to stdout, one ``key=value`` line each."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(handlers.KeyValueFormatter())
+    handler.setFormatter(KeyValueFormatter())
     root = logging.getLogger("polygen")
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -237,7 +239,7 @@ async def _serve(app: web.Application, config: SidecarConfig, host: str, port: i
     runner = web.AppRunner(
         app,
         access_log=logging.getLogger("polygen.access"),
-        access_log_class=handlers.KeyValueAccessLogger,
+        access_log_class=KeyValueAccessLogger,
         shutdown_timeout=shutdown_timeout,
         keepalive_timeout=config.header_timeout,
     )

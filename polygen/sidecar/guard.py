@@ -50,6 +50,7 @@ from aiohttp import web
 
 from polygen import htpasswd
 from polygen.sidecar import keys
+from polygen.sidecar.responses import NOT_FOUND, error_response
 
 log = logging.getLogger("polygen.sidecar")
 
@@ -266,8 +267,6 @@ def too_many(retry_after: int, message: str) -> web.HTTPTooManyRequests:
 @web.middleware
 async def guard_middleware(request: web.Request, handler):
     """The miss limiter around every request (inside it, errors are already JSON responses)."""
-    from polygen.sidecar.handlers import error_response
-
     guard = request.app[keys.GUARD]
     client = guard.client(request)
     public = is_public(request.method, request.raw_path)
@@ -297,8 +296,6 @@ async def handle_guard(request: web.Request) -> web.Response:
 
 async def handle_miss(request: web.Request) -> web.Response:
     """nginx found no file for a name the build could have written."""
-    from polygen.sidecar.handlers import NOT_FOUND
-
     raise web.HTTPNotFound(text=NOT_FOUND)
 
 

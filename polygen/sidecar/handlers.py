@@ -1,4 +1,5 @@
-"""Request handlers, the error middleware, the access logger and the view of ``out/``.
+"""The request handlers (the view of ``out/`` is ``outtree``, errors ``responses`` and
+``middleware``, the access log ``accesslog``).
 
 Every request is judged on its **raw** path (``request.raw_path``, exactly as the client sent it,
 before any decoding or dot-segment folding) against strict patterns, before it reaches SQL or the
@@ -26,33 +27,25 @@ files, hidden and forbidden names and missing files cannot be told apart (SECURI
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import ClientPayloadError, web
-from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
 from polygen import overrides
-from polygen.errors import LogStoreUnavailable
 from polygen.logparse import count_lines
-from polygen.safetext import json_dumps
 from polygen.sidecar import keys
 from polygen.sidecar.guard import is_public, require_auth, too_many
 from polygen.sidecar.guard import note as _note
-from polygen.useragent import dispatch, parse_user_agent
+from polygen.sidecar.outtree import safe_file
+from polygen.sidecar.responses import NOT_FOUND, STORE_RETRY_AFTER
+from polygen.useragent import parse_user_agent
 from polygen.write import generation_commit
 
 log = logging.getLogger("polygen.sidecar")
-access_log = logging.getLogger("polygen.access")
 
-DEFAULT_BOOTSTRAP = "000000000000.cfg"
-MANIFEST = ".polygen-manifest.json"
-UA_INDEX = "ua-index.json"
 SHARED_DIRECTORY = "contacts/000000000000-directory.xml"
 
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9._-]+", re.ASCII)
@@ -60,228 +53,9 @@ _BOOTSTRAP_RE = re.compile(r"/(?:[A-Za-z0-9._-]+/)*000000000000\.cfg", re.ASCII)
 UPLOAD_RE = re.compile(r"^/(?:logs/)?([0-9a-f]{12})-(boot|app)\.log$", re.ASCII)
 _UPLOAD_ANY_CASE_RE = re.compile(f"{UPLOAD_RE.pattern}|{overrides.PATH_RE.pattern}", re.ASCII | re.IGNORECASE)
 _CONTACTS_RE = re.compile(r"contacts/([0-9a-f]{12})-directory\.xml", re.ASCII)
-_PHONE_CFG_RE = re.compile(r"([0-9a-f]{12})-phone\.cfg", re.ASCII)
-_SAFE_REL_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(?:/[A-Za-z0-9_-][A-Za-z0-9._-]*)*", re.ASCII)
 _CHUNK = 64 * 1024
-STORE_RETRY_AFTER = 30  # seconds, in the 503 of an upload while the log database is unavailable
-NOT_FOUND = "not found"  # the one 404 text of every lookup (MAC guessing: no hint why)
 
 
-# ---------------------------------------------------------------------------- the out/ tree
-@dataclass(frozen=True)
-class Manifest:
-    files: frozenset[str]  # relative paths the build wrote (and linked)
-    macs: frozenset[str]  # the phones the inventory knows: one per <mac>-phone.cfg
-    lines: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # MAC -> its extensions
-
-
-_EMPTY_MANIFEST = Manifest(frozenset(), frozenset())
-
-
-class OutTree:
-    """Reads the current generation behind the ``out`` symlink.
-
-    ``out`` is swapped atomically by each build, so it is resolved once per request
-    (``generation()``) and everything a request needs is read from that one directory: a request
-    never mixes two generations. The manifest and the UA index are parsed once and cached by the
-    file's (device, inode, mtime, size): a rebuild that changes them is picked up on the next request
-    without a restart; hard-linked unchanged files keep their inode, and their cache entry.
-    Used from the event loop thread only.
-    """
-
-    def __init__(self, out: Path):
-        self.out = Path(out).absolute()
-        self._manifest: tuple[tuple, Manifest] | None = None
-        self._index: tuple[tuple, dict] | None = None
-        self._policy: tuple[tuple, str] | None = None
-
-    def generation(self) -> Path | None:
-        try:
-            root = self.out.resolve(strict=True)
-        except (OSError, RuntimeError):
-            return None
-        return root if root.is_dir() else None
-
-    @staticmethod
-    def _key(path: Path) -> tuple | None:
-        try:
-            st = path.stat()
-        except OSError:
-            return None
-        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
-
-    def manifest(self, gen: Path) -> Manifest:
-        path = gen / MANIFEST
-        key = self._key(path)
-        if key is None:
-            return _EMPTY_MANIFEST
-        if self._manifest is not None and self._manifest[0] == key:
-            return self._manifest[1]
-        try:
-            data = json.loads(path.read_bytes())
-            files = data.get("files", data) if isinstance(data, dict) else {}
-            if not isinstance(files, dict):
-                raise ValueError("'files' is not an object")
-        except (OSError, ValueError) as exc:
-            log.error("cannot read %s: %s", path, exc)
-            return _EMPTY_MANIFEST
-        names = frozenset(str(k) for k in files)
-        macs = frozenset(m[1] for name in names if (m := _PHONE_CFG_RE.fullmatch(name)))
-        manifest = Manifest(names, macs, phone_lines(data))
-        self._manifest = (key, manifest)
-        return manifest
-
-    def ua_index(self, gen: Path) -> dict | None:
-        path = gen / UA_INDEX
-        key = self._key(path)
-        if key is None:
-            return None
-        if self._index is not None and self._index[0] == key:
-            return self._index[1]
-        try:
-            data = json.loads(path.read_bytes())
-            if not isinstance(data, dict) or not isinstance(data.get("models", {}), dict):
-                raise ValueError("not a UA index object")
-        except (OSError, ValueError) as exc:
-            log.error("cannot read %s: %s", path, exc)
-            return None
-        self._index = (key, data)
-        return data
-
-    def overrides_policy(self, gen: Path) -> str:
-        """``site.overrides`` of this generation (keep or discard)."""
-        key = self._key(gen / overrides.SERVE_FILE)
-        if self._policy is None or self._policy[0] != key:
-            self._policy = (key, overrides.read_policy(gen))
-        return self._policy[1]
-
-    def bootstrap_for(self, gen: Path, user_agent: str | None) -> tuple[str, bytes]:
-        """The bootstrap file (relative name, bytes) for this User-Agent: the model's, else the default."""
-        index = self.ua_index(gen) or {}
-        models = index.get("models") or {}
-        default = index.get("default") or DEFAULT_BOOTSTRAP
-        # the rule the generated nginx map applies too (polygen.useragent.dispatch)
-        token = dispatch(user_agent, models)
-        choice = models.get(token) or default
-        for rel in dict.fromkeys((choice, default, DEFAULT_BOOTSTRAP)):
-            path = safe_file(gen, rel)
-            if path is not None:
-                return rel, path.read_bytes()
-        raise web.HTTPServiceUnavailable(text=f"the current build has no {DEFAULT_BOOTSTRAP}")
-
-
-def phone_lines(manifest: object) -> dict[str, tuple[str, ...]]:
-    """MAC -> the extensions on its lines, from the manifest's phone index (``polygen.write``);
-    empty for a build made before polygen wrote one."""
-    phones = manifest.get("phones") if isinstance(manifest, dict) else None
-    if not isinstance(phones, dict):
-        return {}
-    return {str(mac): tuple(str(x) for x in entry["lines"]) for mac, entry in phones.items()
-            if isinstance(entry, dict) and isinstance(entry.get("lines"), list)}
-
-
-def safe_file(gen: Path, rel: object) -> Path | None:
-    """``gen/rel`` if ``rel`` is a plain relative name of a regular file inside ``gen``; else None."""
-    if not isinstance(rel, str) or not _SAFE_REL_RE.fullmatch(rel):
-        return None
-    try:
-        path = (gen / rel).resolve(strict=True)
-    except (OSError, RuntimeError):
-        return None
-    if not path.is_relative_to(gen) or not path.is_file():
-        return None
-    return path
-
-
-# ---------------------------------------------------------------------------- requests in flight
-class InFlight:
-    """Counts the requests being handled, so a stopping server can wait for them.
-
-    aiohttp's own graceful shutdown stops reading from connections at once, so an upload whose
-    body is still arriving would be cut off; ``run()`` instead closes the listening socket first,
-    waits here until the count drops to zero (or the shutdown timeout), and only then shuts down.
-    """
-
-    def __init__(self):
-        self.count = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        # per connection (aiohttp's protocol object): requests being handled, and since when it
-        # has had none (polygen.sidecar.timeouts closes connections idle for too long)
-        self.busy: dict[object, int] = {}
-        self.idle_since: dict[object, float] = {}
-
-    def enter(self, conn: object = None) -> None:
-        self.count += 1
-        self._idle.clear()
-        if conn is not None:
-            self.busy[conn] = self.busy.get(conn, 0) + 1
-            self.idle_since.pop(conn, None)
-
-    def leave(self, conn: object = None) -> None:
-        self.count -= 1
-        if self.count == 0:
-            self._idle.set()
-        if conn is not None:
-            left = self.busy.pop(conn, 1) - 1
-            if left > 0:
-                self.busy[conn] = left
-            else:
-                self.idle_since[conn] = asyncio.get_running_loop().time()
-
-    async def wait_idle(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
-
-
-@web.middleware
-async def inflight_middleware(request: web.Request, handler):
-    inflight = request.app[keys.INFLIGHT]
-    conn = request.protocol
-    inflight.enter(conn)
-    try:
-        return await handler(request)
-    finally:
-        inflight.leave(conn)
-
-
-# ---------------------------------------------------------------------------- errors
-def error_response(status: int, message: str, headers=None) -> web.Response:
-    """The one JSON error shape: ``{"error": {"status": 404, "message": "…"}}``."""
-    return web.json_response({"error": {"status": status, "message": message}}, status=status,
-                             headers=headers)
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler):
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        message = exc.text or exc.reason
-        if message == f"{exc.status}: {exc.reason}":  # aiohttp's default text
-            message = exc.reason
-        headers = {k: v for k, v in exc.headers.items()
-                   if k.lower() in ("allow", "retry-after", "www-authenticate")}
-        return error_response(exc.status, message, headers or None)
-    except LogStoreUnavailable as exc:
-        # The database is down or unreachable: nothing was stored and nothing acknowledged; the
-        # phone sends its log again later (the reason stays in our log: it names the server).
-        log.warning("%s %s: %s", request.method, request.raw_path, exc)
-        return error_response(503, "the log database is unavailable: try again later",
-                              {"Retry-After": str(STORE_RETRY_AFTER)})
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.raw_path)
-        return error_response(500, "internal server error")
-
-
-# ---------------------------------------------------------------------------- handlers
 def check_raw_path(raw: str) -> list[str]:
     """The path's segments, or 400 for anything that is not a plain path (see module docstring)."""
     if "?" in raw or "#" in raw:
@@ -578,45 +352,3 @@ def handle_static(request: web.Request, raw: str) -> web.StreamResponse:
             raise not_found
     _note(request, served=rel, generation=gen.name)
     return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
-
-
-# ---------------------------------------------------------------------------- access log
-def kv(value: object) -> str:
-    """A value for a key=value log line: bare when safe, else double-quoted with escapes."""
-    text = "" if value is None else str(value)
-    if text and re.fullmatch(r"[A-Za-z0-9._:/@+-]+", text):
-        return text
-    return json_dumps(text)  # C0, C1 and DEL escaped: a User-Agent cannot drive a terminal
-
-
-class KeyValueAccessLogger(AbstractAccessLogger):
-    """One line per request, ``key=value`` (journald and log shippers split it without a grammar)."""
-
-    def log(self, request, response, time: float) -> None:
-        fields = {
-            "method": request.method,
-            "path": request.raw_path,
-            "status": response.status,
-            "bytes": response.body_length,
-            "ms": f"{time * 1000:.1f}",
-            "remote": request.remote,
-            "ua": request.headers.get("User-Agent", ""),
-        }
-        notes = request.get(keys.NOTES) if hasattr(request, "get") else None
-        if notes:
-            fields.update(notes)
-        self.logger.info(" ".join(f"{k}={kv(v)}" for k, v in fields.items()), extra={"kv": True})
-
-
-class KeyValueFormatter(logging.Formatter):
-    """``level=info logger=polygen.sidecar msg="…"``; access lines are already key=value."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        head = f"level={record.levelname.lower()} logger={record.name}"
-        if getattr(record, "kv", False):
-            line = f"{head} {record.getMessage()}"
-        else:
-            line = f"{head} msg={kv(record.getMessage())}"
-        if record.exc_info:
-            line += f" exc={kv(self.formatException(record.exc_info))}"
-        return line

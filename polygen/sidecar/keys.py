@@ -13,9 +13,11 @@ if TYPE_CHECKING:
     from polygen.overrides import OverrideStore
     from polygen.sidecar.app import SidecarConfig
     from polygen.sidecar.guard import Guard, Htpasswd
-    from polygen.sidecar.handlers import InFlight, LastRebuild, OutTree
+    from polygen.sidecar.handlers import LastRebuild
     from polygen.sidecar.metrics import Metrics
+    from polygen.sidecar.middleware import InFlight
     from polygen.sidecar.observe import Observer
+    from polygen.sidecar.outtree import OutTree
     from polygen.sidecar.store import StoreWriter
     from polygen.watch import Watcher
 

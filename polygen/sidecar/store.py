@@ -1,6 +1,6 @@
 """The sidecar's log database writers, and the reader its health check asks.
 
-A log store (``polygen.logstore.open_store``: SQLite or PostgreSQL) is one connection and not
+A log store (``polygen.logdb.open_store``: SQLite or PostgreSQL) is one connection and not
 thread-safe, so each writer thread of a ``ThreadPoolExecutor`` opens, uses and closes its own.
 With SQLite there is one writer thread, which also serialises the writes (datasette's
 write-thread pattern); with PostgreSQL a few, each with its connection, and the store keeps
@@ -24,7 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from polygen.errors import LogStoreError
-from polygen.logstore import BaseLogStore, StoredUpload, describe_db, is_postgres_url, open_reader, open_store
+from polygen.logdb import describe_db, is_postgres_url, open_reader, open_store
+from polygen.logstore import BaseLogStore, StoredUpload
 from polygen.sightings import Sighting
 
 log = logging.getLogger("polygen.sidecar.store")

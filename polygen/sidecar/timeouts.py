@@ -3,7 +3,7 @@
 aiohttp's ``keepalive_timeout`` closes a connection idle between requests, but whether it also
 covers a connection that never completes its first request head depends on the aiohttp release.
 ``close_idle`` does not depend on it: every connection with no request being handled (see
-``handlers.InFlight``) for ``header_timeout`` seconds, counted from when it was first seen or
+``middleware.InFlight``) for ``header_timeout`` seconds, counted from when it was first seen or
 from the end of its last request, is closed, however many header bytes it trickles in. Upload
 bodies have their own deadline in the upload handler.
 """
