@@ -77,7 +77,7 @@ def test_build_git_builds_the_commit_not_the_working_tree(repo, tmp_path):
     r = invoke("build", "--git", *args(repo, out))
     assert r.exit_code == 0, r.output
     head = git(repo, "rev-parse", "HEAD")
-    assert r.stdout == (f"4 phones: 12 files written, 0 unchanged, 0 removed (generation g000001, "
+    assert r.stdout == (f"4 phones: 13 files written, 0 unchanged, 0 removed (generation g000001, "
                         f"commit {head[:12]}, digest {tree_digest(out)[:16]})\n")
     assert "<fn>Ada</fn>" in directory(out) and "Uncommitted" not in directory(out)
     assert served_commit(out) == head
@@ -86,7 +86,7 @@ def test_build_git_builds_the_commit_not_the_working_tree(repo, tmp_path):
     git(repo, "commit", "-qam", "Rename Ada")
     r = invoke("build", "--git", *args(repo, out))
     second = git(repo, "rev-parse", "HEAD")
-    assert r.stdout.startswith(f"4 phones: 2 files written, 10 unchanged, 0 removed (generation g000002, "
+    assert r.stdout.startswith(f"4 phones: 2 files written, 11 unchanged, 0 removed (generation g000002, "
                                f"commit {second[:12]}, digest ")
     assert "<fn>Uncommitted</fn>" in directory(out)
     (repo / "inventory" / "README.txt").write_text("not an inventory file\n")
@@ -94,7 +94,7 @@ def test_build_git_builds_the_commit_not_the_working_tree(repo, tmp_path):
     git(repo, "commit", "-qm", "A note")
     third = git(repo, "rev-parse", "HEAD")
     r = invoke("build", "--git", *args(repo, out))
-    assert r.stdout == (f"4 phones: nothing changed (12 files unchanged, generation g000002, commit {third[:12]}, "
+    assert r.stdout == (f"4 phones: nothing changed (13 files unchanged, generation g000002, commit {third[:12]}, "
                         f"digest {tree_digest(out)[:16]})\n")
     assert served_commit(out) == third
 
