@@ -43,14 +43,22 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from polygen.catalog import Catalog
 from polygen.errors import InventoryError, PolygenError
-from polygen.inventory import SECRETS_FILENAMES, Inventory, Problem, inventory_files, load, normalise_mac
+from polygen.inventory import (
+    EXT_RE,
+    SECRETS_FILENAMES,
+    Inventory,
+    Problem,
+    inventory_files,
+    load,
+    normalise_mac,
+    secrets_file,
+)
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # the line breaks YAML counts (marks' line numbers); str.splitlines knows more
 _BREAK_RE = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")
 _BREAKS = ("\n", "\r", "\x85", "\u2028", "\u2029")
 # the inventory's rule for an extension (inventory.py checks it again on the result)
-EXT_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+\-]{0,63}$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029\ufffe\uffff]")
 _NULLS = ("", "~", "null", "Null", "NULL")
 _RESOLVER = yaml.resolver.Resolver()
@@ -183,7 +191,7 @@ def add_extension(directory: Path, ext: str, first_name: str, last_name: str | N
     (at,) = added.placed
     name = " ".join(x for x in (first_name, fields.get("last_name")) if x)
     return EditResult(f"{at.file}:{at.first}: added extension {ext} ({name}); its password is in "
-                      f"{_secrets_path(directory, secrets)}", added.files, added.inventory,
+                      f"{secrets_file(directory, secrets)}", added.files, added.inventory,
                       _on(added.warnings, at.file, at.first, at.last))
 
 
@@ -199,7 +207,7 @@ def remove_extension(directory: Path, ext: str, *, secrets: Path | None = None) 
         them = "phone" if len(uses) == 1 else "phones"
         raise PolygenError(f"extension {ext} is on {them} {phones}; remove it from the {them} first")
     changes = [_remove_entry(entry)]
-    store = _File.read(_secrets_path(directory, secrets), missing_ok=True)
+    store = _File.read(secrets_file(directory, secrets), missing_ok=True)
     dropped = _drop_secret(store, ext)
     if dropped is not None:
         changes.append(dropped)  # after the entry: a stray password is only a warning
@@ -250,7 +258,7 @@ def _valid_mac(mac: str) -> str:
 def _valid_exts(exts: Iterable[str]) -> list[str]:
     out: list[str] = []
     for ext in exts:
-        if not EXT_RE.match(ext):
+        if not EXT_RE.fullmatch(ext):
             raise PolygenError(f"'{ext}' is not a valid extension (letters, digits, '.', '+', '-'; at most 64)")
         if ext in out:
             raise PolygenError(f"extension {ext} is given twice")
@@ -534,16 +542,6 @@ def _inside(directory: Path, name: str) -> Path:
     return path
 
 
-def _secrets_path(directory: Path, secrets: Path | None) -> Path:
-    """The secrets file ``load`` reads: the one given, or the inventory's own."""
-    if secrets is not None:
-        return Path(secrets)
-    for n in SECRETS_FILENAMES:
-        if (directory / n).is_file():
-            return directory / n
-    return directory / SECRETS_FILENAMES[0]
-
-
 # ---------------------------------------------------------------- lines of an entry
 def _dash(text: _Text, item: Node) -> tuple[int, int]:
     """(line, column) of the '-' that opens a block list item."""
@@ -746,7 +744,7 @@ def _add(inv: _Scan, *, extensions: Sequence[dict] = (), phones: Sequence[dict] 
         edited[f.path] = _File(f.path, text.encode("utf-8"))
     changes = []
     if passwords:  # the passwords first: an extension without one would not build
-        store = _File.read(_secrets_path(inv.directory, secrets), missing_ok=True)
+        store = _File.read(secrets_file(inv.directory, secrets), missing_ok=True)
         changes.append(_set_secrets(store, passwords, private))
     changes += [_Change(Path(path), None, text) for path, text in (new_files or {}).items()]
     changes += [_Change(path, before[path], f.text) for path, f in edited.items()]
@@ -900,25 +898,25 @@ def _on(warnings: Iterable[Problem], path: Path, first: int, last: int) -> tuple
 def _check(inv: _Scan, secrets: Path | None, changes: list[_Change], env: Mapping[str, str] | None = None,
            tell: Callable[[Problem], Problem] = _same) -> Inventory:
     directory = inv.directory
-    secrets_file = _secrets_path(directory, secrets)
+    secrets_at = secrets_file(directory, secrets)
     after = {c.path: c.after.encode("utf-8") for c in changes}
     with tempfile.TemporaryDirectory(prefix="polygen-edit-") as tmp:
         root = Path(tmp) / "inventory"
         root.mkdir()
-        for path in dict.fromkeys([*inv.paths, *(c.path for c in changes if c.path != secrets_file)]):
+        for path in dict.fromkeys([*inv.paths, *(c.path for c in changes if c.path != secrets_at)]):
             dst = root / path.relative_to(directory)
             dst.parent.mkdir(parents=True, exist_ok=True)
             dst.write_bytes(after[path] if path in after else path.read_bytes())
         moved = {str(root): str(directory)}
-        given = secrets_file if secrets is not None else None  # load() reports a missing one
-        if secrets_file in after or secrets_file.is_file():
-            given = Path(tmp) / "secrets" / secrets_file.name
+        given = secrets_at if secrets is not None else None  # load() reports a missing one
+        if secrets_at in after or secrets_at.is_file():
+            given = Path(tmp) / "secrets" / secrets_at.name
             given.parent.mkdir()
-            given.write_bytes(after[secrets_file] if secrets_file in after else secrets_file.read_bytes())
-            private = any(c.private for c in changes if c.path == secrets_file)
-            mode = 0o600 if private or not secrets_file.exists() else stat.S_IMODE(secrets_file.stat().st_mode)
+            given.write_bytes(after[secrets_at] if secrets_at in after else secrets_at.read_bytes())
+            private = any(c.private for c in changes if c.path == secrets_at)
+            mode = 0o600 if private or not secrets_at.exists() else stat.S_IMODE(secrets_at.stat().st_mode)
             given.chmod(mode)  # so that the readable-by-everyone warning says the truth
-            moved[str(given)] = str(secrets_file)
+            moved[str(given)] = str(secrets_at)
         try:
             return _moved(load(root, secrets=given, env=env), moved)
         except InventoryError as exc:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from polygen.errors import InventoryError, PolygenError
 from polygen.importing import yamltext
-from polygen.inventory import SECRETS_FILENAMES, Inventory, Problem, inventory_files, load
+from polygen.inventory import Inventory, Problem, inventory_files, load, secrets_file
 
 SECTIONS = ("extensions", "phones", "contacts")
 SECRETS_COMMENT = ("SIP passwords by extension. Keep this file out of git and private (chmod 600):\n"
@@ -67,12 +67,6 @@ class Written:
     inventory: Inventory
     warnings: list[Problem]
     gitignore: Path | None = None  # when the import added the secrets file to it
-
-
-def secrets_path(into: Path, secrets: Path | None) -> Path:
-    if secrets is not None:
-        return Path(secrets)
-    return next((into / n for n in SECRETS_FILENAMES if (into / n).is_file()), into / SECRETS_FILENAMES[0])
 
 
 @dataclass
@@ -125,7 +119,7 @@ class _Layout:
         self.texts: dict[Path, str] = {}
         self.what: dict[Path, str] = {}
         self.placed: dict[tuple[Path, str, int], Entry] = {}
-        self.secrets = secrets_path(into, secrets)
+        self.secrets = secrets_file(into, secrets)
         clash = [p for p in self._new_files(draft) if p.exists()]
         if (draft.secrets or draft.provisioning_password or draft.admin_password) and self.secrets.exists():
             clash.append(self.secrets)
@@ -292,7 +286,7 @@ def merge(draft: Draft, into: Path, *, secrets: Path | None = None, env: dict | 
     files = [(path, ", ".join(w)) for path, w in what.items()]
     gitignore = None
     if draft.secrets:
-        n, store = len(draft.secrets), secrets_path(into, secrets)
+        n, store = len(draft.secrets), secrets_file(into, secrets)
         files.append((store, f"{n} password{'s' if n != 1 else ''} (mode 0600)"))
         gitignore = _ignore_secrets(into, store)
     return Written(files, added.inventory, list(added.warnings), gitignore)

@@ -20,7 +20,7 @@ from pathlib import Path
 from polygen.catalog import Catalog
 from polygen.errors import InventoryError, PolygenError
 from polygen.importing.commit import Draft, Entry, Origin
-from polygen.inventory import Problem, normalise_mac
+from polygen.inventory import EXT_RE, Problem, normalise_mac
 
 FIELDS = ("mac", "model", "ext", "first_name", "last_name", "name", "display_name", "secret", "mailbox",
           "label", "directory", "shared")
@@ -42,7 +42,6 @@ SPELLINGS = {
     "directory": "directory", "listed": "directory", "indirectory": "directory",
     "shared": "shared", "sharedline": "shared",
 }
-_EXT_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+\-]{0,63}$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\ufffe\uffff]")  # a line break too: a directory name is one line
 _YES = {"1", "y", "yes", "true", "x"}
 _NO = {"0", "n", "no", "false"}
@@ -196,7 +195,7 @@ class _Reader:
                        "no model for this phone; every phone needs one (a model column, e.g. VVX410)")
         if "model" in v and "mac" not in v:
             self.error(r.line, "mac" if "mac" in self.column else None, "a model without a MAC address")
-        if "ext" in v and not _EXT_RE.match(v["ext"]):
+        if "ext" in v and not EXT_RE.fullmatch(v["ext"]):
             self.error(r.line, "ext", f"'{v['ext']}' is not a valid extension (letters, digits, '.', '+', '-'; "
                                       "at most 64)")
             del v["ext"]

@@ -46,6 +46,7 @@ from polygen.importing.dialing import as_yaml, dialing_for, dials_everything
 from polygen.importing.keys import own_speed_dials, phone_keys
 from polygen.importing.tree import PhoneConfig, Tree
 from polygen.inventory import (
+    EXT_RE,
     MAX_ADMIN_PASSWORD,
     MAX_MWI_NUMBER,
     Contact,
@@ -62,7 +63,6 @@ from polygen.inventory import (
 from polygen.plan import config_files, legacy_polling, phone_sections, site_sections
 from polygen.tzrules import UnknownZone
 
-_EXT_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+\-]{0,63}$")
 _PARAM_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_\-]+)*$")
 _BAD_CHARS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
@@ -273,7 +273,7 @@ class _Inference:
                 why = None
                 if i > self.model(pc).lines:
                     why = f"the {pc.model.name} has {self.model(pc).lines} lines"
-                elif not _EXT_RE.match(addr):
+                elif not EXT_RE.fullmatch(addr):
                     why = f"'{addr}' is not an extension polygen can name (letters, digits, '.', '+', '-')"
                 elif addr in own:
                     why = f"extension {addr} is already line {own.index(addr) + 1}"

@@ -32,6 +32,7 @@ from polygen.inventory.fields import (
     CONTACT_KEYS,
     DIALING_KEYS,
     EXT_KEYS,
+    EXT_RE,
     KEY_KINDS,
     MAX_MWI_NUMBER,
     MODEL_KEYS,
@@ -67,6 +68,7 @@ from polygen.inventory.secrets import (
     SECRETS_FILENAMES,
     _load_secrets,
     secret_problem,
+    secrets_file,
 )
 from polygen.inventory.site import _model_overrides, _site
 from polygen.yamlnodes import Loc, Map
@@ -74,7 +76,7 @@ from polygen.yamlnodes import Loc, Map
 __all__ = ["ADMIN_PASSWORD_ENV", "CONTACT_KEYS", "Contact", "DIALING_KEYS", "Dialing", "EXT_KEYS", "Extension",
            "Inventory", "KEY_KINDS", "Key", "MAX_ADMIN_PASSWORD", "MAX_MWI_NUMBER", "MODEL_KEYS", "PHONE_KEYS",
            "POLL_KEYS", "POLYCOM_OUIS", "PROV_PASSWORD_ENV", "Phone", "Polling", "Problem", "ProvAuth",
-           "SECRETS_FILENAMES", "SECRET_ENV_PREFIX", "SITE_KEYS", "SPEED_DIAL_KEYS", "Site", "TOP_KEYS",
+           "EXT_RE", "SECRETS_FILENAMES", "secrets_file", "SECRET_ENV_PREFIX", "SITE_KEYS", "SPEED_DIAL_KEYS", "Site", "TOP_KEYS",
            "inventory_files", "load", "mwi_address", "normalise_mac", "secret_problem",
            # for polygen.dialcheck, polygen.build and the tests
            "_Ctx", "_RawExt", "_RawPhone", "_rules_year"]

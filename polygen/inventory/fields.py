@@ -13,7 +13,7 @@ from polygen.yamlnodes import Loc, Map, Scalar, Seq
 POLYCOM_OUIS = ("0004f2", "64167f", "482567")
 
 # Validators use fullmatch: ``$`` would also match before a trailing newline ("1001\n").
-_EXT_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+\-]{0,63}")
+EXT_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+\-]{0,63}")
 _MAC_SEP_RE = re.compile(r"[:\-. ]")
 _HEX12_RE = re.compile(r"[0-9a-f]{12}")
 _PARAM_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_\-]+)*")

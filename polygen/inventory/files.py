@@ -10,11 +10,11 @@ from pathlib import Path
 from polygen import cache as _cache
 from polygen.errors import InventoryError
 from polygen.inventory.fields import (
-    _EXT_RE,
     _NAME_BYTES,
     _NUMBER_RE,
     CONTACT_KEYS,
     EXT_KEYS,
+    EXT_RE,
     KEY_KINDS,
     PHONE_KEYS,
     POLYCOM_OUIS,
@@ -221,7 +221,7 @@ def _check_ext(ctx: _Ctx, m: Map, path: str) -> _ExtRec | None:
     ext = ctx.text(m, "ext", path)
     if ext is None:
         return None
-    if not _EXT_RE.fullmatch(ext):
+    if not EXT_RE.fullmatch(ext):
         ctx.error(m["ext"].loc, f"{path}.ext",
                   f"'{ext}' is not a valid extension (letters, digits, '.', '+', '-'; at most 64)")
         return None

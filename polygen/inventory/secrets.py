@@ -128,15 +128,19 @@ class _Secrets:
 SECRETS_KEYS = ("secrets", "provisioning_password", "provisioning_previous", "admin_password")
 
 
+def secrets_file(directory: Path, secrets: Path | None = None) -> Path:
+    """The secrets file ``load`` reads: the one given, else the inventory's own (``secrets.yaml``,
+    which an edit creates, when there is none yet)."""
+    if secrets is not None:
+        return Path(secrets)
+    return next((directory / n for n in SECRETS_FILENAMES if (directory / n).is_file()),
+                directory / SECRETS_FILENAMES[0])
+
+
 def _load_secrets(ctx: _Ctx, directory: Path, secrets: Path | None) -> _Secrets:
     found = _Secrets()
-    path = secrets
-    if path is None:
-        for n in SECRETS_FILENAMES:
-            if (directory / n).is_file():
-                path = directory / n
-                break
-    if path is None:
+    path = secrets_file(directory, secrets)
+    if secrets is None and not path.is_file():
         return found
     if not Path(path).is_file():
         ctx.error(None, "", f"secrets file '{path}' does not exist", file=str(path))
